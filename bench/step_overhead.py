@@ -1,0 +1,190 @@
+"""Time per training step of GradNorm, divided by that of equal weights, on the paper's toy trunk.
+
+Every method trains the same model on the same batches, interleaved round by round in one run
+so that machine noise hits them alike; the figure per method is the median over rounds.
+
+    python bench/step_overhead.py                 # T = 2, 10, 50 on CPU, batch 128, 2 threads
+    python bench/step_overhead.py --device cuda   # the same on a GPU
+
+Methods:
+  gradnorm        GradNorm.for_linear: one backward, norms from a hook and the layer's input
+  gradnorm-plain  GradNorm(shared_params): T autograd.grad calls at W, exact for any W
+  per-task        per-task gradients over all shared parameters (as LibMTL does), then combined
+  second-order    Algorithm 1 written literally, create_graph=True and autograd on L_grad
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from gradnorm_core import EqualWeights, GradNorm
+from gradnorm_core.problems import MultiHeadNet, ToyRegression
+
+Step = Callable[[torch.Tensor, list[torch.Tensor]], None]
+
+
+def equal_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
+    balancer = EqualWeights(problem.num_tasks)
+    return _training_step(model, problem, balancer.backward)
+
+
+def gradnorm_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
+    gradnorm = GradNorm.for_linear(model.last_shared_layer, problem.num_tasks, alpha=1.5)
+    return _training_step(model, problem, gradnorm.backward, branch=gradnorm.branch)
+
+
+def gradnorm_plain_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
+    gradnorm = GradNorm(model.last_shared_layer.parameters(), problem.num_tasks, alpha=1.5)
+    return _training_step(model, problem, gradnorm.backward)
+
+
+class _ClosedFormWeights:
+    """GradNorm's weight update from given norms, shared by the two reference methods."""
+
+    def __init__(self, num_tasks: int, device: torch.device) -> None:
+        self.weights = torch.ones(num_tasks, device=device)
+        self.optimizer = torch.optim.Adam([self.weights], lr=0.025)
+        self.initial: torch.Tensor | None = None
+
+    def update(self, losses: torch.Tensor, norms: torch.Tensor, alpha: float = 1.5) -> None:
+        if self.initial is None:
+            self.initial = losses.clone()
+        grad_norms = self.weights * norms
+        ratios = losses / self.initial
+        targets = grad_norms.mean() * (ratios / ratios.mean()) ** alpha
+        self.weights.grad = torch.sign(grad_norms - targets) * norms
+        self.optimizer.step()
+        with torch.no_grad():
+            self.weights.clamp_(min=1e-4).mul_(len(norms) / self.weights.sum())
+
+
+def per_task_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
+    shared = list(model.trunk.parameters())
+    heads = list(model.heads.parameters())
+    last = set(id(p) for p in model.last_shared_layer.parameters())
+    state = _ClosedFormWeights(problem.num_tasks, next(model.parameters()).device)
+
+    def backward(losses: torch.Tensor) -> None:
+        weights = state.weights.detach().clone()
+        per_task = [torch.autograd.grad(loss, shared, retain_graph=True) for loss in losses]
+        norms = torch.stack([
+            torch.sqrt(sum(g.square().sum() for g, p in zip(grads, shared) if id(p) in last))
+            for grads in per_task
+        ])
+        for index, param in enumerate(shared):
+            param.grad = sum(w * grads[index] for w, grads in zip(weights, per_task))
+        for param, grad in zip(heads, torch.autograd.grad((weights * losses).sum(), heads)):
+            param.grad = grad
+        state.update(losses.detach(), norms)
+
+    return _training_step(model, problem, backward)
+
+
+def second_order_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
+    shared = list(model.last_shared_layer.parameters())
+    weights = torch.ones(problem.num_tasks, device=shared[0].device, requires_grad=True)
+    optimizer = torch.optim.Adam([weights], lr=0.025)
+    initial: list[torch.Tensor] = []
+
+    def backward(losses: torch.Tensor) -> None:
+        if not initial:
+            initial.append(losses.detach().clone())
+        grad_norms = torch.stack([
+            torch.sqrt(sum(g.square().sum() for g in torch.autograd.grad(
+                weights[i] * losses[i], shared, retain_graph=True, create_graph=True)))
+            for i in range(problem.num_tasks)
+        ])
+        ratios = losses.detach() / initial[0]
+        targets = (grad_norms.mean() * (ratios / ratios.mean()) ** 1.5).detach()
+        (weight_grad,) = torch.autograd.grad((grad_norms - targets).abs().sum(), weights, retain_graph=True)
+        (weights.detach() * losses).sum().backward()
+        weights.grad = weight_grad
+        optimizer.step()
+        with torch.no_grad():
+            weights.clamp_(min=1e-4).mul_(problem.num_tasks / weights.sum())
+
+    return _training_step(model, problem, backward)
+
+
+def _training_step(model, problem, backward, branch=None) -> Step:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x: torch.Tensor, targets: list[torch.Tensor]) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        backward(problem.task_losses(model(x, branch=branch), targets))
+        optimizer.step()
+
+    return step
+
+
+METHODS = {
+    "equal": equal_step,
+    "gradnorm": gradnorm_step,
+    "gradnorm-plain": gradnorm_plain_step,
+    "per-task": per_task_step,
+    "second-order": second_order_step,
+}
+
+
+def measure(num_tasks: int, batch_size: int, rounds: int, round_seconds: float, device: torch.device):
+    """Median seconds per step of each method, interleaved round by round."""
+    problem = ToyRegression([1.0 + 99.0 * i / max(num_tasks - 1, 1) for i in range(num_tasks)],
+                            num_train=batch_size * 8, num_val=1, num_test=1, seed=0)
+    train = problem.train.to(device)
+    batches = [train.batch(slice(i * batch_size, (i + 1) * batch_size)) for i in range(8)]
+    base = problem.build_model(seed=0).to(device)
+    steps = {name: make(copy.deepcopy(base), problem) for name, make in METHODS.items()}
+
+    def run(step: Step, count: int) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(count):
+            x, targets = batches[i % len(batches)]
+            step(x, list(targets))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / count
+
+    counts = {}
+    for name, step in steps.items():
+        run(step, 3)  # warm-up: allocator, first-step state, lazy init
+        counts[name] = max(2, int(round_seconds / run(step, 2)))
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            samples[name].append(run(step, counts[name]))
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tasks", type=int, nargs="+", default=[2, 10, 50])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--round-seconds", type=float, default=0.3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    names = [name for name in METHODS if name != "equal"]
+    print(f"toy trunk 250-100x4, heads 100->100, batch {args.batch_size}, device {device}, "
+          f"{args.threads} threads, median of {args.rounds} interleaved rounds")
+    print(f"| T  | equal ms/step | " + " | ".join(f"{n} / equal" for n in names) + " |")
+    print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names) + "|")
+    for num_tasks in args.tasks:
+        times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device)
+        equal = times["equal"]
+        ratios = " | ".join(f"{times[n] / equal:{len(n) + 8}.2f}x" for n in names)
+        print(f"| {num_tasks:<2} | {equal * 1e3:13.2f} | {ratios} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The interface every loss-balancing method implements, and the input checks they share."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+
+
+class NonFiniteLossError(ValueError):
+    """A task loss was NaN or infinite; the balancer's state was left untouched."""
+
+
+class Balancer(ABC):
+    """Turns T task losses into the network's gradient, and keeps the task weights.
+
+    A balancer is used in place of ``loss.backward()``::
+
+        optimizer.zero_grad()
+        balancer.backward(losses)   # 1-D tensor of the T task losses
+        optimizer.step()
+        balancer.end_epoch()        # once per epoch; only epoch-based methods (DWA) use it
+
+    ``backward`` fills the gradients of the model's parameters and updates the method's own
+    state (its weights, their optimizer, its step counter) in the same call. On bad input it
+    raises before anything is changed.
+    """
+
+    def __init__(self, num_tasks: int) -> None:
+        if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
+            raise ValueError(f"num_tasks must be an integer >= 1, got {num_tasks!r}")
+        self.num_tasks = num_tasks
+        self.step_count = 0
+
+    @abstractmethod
+    def backward(self, losses: torch.Tensor) -> None:
+        """Backpropagate the weighted losses into the model and update the method's state."""
+
+    @property
+    @abstractmethod
+    def weights(self) -> torch.Tensor:
+        """The current task weights, a detached 1-D tensor of length ``num_tasks``."""
+
+    def shared_parameters(self) -> list[torch.Tensor]:
+        """Model parameters this balancer is bound to (GradNorm's W); empty for most methods."""
+        return []
+
+    def end_epoch(self) -> None:
+        """Called by the training loop after each epoch. Most methods ignore it."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"num_tasks": self.num_tasks, "step_count": self.step_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("num_tasks") != self.num_tasks:
+            raise ValueError(
+                f"state_dict is for num_tasks={state.get('num_tasks')!r}, but this "
+                f"{type(self).__name__} has num_tasks={self.num_tasks}; build it with the same num_tasks"
+            )
+        self.step_count = int(state["step_count"])
+
+    def check_losses(self, losses: torch.Tensor) -> None:
+        """Raise a one-line error unless ``losses`` is a finite 1-D tensor of ``num_tasks`` losses.
+
+        Called by ``backward`` before it changes anything, so a bad step leaves no trace.
+        """
+        if not isinstance(losses, torch.Tensor):
+            raise TypeError(
+                f"losses must be a 1-D tensor of {self.num_tasks} task losses "
+                f"(e.g. torch.stack([loss_1, ...])), got {type(losses).__name__}"
+            )
+        if losses.dim() != 1 or losses.shape[0] != self.num_tasks:
+            raise ValueError(
+                f"losses must have shape ({self.num_tasks},), one loss per task, "
+                f"got shape {tuple(losses.shape)}"
+            )
+        if not losses.requires_grad:
+            raise ValueError(
+                "losses do not require grad: compute them from the model's outputs "
+                "with autograd enabled (not under torch.no_grad())"
+            )
+        finite = torch.isfinite(losses.detach())
+        if not bool(finite.all()):
+            task = int((~finite).nonzero()[0, 0])
+            value = float(losses.detach()[task])
+            raise NonFiniteLossError(
+                f"losses[{task}] is {value} at step {self.step_count}: task {task}'s loss is not "
+                f"finite; the balancer's state is unchanged (lower the learning rate or check "
+                f"that task's data)"
+            )
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float, or raise a one-line error naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return number
+
+
+class VectorOptimizer:
+    """Adam or plain SGD for one small tensor of a method's own (task weights, log-variances).
+
+    ``"adam"`` is ``torch.optim.Adam`` with its defaults (betas 0.9, 0.999, eps 1e-8), the same
+    operations in the same order; ``"sgd"`` is ``param -= lr * grad`` (no momentum). Written out
+    because ``torch.optim`` spends more time in Python on a T-element tensor than the update
+    itself costs, and this runs every training step. Its state follows the parameter's device
+    and dtype.
+    """
+
+    BETAS = (0.9, 0.999)
+    EPS = 1e-8
+
+    def __init__(self, kind: str, lr: float) -> None:
+        if kind not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {kind!r}")
+        self.kind = kind
+        self.lr = lr
+        self.steps = 0
+        self.exp_avg: torch.Tensor | None = None
+        self.exp_avg_sq: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        """One update of ``param`` in place."""
+        self.steps += 1
+        if self.kind == "sgd":
+            param.add_(grad, alpha=-self.lr)
+            return
+        beta1, beta2 = self.BETAS
+        if self.exp_avg is None:
+            self.exp_avg = torch.zeros_like(param)
+            self.exp_avg_sq = torch.zeros_like(param)
+        elif self.exp_avg.device != param.device or self.exp_avg.dtype != param.dtype:
+            self.exp_avg = self.exp_avg.to(param)
+            self.exp_avg_sq = self.exp_avg_sq.to(param)
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = self.lr / (1 - beta1**self.steps)
+        denominator = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.EPS)
+        param.addcdiv_(self.exp_avg, denominator, value=-step_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        copy = (lambda t: None if t is None else t.detach().clone())
+        return {
+            "kind": self.kind,
+            "lr": self.lr,
+            "steps": self.steps,
+            "exp_avg": copy(self.exp_avg),
+            "exp_avg_sq": copy(self.exp_avg_sq),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["kind"] != self.kind or float(state["lr"]) != self.lr:
+            raise ValueError(
+                f"state was saved with optimizer={state['kind']!r}, lr={state['lr']!r}, but this "
+                f"one has optimizer={self.kind!r}, lr={self.lr!r}; build it with the same settings"
+            )
+        self.steps = int(state["steps"])
+        copy = (lambda t: None if t is None else torch.as_tensor(t).detach().clone())
+        self.exp_avg = copy(state["exp_avg"])
+        self.exp_avg_sq = copy(state["exp_avg_sq"])

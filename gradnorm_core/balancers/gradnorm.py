@@ -1,0 +1,396 @@
+"""GradNorm: Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive
+Loss Balancing in Deep Multitask Networks", ICML 2018."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import Balancer, VectorOptimizer, check_positive
+
+
+class GradNorm(Balancer):
+    r"""Task weights that keep every task's gradient norm at the shared layer W in balance.
+
+    Each call to :meth:`backward`, at step :math:`t`, with task losses :math:`L_i(t)` and weights
+    :math:`w_i(t)` (initially 1):
+
+    1. the network receives the gradient of :math:`\sum_i w_i(t) L_i(t)`, with :math:`w(t)`
+       as it was before this step;
+    2. :math:`n_i = \lVert \nabla_W L_i \rVert_2` (one norm over all tensors of W),
+       :math:`G_i = w_i n_i`, :math:`\bar G = \operatorname{mean}_i G_i`;
+    3. :math:`\tilde L_i = L_i(t) / L_i(0)`, with :math:`L_i(0)` the losses of the first step
+       (or ``initial_losses``), and :math:`r_i = \tilde L_i / \operatorname{mean}_j \tilde L_j`;
+    4. :math:`\mathrm{target}_i = \bar G \, r_i^{\alpha}`, held constant;
+    5. :math:`L_\mathrm{grad} = \sum_i \lvert G_i - \mathrm{target}_i \rvert`, whose gradient
+       :math:`\partial L_\mathrm{grad} / \partial w_i = \operatorname{sign}(G_i - \mathrm{target}_i)\, n_i`
+       is used in closed form (exact: no second-order graph is built);
+    6. :math:`w` takes one step of its own optimizer (``"adam"``, or ``"sgd"``: plain SGD without
+       momentum) with learning rate ``lr`` on that gradient, is clamped to at least
+       ``min_weight``, and is renormalised so that :math:`\sum_i w_i = T`.
+
+    Two ways to give W:
+
+    * ``GradNorm(shared_layer.parameters(), num_tasks=T)``: W is any set of leaf tensors. The
+      norms come from T extra ``autograd.grad`` calls, exact for any W, at the cost of T partial
+      backward passes.
+    * ``GradNorm.for_linear(shared_linear, num_tasks=T)`` and, in the forward pass,
+      ``heads_inputs = gn.branch(features)``: W is the weight and bias of the ``nn.Linear`` whose
+      output (or a function of it, such as its ReLU) feeds the heads. One ordinary backward pass
+      fills the network's gradients and, through a hook, each head's gradient
+      :math:`g_i = w_i \, \partial L_i / \partial z` at that layer's output :math:`z`; with the
+      layer's input :math:`a`, :math:`\nabla_{\text{weight}} (w_i L_i) = g_i^\top a` and
+      :math:`\nabla_{\text{bias}} (w_i L_i) = \sum_b g_{i,b}`, so
+      :math:`G_i = (\lVert g_i^\top a \rVert_F^2 + \lVert \textstyle\sum_b g_{i,b} \rVert^2)^{1/2}`
+      (through the Gram matrix :math:`a a^\top` when the batch is smaller than the layer's input)
+      and :math:`n_i = G_i / w_i`. Same numbers as the first way, at a fraction of the cost.
+
+    Decisions the paper leaves open:
+
+    * weight optimizer ``"adam"`` by default, ``lr=0.025`` (the paper's toy setting);
+      ``min_weight=1e-4`` keeps weights positive;
+    * device and dtype of the weights follow the losses (at least float32 for the norms);
+    * mixed precision: use it under ``torch.autocast`` (losses are float32 there); GradScaler's
+      loss scaling is not applied by :meth:`backward`, so use bfloat16 autocast, which needs none;
+    * DDP: when ``torch.distributed`` is initialised with more than one process, the norms
+      :math:`n_i` and losses :math:`L_i` are averaged over processes before the weight update,
+      so every process keeps the same weights (the network's own gradients are DDP's business);
+    * a non-finite loss raises :class:`NonFiniteLossError` naming the task and the step, before
+      anything (network gradients, weights, step counter) is changed.
+    """
+
+    def __init__(
+        self,
+        shared_params: Iterable[torch.Tensor],
+        num_tasks: int,
+        alpha: float = 1.5,
+        lr: float = 0.025,
+        optimizer: str = "adam",
+        initial_losses: Sequence[float] | torch.Tensor | None = None,
+        min_weight: float = 1e-4,
+    ) -> None:
+        super().__init__(num_tasks)
+        self.alpha = check_positive("alpha", alpha, allow_zero=True)
+        self.lr = check_positive("lr", lr)
+        self.min_weight = check_positive("min_weight", min_weight)
+        if self.min_weight >= 1.0:
+            raise ValueError(f"min_weight must be in (0, 1), got {min_weight!r}")
+        self._weight_optimizer = VectorOptimizer(optimizer, self.lr)
+        self.shared_params = self._check_shared_params(shared_params)
+        self._weights = torch.ones(num_tasks)
+        self.initial_losses = self._check_initial_losses(initial_losses)
+        self.last_norms: torch.Tensor | None = None
+        self._fast: _LinearTaskGradients | None = None
+
+    @classmethod
+    def for_linear(cls, shared_linear: nn.Linear, num_tasks: int, **kwargs: Any) -> "GradNorm":
+        """GradNorm with W = ``shared_linear``'s parameters, using the single-backward fast path.
+
+        In the forward pass, the heads must read the views returned by :meth:`branch`::
+
+            features = trunk(x)                  # shared_linear is the trunk's last Linear
+            outputs = [head(f) for head, f in zip(heads, gn.branch(features))]
+        """
+        if not isinstance(shared_linear, nn.Linear):
+            raise TypeError(
+                f"shared_linear must be an nn.Linear, got {type(shared_linear).__name__}; for "
+                f"any other W use GradNorm(shared_params, num_tasks)"
+            )
+        gradnorm = cls(shared_linear.parameters(), num_tasks, **kwargs)
+        gradnorm._fast = _LinearTaskGradients(shared_linear, num_tasks)
+        return gradnorm
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self._weights.detach().clone()
+
+    def shared_parameters(self) -> list[torch.Tensor]:
+        return list(self.shared_params)
+
+    def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """One view of ``features`` per head, so that each head's gradient can be told apart.
+
+        Only needed with :meth:`for_linear`; with plain shared parameters it returns
+        ``[features] * T``. Outside autograd (evaluation) it costs nothing.
+        """
+        if self._fast is None or not torch.is_grad_enabled():
+            return [features] * self.num_tasks
+        return self._fast.branch(features)
+
+    def backward(self, losses: torch.Tensor) -> None:
+        self.check_losses(losses)
+        if self._fast is not None:
+            self._fast.check_ready()
+        initial = self.initial_losses
+        if initial is None:
+            initial = losses.detach().clone()
+            _check_nonzero_initial_losses(initial)
+        self._follow(losses)
+        weights = self._weights.detach().clone()
+
+        if self._fast is not None:
+            (weights * losses).sum().backward()
+            norms = self._fast.weighted_norms(dtype=weights.dtype) / weights
+        else:
+            norms = self._task_gradient_norms(losses)
+            (weights * losses).sum().backward()
+
+        if self.step_count == 0:
+            _check_every_task_reaches_w(norms)
+        self._update_weights(losses.detach(), norms, initial.to(weights))
+        self.initial_losses = initial
+        self.last_norms = norms
+        self.step_count += 1
+
+    def _task_gradient_norms(self, losses: torch.Tensor) -> torch.Tensor:
+        squares = []
+        used = [False] * len(self.shared_params)
+        for task in range(self.num_tasks):
+            grads = torch.autograd.grad(
+                losses[task], self.shared_params, retain_graph=True, allow_unused=True
+            )
+            if all(g is None for g in grads):
+                raise ValueError(
+                    f"losses[{task}] does not depend on shared_params: pass the parameters of "
+                    f"the last layer that all tasks share"
+                )
+            total = losses.new_zeros(())
+            for index, grad in enumerate(grads):
+                if grad is not None:
+                    used[index] = True
+                    total = total + grad.to(total.dtype).square().sum()
+            squares.append(total)
+        if not all(used):
+            unused = [i for i, u in enumerate(used) if not u]
+            raise ValueError(
+                f"shared_params[{unused[0]}] is not used by any task loss: pass only the "
+                f"parameters of the last layer that all tasks share"
+            )
+        return torch.stack(squares).sqrt()
+
+    def _update_weights(
+        self, losses: torch.Tensor, norms: torch.Tensor, initial: torch.Tensor
+    ) -> None:
+        losses, norms = _average_over_processes(losses, norms)
+        weights = self._weights
+        grad_norms = weights * norms
+        loss_ratios = losses / initial
+        inverse_rates = loss_ratios / loss_ratios.mean()
+        targets = grad_norms.mean() * inverse_rates.pow(self.alpha)
+        self._weight_optimizer.step(weights, torch.sign(grad_norms - targets) * norms)
+        with torch.no_grad():
+            weights.clamp_(min=self.min_weight)
+            weights.mul_(self.num_tasks / weights.sum())
+
+    def _follow(self, losses: torch.Tensor) -> None:
+        """Move the weights to the losses' device and dtype (at least float32)."""
+        dtype = torch.promote_types(losses.dtype, torch.float32)
+        if self._weights.device != losses.device or self._weights.dtype != dtype:
+            self._weights = self._weights.to(losses.device, dtype)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.update(
+            weights=self._weights.detach().clone(),
+            initial_losses=None if self.initial_losses is None else self.initial_losses.clone(),
+            weight_optimizer=self._weight_optimizer.state_dict(),
+            alpha=self.alpha,
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._weight_optimizer.load_state_dict(state["weight_optimizer"])
+        self._weights = torch.as_tensor(state["weights"]).detach().clone()
+        initial = state["initial_losses"]
+        self.initial_losses = None if initial is None else torch.as_tensor(initial).clone()
+
+    @staticmethod
+    def _check_shared_params(shared_params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+        if isinstance(shared_params, torch.Tensor):
+            shared_params = [shared_params]
+        params = list(shared_params)
+        if not params:
+            raise ValueError(
+                "shared_params is empty: pass the parameters of the last shared layer, "
+                "e.g. model.trunk[-1].parameters()"
+            )
+        for index, param in enumerate(params):
+            if not isinstance(param, torch.Tensor):
+                raise TypeError(f"shared_params[{index}] is a {type(param).__name__}, not a tensor")
+            if not param.is_leaf or not param.requires_grad:
+                raise ValueError(
+                    f"shared_params[{index}] must be a leaf tensor that requires grad (a model "
+                    f"parameter), not an intermediate activation"
+                )
+        return params
+
+    def _check_initial_losses(
+        self, initial_losses: Sequence[float] | torch.Tensor | None
+    ) -> torch.Tensor | None:
+        if initial_losses is None:
+            return None
+        initial = torch.as_tensor(initial_losses, dtype=torch.float32).detach().clone()
+        if initial.shape != (self.num_tasks,):
+            raise ValueError(
+                f"initial_losses must have {self.num_tasks} values, one per task, "
+                f"got shape {tuple(initial.shape)}"
+            )
+        if not bool(torch.isfinite(initial).all()):
+            raise ValueError("initial_losses must be finite")
+        _check_nonzero_initial_losses(initial)
+        return initial
+
+
+def _check_nonzero_initial_losses(initial: torch.Tensor) -> None:
+    bad = (initial <= 0).nonzero()
+    if bad.numel():
+        task = int(bad[0, 0])
+        raise ValueError(
+            f"initial loss of task {task} is {float(initial[task])}, but GradNorm divides by it: "
+            f"pass initial_losses with positive values (e.g. the losses of an untrained model)"
+        )
+
+
+def _check_every_task_reaches_w(norms: torch.Tensor) -> None:
+    dead = (norms == 0).nonzero()
+    if dead.numel():
+        task = int(dead[0, 0])
+        raise ValueError(
+            f"losses[{task}] has a zero gradient at the shared parameters on the first step: "
+            f"W must be the last layer that every task's loss depends on"
+        )
+
+
+def _average_over_processes(
+    losses: torch.Tensor, norms: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()):
+        return losses, norms
+    world = distributed.get_world_size()
+    if world == 1:
+        return losses, norms
+    packed = torch.cat([losses, norms])
+    distributed.all_reduce(packed)
+    packed = packed / world
+    return packed[: losses.numel()], packed[losses.numel() :]
+
+
+class _LinearTaskGradients:
+    """The fast path's bookkeeping: the shared Linear's input, and each head's gradient at its
+    output, caught by a hook during the one ordinary backward pass."""
+
+    def __init__(self, layer: nn.Linear, num_tasks: int) -> None:
+        self.layer = layer
+        self.num_tasks = num_tasks
+        self.layer_input: torch.Tensor | None = None
+        self.layer_output: torch.Tensor | None = None
+        self.output_version = 0
+        self.output_node: Any = None
+        self.task_grads: torch.Tensor | None = None
+        self.branched = False
+        layer.register_forward_hook(self._record_forward)
+
+    def __deepcopy__(self, memo: dict) -> "_LinearTaskGradients":
+        # A deep copy of the model copies this hook too; the copy's layer then calls this same
+        # object, which ignores it (see the `module is self.layer` check).
+        return self
+
+    def _record_forward(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if module is not self.layer or not torch.is_grad_enabled():
+            return
+        self.layer_input = args[0].detach()
+        self.layer_output = output
+        self.output_version = output._version
+        self.output_node = output.grad_fn
+        self.task_grads = None
+        self.branched = False
+
+    def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
+        if self.layer_output is None:
+            raise RuntimeError(
+                "GradNorm.branch() saw no forward pass through the shared Linear: call the "
+                "trunk on this batch first, then pass its output to branch()"
+            )
+        to_output = self._map_to_output(features)
+        # A stride-0 expand aliases `features` T times; unbind's backward stacks the T heads'
+        # gradients into one (T, ...) tensor, which the hook below receives in one piece.
+        expanded = features.unsqueeze(0).expand(self.num_tasks, *features.shape)
+
+        def keep(grad: torch.Tensor) -> None:
+            self.task_grads = to_output(grad)
+
+        expanded.register_hook(keep)
+        self.branched = True
+        return list(expanded.unbind(0))
+
+    def _map_to_output(self, features: torch.Tensor):
+        """How to turn gradients at ``features`` into gradients at the Linear's output."""
+        node = features.grad_fn
+        if node is not None and node is self.output_node:
+            return lambda grad: grad
+        if node is not None and node.name() == "ReluBackward0" and any(
+            parent is self.output_node for parent, _ in node.next_functions
+        ):
+            mask = features.detach() > 0
+            return lambda grad: grad * mask
+        if self.layer_output._version != self.output_version:
+            raise RuntimeError(
+                "the shared Linear's output was modified in place before branch(): use an "
+                "out-of-place activation (inplace=False) after the shared layer"
+            )
+        output = self.layer_output
+
+        def through_graph(grad: torch.Tensor) -> torch.Tensor:
+            try:
+                (result,) = torch.autograd.grad(
+                    features, output, grad, retain_graph=True, is_grads_batched=True
+                )
+            except RuntimeError as error:
+                raise RuntimeError(
+                    "branch() was given a tensor that does not depend on the shared Linear's "
+                    "output: pass the trunk's output computed from that layer"
+                ) from error
+            return result
+
+        return through_graph
+
+    def check_ready(self) -> None:
+        if not self.branched:
+            raise RuntimeError(
+                "GradNorm.for_linear needs the heads to read gn.branch(features) in this forward "
+                "pass: outputs = [head(f) for head, f in zip(heads, gn.branch(features))]"
+            )
+
+    def weighted_norms(self, dtype: torch.dtype) -> torch.Tensor:
+        """G_i = ||grad_W (w_i L_i)|| for every task, from the caught gradients."""
+        if self.task_grads is None:
+            raise RuntimeError(
+                "no task gradient reached the shared layer: the task losses must be computed "
+                "from the heads' outputs on gn.branch(features)"
+            )
+        grads = self.task_grads.to(dtype)
+        layer_input = self.layer_input.to(dtype)
+        self.task_grads = None
+        self.branched = False
+        self.layer_output = None
+        out_features = grads.shape[-1]
+        grads = grads.reshape(self.num_tasks, -1, out_features)
+        layer_input = layer_input.reshape(-1, layer_input.shape[-1])
+        rows, in_features = layer_input.shape
+        squares = grads.new_zeros(self.num_tasks)
+        if self.layer.weight.requires_grad:
+            direct_cost = in_features * rows * out_features
+            gram_cost = rows * rows * (in_features / self.num_tasks + out_features)
+            if gram_cost < direct_cost:
+                gram = layer_input @ layer_input.T
+                squares = squares + (torch.matmul(gram, grads) * grads).sum(dim=(1, 2))
+            else:
+                squares = squares + torch.matmul(layer_input.T, grads).square().sum(dim=(1, 2))
+        if self.layer.bias is not None and self.layer.bias.requires_grad:
+            squares = squares + grads.sum(dim=1).square().sum(dim=1)
+        return squares.sqrt()

@@ -1,0 +1,171 @@
+"""Two overlapping handwritten digits: classify each, and regress their sum."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import MultiHeadNet, Problem, Split
+from .toy import _check_seed, _check_size, regression_metrics
+
+CANVAS = 12
+DIGIT = 8
+LEFT_OFFSET = 0  # top-left digit occupies rows/cols 0..7
+RIGHT_OFFSET = CANVAS - DIGIT  # bottom-right digit occupies rows/cols 4..11
+MAX_PIXEL = 16.0  # load_digits pixels are integers 0..16
+
+
+@lru_cache(maxsize=1)
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = digits.images.astype(np.float32)
+    labels = digits.target.astype(np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def compose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Canvases (N, 12, 12) in [0, 1]: ``left`` (N, 8, 8) at the top-left corner, ``right`` at the
+    bottom-right, combined by pixel-wise max where they overlap (rows/cols 4..7)."""
+    n = left.shape[0]
+    canvas_left = np.zeros((n, CANVAS, CANVAS), dtype=np.float32)
+    canvas_right = np.zeros((n, CANVAS, CANVAS), dtype=np.float32)
+    canvas_left[:, LEFT_OFFSET : LEFT_OFFSET + DIGIT, LEFT_OFFSET : LEFT_OFFSET + DIGIT] = left
+    canvas_right[:, RIGHT_OFFSET:, RIGHT_OFFSET:] = right
+    return np.maximum(canvas_left, canvas_right) / MAX_PIXEL
+
+
+class MultiDigits(Problem):
+    """Pairs of scikit-learn digits (``load_digits``: 1797 8x8 images) on one 12x12 canvas.
+
+    One digit is pasted at the top-left (rows/cols 0..7), the other at the bottom-right
+    (rows/cols 4..11); they overlap in a 4x4 block where the pixel-wise max is kept. Pixels are
+    scaled from 0..16 to [0, 1]. Inputs are the flattened canvases, float32 (N, 144).
+
+    Tasks (all three read the same canvas):
+
+    - ``left``: class of the top-left digit, int64 in 0..9, cross-entropy loss;
+    - ``right``: class of the bottom-right digit, int64 in 0..9, cross-entropy loss;
+    - ``sum``: left + right as float32 in 0..18, MSE loss. Its loss starts around 100 while the
+      cross-entropies start near ln 10 ~ 2.3: the loss-scale imbalance loss balancing must handle.
+
+    Splits use disjoint source images: the 1797 images are permuted (from ``seed``) and cut into
+    train/val/test pools of 60/20/20 %, then each split's pairs are drawn uniformly with
+    replacement from its own pool only. ``train_sources`` etc. hold, per pair, the two indices
+    into ``load_digits()`` (left, right); ``train_pool`` etc. hold the pools.
+
+    Metrics: ``left/accuracy``, ``left/normalized_error`` = 1 - accuracy (same for ``right``),
+    ``sum/rmse`` and ``sum/normalized_error`` = MSE / Var(sum targets of the split).
+
+    Deterministic from ``seed`` through numpy Generators with one stream per purpose; no global
+    RNG is used.
+    """
+
+    name = "multidigits"
+    task_names = ("left", "right", "sum")
+    input_dim = CANVAS * CANVAS
+    hidden_dim = 128
+    num_classes = 10
+    pool_fractions = (0.6, 0.2, 0.2)
+
+    def __init__(
+        self,
+        num_train: int = 4000,
+        num_val: int = 1000,
+        num_test: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        sizes = (
+            _check_size("num_train", num_train),
+            _check_size("num_val", num_val),
+            _check_size("num_test", num_test),
+        )
+        self.seed = _check_seed(seed)
+        images, labels = _load_digits()
+        order = np.random.default_rng([self.seed, 0]).permutation(len(images))
+        n_train = round(self.pool_fractions[0] * len(images))
+        n_val = round(self.pool_fractions[1] * len(images))
+        pools = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+        self.train_pool, self.val_pool, self.test_pool = (np.sort(p) for p in pools)
+
+        sources = []
+        for index, (pool, size) in enumerate(zip(pools, sizes)):
+            rng = np.random.default_rng([self.seed, 1, index])
+            sources.append(pool[rng.integers(0, len(pool), size=(size, 2))])
+        self.train_sources, self.val_sources, self.test_sources = sources
+        self.train, self.val, self.test = (
+            self._make_split(s, images, labels) for s in sources
+        )
+
+    @staticmethod
+    def _make_split(sources: np.ndarray, images: np.ndarray, labels: np.ndarray) -> Split:
+        canvas = compose(images[sources[:, 0]], images[sources[:, 1]])
+        left = torch.from_numpy(labels[sources[:, 0]].copy())
+        right = torch.from_numpy(labels[sources[:, 1]].copy())
+        inputs = torch.from_numpy(canvas.reshape(len(sources), -1))
+        return Split(inputs, (left, right, (left + right).to(torch.float32)))
+
+    def build_model(self, seed: int = 0) -> MultiHeadNet:
+        """Trunk 144 -> 128 -> ReLU -> 128 -> ReLU; heads Linear(128, 10) x2 and Linear(128, 1).
+
+        PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
+        RNG state is left as it was. The ``sum`` head outputs shape (N, 1).
+        """
+        seed = _check_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            trunk = nn.Sequential(
+                nn.Linear(self.input_dim, self.hidden_dim),
+                nn.ReLU(),
+                nn.Linear(self.hidden_dim, self.hidden_dim),
+                nn.ReLU(),
+            )
+            heads = [
+                nn.Linear(self.hidden_dim, self.num_classes),
+                nn.Linear(self.hidden_dim, self.num_classes),
+                nn.Linear(self.hidden_dim, 1),
+            ]
+            return MultiHeadNet(trunk, heads)
+
+    def task_losses(
+        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        """[CE(left logits, left), CE(right logits, right), MSE(sum output, left + right)]."""
+        if len(outputs) != 3 or len(targets) != 3:
+            raise ValueError(
+                "outputs and targets must each hold 3 tensors, "
+                f"got {len(outputs)} and {len(targets)}"
+            )
+        left, right, total = outputs
+        return torch.stack(
+            [
+                F.cross_entropy(left, targets[0]),
+                F.cross_entropy(right, targets[1]),
+                F.mse_loss(total.reshape(targets[2].shape), targets[2]),
+            ]
+        )
+
+    def task_metrics(
+        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
+    ) -> dict[str, float]:
+        """Accuracy and 1 - accuracy for left/right; RMSE and MSE / Var(targets) for sum."""
+        if len(outputs) != 3 or len(targets) != 3:
+            raise ValueError(
+                "outputs and targets must each hold 3 tensors, "
+                f"got {len(outputs)} and {len(targets)}"
+            )
+        metrics: dict[str, float] = {}
+        for task, logits, target in zip(("left", "right"), outputs[:2], targets[:2]):
+            accuracy = float((logits.detach().argmax(dim=-1) == target).double().mean())
+            metrics[f"{task}/accuracy"] = accuracy
+            metrics[f"{task}/normalized_error"] = 1.0 - accuracy
+        metrics.update(regression_metrics("sum", outputs[2], targets[2]))
+        return metrics

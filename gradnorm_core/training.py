@@ -1,0 +1,220 @@
+"""The training loop: a problem, a model, a balancer; one record per epoch; resumable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .balancers.base import Balancer
+from .problems.base import MultiHeadNet, Problem
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run. ``device="auto"`` takes CUDA when there is one."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
+            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
+        if not isinstance(self.weight_decay, (int, float)) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        resolve_device(self.device)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device is {device!r} but no CUDA device is available: use 'cpu' or 'auto'")
+    return resolved
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch produced. ``score`` is the validation score (lower is better)."""
+
+    epoch: int
+    score: float
+    train: dict[str, float]
+    val: dict[str, float]
+    test: dict[str, float]
+    weights: list[float]
+    elapsed_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """One flat mapping, e.g. for a metrics logger: ``val/score``, ``weight/<task>``, ..."""
+        out: dict[str, float] = {"epoch": self.epoch, "score": self.score}
+        for split in ("train", "val", "test"):
+            out.update({f"{split}/{key}": value for key, value in getattr(self, split).items()})
+        out["elapsed_seconds"] = self.elapsed_seconds
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Training:
+    """One training run, iterated epoch by epoch, with a state that resumes it exactly.
+
+    ::
+
+        training = Training(problem, balancer, model=model, config=TrainConfig(epochs=20))
+        for record in training:            # one EpochRecord per epoch
+            torch.save(training.state_dict(), "checkpoint.pt")
+
+    ``Training(..., state=torch.load("checkpoint.pt"))`` continues where that state stopped
+    (model, optimizer, balancer, shuffling RNG, epoch, elapsed seconds) and produces the same
+    records as the uninterrupted run. A non-finite loss stops the run with the balancer's
+    :class:`NonFiniteLossError`.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        balancer: Balancer,
+        *,
+        model: MultiHeadNet | None = None,
+        config: TrainConfig | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        self.problem = problem
+        self.balancer = balancer
+        self.config = config or TrainConfig()
+        if balancer.num_tasks != problem.num_tasks:
+            raise ValueError(
+                f"balancer has num_tasks={balancer.num_tasks} but problem {problem.name!r} has "
+                f"{problem.num_tasks} tasks; build the balancer with num_tasks={problem.num_tasks}"
+            )
+        if model is None:
+            if balancer.shared_parameters():
+                raise ValueError(
+                    "balancer is bound to a model's shared layer: pass that model as model="
+                )
+            model = problem.build_model(seed=self.config.seed)
+        self._check_bound(model)
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
+        self.shuffle = torch.Generator().manual_seed(self.config.seed)
+        self.epoch = 0
+        self.elapsed_seconds = 0.0
+        self._splits = {
+            name: getattr(problem, name).to(self.device) for name in ("train", "val", "test")
+        }
+        if state is not None:
+            self.load_state_dict(state)
+
+    def _check_bound(self, model: MultiHeadNet) -> None:
+        own = {id(p) for p in model.parameters()}
+        if any(id(p) not in own for p in self.balancer.shared_parameters()):
+            raise ValueError(
+                "balancer's shared parameters are not parameters of model: build the balancer "
+                "from this model (e.g. GradNorm.for_linear(model.last_shared_layer, ...))"
+            )
+
+    def __iter__(self) -> Iterator[EpochRecord]:
+        while self.epoch < self.config.epochs:
+            yield self.run_epoch()
+
+    def run_epoch(self) -> EpochRecord:
+        start = time.perf_counter()
+        train = self._splits["train"]
+        branch = getattr(self.balancer, "branch", None)
+        self.model.train()
+        totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
+        steps = 0
+        order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
+        for begin in range(0, len(train), self.config.batch_size):
+            x, targets = train.batch(order[begin : begin + self.config.batch_size])
+            self.optimizer.zero_grad(set_to_none=True)
+            losses = self.problem.task_losses(self.model(x, branch=branch), targets)
+            self.balancer.backward(losses)
+            self.optimizer.step()
+            totals += losses.detach().double()
+            steps += 1
+        self.balancer.end_epoch()
+        self.epoch += 1
+        val = self.problem.evaluate(self.model, self._splits["val"])
+        test = self.problem.evaluate(self.model, self._splits["test"])
+        self.elapsed_seconds += time.perf_counter() - start
+        train_losses = {
+            f"{task}/loss": float(total / steps)
+            for task, total in zip(self.problem.task_names, totals)
+        }
+        return EpochRecord(
+            epoch=self.epoch,
+            score=val["score"],
+            train=train_losses,
+            val=val,
+            test=test,
+            weights=[float(w) for w in self.balancer.weights],
+            elapsed_seconds=self.elapsed_seconds,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "elapsed_seconds": self.elapsed_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "balancer": self.balancer.state_dict(),
+            "shuffle_rng": self.shuffle.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.balancer.load_state_dict(state["balancer"])
+        self.shuffle.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch = int(state["epoch"])
+        self.elapsed_seconds = float(state["elapsed_seconds"])
+
+
+def fit(
+    problem: Problem,
+    balancer: Balancer,
+    *,
+    model: MultiHeadNet | None = None,
+    state: dict[str, Any] | None = None,
+    **config: Any,
+) -> Training:
+    """Train ``model`` (or a fresh one from ``problem``) with ``balancer``; iterate for records.
+
+    ``config`` holds the fields of :class:`TrainConfig` (epochs, batch_size, lr, weight_decay,
+    seed, device); ``state`` is a :meth:`Training.state_dict` to resume from.
+    """
+    try:
+        settings = TrainConfig(**config)
+    except TypeError:
+        unknown = sorted(set(config) - set(TrainConfig.__dataclass_fields__))
+        raise ValueError(
+            f"unknown training option {unknown[0]!r}; accepted: "
+            f"{', '.join(TrainConfig.__dataclass_fields__)}"
+        ) from None
+    return Training(problem, balancer, model=model, config=settings, state=state)

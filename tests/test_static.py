@@ -1,0 +1,189 @@
+"""StaticWeights and EqualWeights: the gradient is that of the fixed weighted sum, checked by autograd."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gradnorm_core.balancers.base import NonFiniteLossError
+from gradnorm_core.balancers.static import EqualWeights, StaticWeights
+
+
+def make_problem(dtype: torch.dtype = torch.float32, num_tasks: int = 3, seed: int = 0):
+    """A linear model with one output per task; task i's loss is the MSE of output i."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Linear(4, num_tasks).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=dtype))
+    x = torch.randn(8, 4, generator=generator, dtype=dtype)
+    y = torch.randn(8, num_tasks, generator=generator, dtype=dtype)
+
+    def losses() -> torch.Tensor:
+        return ((model(x) - y) ** 2).mean(dim=0)
+
+    return model, losses
+
+
+def reference_grads(model: nn.Module, losses, weights: list[float]) -> list[torch.Tensor]:
+    """Gradient of sum_i w_i L_i, from a fresh forward pass, by torch.autograd.grad."""
+    values = losses()
+    total = sum(w * values[i] for i, w in enumerate(weights))
+    return list(torch.autograd.grad(total, list(model.parameters())))
+
+
+def test_gradient_is_that_of_the_weighted_sum():
+    model, losses = make_problem()
+    weights = [0.5, 2.0, 0.0]
+    expected = reference_grads(model, losses, weights)
+    balancer = StaticWeights(weights)
+    balancer.backward(losses())
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+    # Weight 0 means task 2 contributes nothing: its output row gets no gradient.
+    assert torch.count_nonzero(model.weight.grad[2]) == 0
+    assert torch.count_nonzero(model.weight.grad[1]) > 0
+
+
+def test_gradient_differs_from_unweighted_sum():
+    """Guards the test above against passing trivially."""
+    model, losses = make_problem()
+    unweighted = reference_grads(model, losses, [1.0, 1.0, 1.0])
+    StaticWeights([0.5, 2.0, 0.0]).backward(losses())
+    assert not torch.allclose(model.weight.grad, unweighted[0])
+
+
+def test_equal_weights_is_the_plain_sum():
+    model, losses = make_problem()
+    expected = reference_grads(model, losses, [1.0, 1.0, 1.0])
+    balancer = EqualWeights(3)
+    assert isinstance(balancer, StaticWeights)
+    assert balancer.num_tasks == 3
+    balancer.backward(losses())
+    for p, g in zip(model.parameters(), expected):
+        torch.testing.assert_close(p.grad, g)
+    assert torch.equal(balancer.weights, torch.ones(3))
+
+
+def test_weights_never_change_and_step_count_counts():
+    model, losses = make_problem()
+    balancer = StaticWeights([1.0, 3.0, 0.25])
+    assert balancer.num_tasks == 3
+    assert balancer.step_count == 0
+    before = balancer.weights
+    assert before.dtype == torch.float32 and before.device.type == "cpu"
+    assert torch.equal(before, torch.tensor([1.0, 3.0, 0.25]))
+    for step in range(3):
+        model.zero_grad()
+        balancer.backward(losses())
+        balancer.end_epoch()
+        assert balancer.step_count == step + 1
+        assert torch.equal(balancer.weights, before)
+
+
+def test_weights_are_a_detached_copy():
+    balancer = StaticWeights([1.0, 2.0])
+    w = balancer.weights
+    assert not w.requires_grad and w.dim() == 1
+    w.mul_(0)
+    assert torch.equal(balancer.weights, torch.tensor([1.0, 2.0]))
+
+
+def test_float64_losses_use_the_exact_float64_weights():
+    model, losses = make_problem(dtype=torch.float64)
+    weights = [0.1, 0.3, 0.7]  # not representable in float32
+    expected = reference_grads(model, losses, weights)
+    balancer = StaticWeights(weights)
+    balancer.backward(losses())
+    assert balancer.weights.dtype == torch.float64
+    assert torch.equal(balancer.weights, torch.tensor(weights, dtype=torch.float64))
+    for p, g in zip(model.parameters(), expected):
+        assert p.grad.dtype == torch.float64
+        torch.testing.assert_close(p.grad, g, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        [1.0, -1.0],
+        [float("nan"), 1.0],
+        [math.inf, 1.0],
+        [0.0, 0.0],
+        "12",
+        3,
+        [1.0, "a"],
+        [True, 1.0],
+        [1.0, None],
+    ],
+)
+def test_bad_weights_raise_one_line_error_naming_weights(bad):
+    with pytest.raises((ValueError, TypeError)) as info:
+        StaticWeights(bad)
+    message = str(info.value)
+    assert "weights" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "3"])
+def test_equal_weights_bad_num_tasks(bad):
+    with pytest.raises(ValueError, match="num_tasks"):
+        EqualWeights(bad)
+
+
+def test_other_sequences_are_accepted():
+    assert torch.equal(StaticWeights((1, 2)).weights, torch.tensor([1.0, 2.0]))
+    assert torch.equal(StaticWeights(torch.tensor([0.5, 0.0])).weights, torch.tensor([0.5, 0.0]))
+
+
+@pytest.mark.parametrize(
+    "make_losses, error, match",
+    [
+        (lambda v: v[:2], ValueError, r"shape \(3,\)"),
+        (lambda v: v.reshape(1, 3), ValueError, r"shape \(3,\)"),
+        (lambda v: v.detach(), ValueError, "require grad"),
+        (lambda v: v * torch.tensor([1.0, float("nan"), 1.0]), NonFiniteLossError, r"losses\[1\]"),
+        (lambda v: v * torch.tensor([1.0, 1.0, float("inf")]), NonFiniteLossError, r"losses\[2\]"),
+        (lambda v: [v[0], v[1], v[2]], TypeError, "losses"),
+    ],
+)
+def test_bad_losses_raise_and_change_nothing(make_losses, error, match):
+    model, losses = make_problem()
+    balancer = StaticWeights([1.0, 2.0, 3.0])
+    state = balancer.state_dict()
+    with pytest.raises(error, match=match):
+        balancer.backward(make_losses(losses()))
+    assert balancer.state_dict() == state
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_state_dict_round_trip_continues_identically():
+    model, losses = make_problem()
+    original = StaticWeights([0.2, 1.0, 4.0])
+    for _ in range(2):
+        original.backward(losses())
+    copy = StaticWeights([0.2, 1.0, 4.0])
+    copy.load_state_dict(original.state_dict())
+    assert copy.step_count == 2
+    for _ in range(3):
+        model.zero_grad()
+        original.backward(losses())
+        grads_original = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        copy.backward(losses())
+        for p, g in zip(model.parameters(), grads_original):
+            assert torch.equal(p.grad, g)
+        assert copy.state_dict() == original.state_dict()
+
+
+def test_load_state_dict_refuses_other_weights_and_changes_nothing():
+    original = StaticWeights([1.0, 2.0])
+    original.step_count = 5
+    other = StaticWeights([1.0, 3.0])
+    with pytest.raises(ValueError, match="weights"):
+        other.load_state_dict(original.state_dict())
+    assert other.step_count == 0
+    with pytest.raises(ValueError, match="num_tasks"):
+        StaticWeights([1.0, 2.0, 3.0]).load_state_dict(original.state_dict())
