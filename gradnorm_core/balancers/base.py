@@ -105,13 +105,13 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 
 
 class VectorOptimizer:
-    """Adam or plain SGD for one small tensor of a method's own (task weights, log-variances).
+    """Adam or plain SGD for a method's own T numbers (task weights, log-variances), on the host.
 
-    ``"adam"`` is ``torch.optim.Adam`` with its defaults (betas 0.9, 0.999, eps 1e-8), the same
-    operations in the same order; ``"sgd"`` is ``param -= lr * grad`` (no momentum). Written out
-    because ``torch.optim`` spends more time in Python on a T-element tensor than the update
-    itself costs, and this runs every training step. Its state follows the parameter's device
-    and dtype.
+    ``"adam"`` is ``torch.optim.Adam`` with its defaults (betas 0.9, 0.999, eps 1e-8): the same
+    formulas in the same order, in float64; ``"sgd"`` is ``value -= lr * grad`` (no momentum).
+    The update is O(T) scalar work done once per training step: as Python floats it costs a few
+    microseconds, where a chain of T-element tensor operations costs a dispatch (or a kernel
+    launch) each.
     """
 
     BETAS = (0.9, 0.999)
@@ -123,37 +123,36 @@ class VectorOptimizer:
         self.kind = kind
         self.lr = lr
         self.steps = 0
-        self.exp_avg: torch.Tensor | None = None
-        self.exp_avg_sq: torch.Tensor | None = None
+        self.exp_avg: list[float] | None = None
+        self.exp_avg_sq: list[float] | None = None
 
-    @torch.no_grad()
-    def step(self, param: torch.Tensor, grad: torch.Tensor) -> None:
-        """One update of ``param`` in place."""
+    def step(self, values: list[float], grads: list[float]) -> list[float]:
+        """The values after one update."""
         self.steps += 1
+        lr = self.lr
         if self.kind == "sgd":
-            param.add_(grad, alpha=-self.lr)
-            return
+            return [value - lr * grad for value, grad in zip(values, grads)]
         beta1, beta2 = self.BETAS
-        if self.exp_avg is None:
-            self.exp_avg = torch.zeros_like(param)
-            self.exp_avg_sq = torch.zeros_like(param)
-        elif self.exp_avg.device != param.device or self.exp_avg.dtype != param.dtype:
-            self.exp_avg = self.exp_avg.to(param)
-            self.exp_avg_sq = self.exp_avg_sq.to(param)
-        self.exp_avg.lerp_(grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = self.lr / (1 - beta1**self.steps)
-        denominator = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.steps)).add_(self.EPS)
-        param.addcdiv_(self.exp_avg, denominator, value=-step_size)
+        if self.exp_avg is None or self.exp_avg_sq is None:
+            self.exp_avg = [0.0] * len(values)
+            self.exp_avg_sq = [0.0] * len(values)
+        self.exp_avg = [m + (1 - beta1) * (g - m) for m, g in zip(self.exp_avg, grads)]
+        self.exp_avg_sq = [v * beta2 + (1 - beta2) * (g * g) for v, g in zip(self.exp_avg_sq, grads)]
+        step_size = lr / (1 - beta1**self.steps)
+        correction = math.sqrt(1 - beta2**self.steps)
+        return [
+            value - step_size * (m / (math.sqrt(v) / correction + self.EPS))
+            for value, m, v in zip(values, self.exp_avg, self.exp_avg_sq)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
-        copy = (lambda t: None if t is None else t.detach().clone())
+        as_tensor = (lambda xs: None if xs is None else torch.tensor(xs, dtype=torch.float64))
         return {
             "kind": self.kind,
             "lr": self.lr,
             "steps": self.steps,
-            "exp_avg": copy(self.exp_avg),
-            "exp_avg_sq": copy(self.exp_avg_sq),
+            "exp_avg": as_tensor(self.exp_avg),
+            "exp_avg_sq": as_tensor(self.exp_avg_sq),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -162,7 +161,7 @@ class VectorOptimizer:
                 f"state was saved with optimizer={state['kind']!r}, lr={state['lr']!r}, but this "
                 f"one has optimizer={self.kind!r}, lr={self.lr!r}; build it with the same settings"
             )
+        as_list = (lambda t: None if t is None else torch.as_tensor(t).double().tolist())
         self.steps = int(state["steps"])
-        copy = (lambda t: None if t is None else torch.as_tensor(t).detach().clone())
-        self.exp_avg = copy(state["exp_avg"])
-        self.exp_avg_sq = copy(state["exp_avg_sq"])
+        self.exp_avg = as_list(state["exp_avg"])
+        self.exp_avg_sq = as_list(state["exp_avg_sq"])

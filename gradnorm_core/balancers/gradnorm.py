@@ -52,7 +52,9 @@ class GradNorm(Balancer):
 
     * weight optimizer ``"adam"`` by default, ``lr=0.025`` (the paper's toy setting);
       ``min_weight=1e-4`` keeps weights positive;
-    * device and dtype of the weights follow the losses (at least float32 for the norms);
+    * the weight update (steps 2 to 6 once the norms are known) is O(T) scalar work and runs on
+      the host in float64; ``weights`` follows the losses' device and dtype (at least float32),
+      and the norms are computed there. On CUDA this costs one synchronisation per step;
     * mixed precision: use it under ``torch.autocast`` (losses are float32 there); GradScaler's
       loss scaling is not applied by :meth:`backward`, so use bfloat16 autocast, which needs none;
     * DDP: when ``torch.distributed`` is initialised with more than one process, the norms
@@ -80,6 +82,9 @@ class GradNorm(Balancer):
             raise ValueError(f"min_weight must be in (0, 1), got {min_weight!r}")
         self._weight_optimizer = VectorOptimizer(optimizer, self.lr)
         self.shared_params = self._check_shared_params(shared_params)
+        # The weights live on the host as float64 (the update is O(T) scalar work); `_weights`
+        # is their copy on the losses' device and dtype, for the network's backward pass.
+        self._host_weights = [1.0] * num_tasks
         self._weights = torch.ones(num_tasks)
         self.initial_losses = self._check_initial_losses(initial_losses)
         self.last_norms: torch.Tensor | None = None
@@ -126,21 +131,20 @@ class GradNorm(Balancer):
             self._fast.check_ready()
         initial = self.initial_losses
         if initial is None:
-            initial = losses.detach().clone()
+            initial = losses.detach().double().cpu()
             _check_nonzero_initial_losses(initial)
         self._follow(losses)
-        weights = self._weights.detach().clone()
-
+        weights = self._weights
         if self._fast is not None:
             (weights * losses).sum().backward()
             norms = self._fast.weighted_norms(dtype=weights.dtype) / weights
         else:
             norms = self._task_gradient_norms(losses)
             (weights * losses).sum().backward()
-
         if self.step_count == 0:
             _check_every_task_reaches_w(norms)
-        self._update_weights(losses.detach(), norms, initial.to(weights))
+
+        self._update_weights(losses.detach(), norms, initial)
         self.initial_losses = initial
         self.last_norms = norms
         self.step_count += 1
@@ -171,30 +175,38 @@ class GradNorm(Balancer):
             )
         return torch.stack(squares).sqrt()
 
-    def _update_weights(
-        self, losses: torch.Tensor, norms: torch.Tensor, initial: torch.Tensor
-    ) -> None:
+    def _update_weights(self, losses: torch.Tensor, norms: torch.Tensor, initial: torch.Tensor) -> None:
+        """Steps 2 to 6 of the contract, on the host in float64, from L_i(t) and n_i."""
         losses, norms = _average_over_processes(losses, norms)
-        weights = self._weights
-        grad_norms = weights * norms
-        loss_ratios = losses / initial
-        inverse_rates = loss_ratios / loss_ratios.mean()
-        targets = grad_norms.mean() * inverse_rates.pow(self.alpha)
-        self._weight_optimizer.step(weights, torch.sign(grad_norms - targets) * norms)
-        with torch.no_grad():
-            weights.clamp_(min=self.min_weight)
-            weights.mul_(self.num_tasks / weights.sum())
+        losses_now, norms_now = losses.tolist(), norms.tolist()
+        count = self.num_tasks
+        ratios = [loss / first for loss, first in zip(losses_now, initial.tolist())]
+        mean_ratio = sum(ratios) / count
+        grad_norms = [w * n for w, n in zip(self._host_weights, norms_now)]
+        mean_grad_norm = sum(grad_norms) / count
+        weight_grads = []
+        for grad_norm, norm, ratio in zip(grad_norms, norms_now, ratios):
+            gap = grad_norm - mean_grad_norm * (ratio / mean_ratio) ** self.alpha
+            weight_grads.append(norm if gap > 0 else -norm if gap < 0 else 0.0)
+        stepped = self._weight_optimizer.step(self._host_weights, weight_grads)
+        clamped = [max(w, self.min_weight) for w in stepped]
+        total = sum(clamped)
+        self._set_weights([w * count / total for w in clamped])
+
+    def _set_weights(self, values: list[float]) -> None:
+        self._host_weights = values
+        self._weights = torch.tensor(values, dtype=self._weights.dtype, device=self._weights.device)
 
     def _follow(self, losses: torch.Tensor) -> None:
-        """Move the weights to the losses' device and dtype (at least float32)."""
+        """Put the weights' tensor on the losses' device and dtype (at least float32)."""
         dtype = torch.promote_types(losses.dtype, torch.float32)
         if self._weights.device != losses.device or self._weights.dtype != dtype:
-            self._weights = self._weights.to(losses.device, dtype)
+            self._weights = torch.tensor(self._host_weights, dtype=dtype, device=losses.device)
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.update(
-            weights=self._weights.detach().clone(),
+            weights=torch.tensor(self._host_weights, dtype=torch.float64),
             initial_losses=None if self.initial_losses is None else self.initial_losses.clone(),
             weight_optimizer=self._weight_optimizer.state_dict(),
             alpha=self.alpha,
@@ -204,9 +216,9 @@ class GradNorm(Balancer):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._weight_optimizer.load_state_dict(state["weight_optimizer"])
-        self._weights = torch.as_tensor(state["weights"]).detach().clone()
+        self._set_weights(torch.as_tensor(state["weights"]).double().tolist())
         initial = state["initial_losses"]
-        self.initial_losses = None if initial is None else torch.as_tensor(initial).clone()
+        self.initial_losses = None if initial is None else torch.as_tensor(initial).double().cpu()
 
     @staticmethod
     def _check_shared_params(shared_params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -233,7 +245,7 @@ class GradNorm(Balancer):
     ) -> torch.Tensor | None:
         if initial_losses is None:
             return None
-        initial = torch.as_tensor(initial_losses, dtype=torch.float32).detach().clone()
+        initial = torch.as_tensor(initial_losses, dtype=torch.float64).detach().cpu().clone()
         if initial.shape != (self.num_tasks,):
             raise ValueError(
                 f"initial_losses must have {self.num_tasks} values, one per task, "
@@ -265,19 +277,30 @@ def _check_every_task_reaches_w(norms: torch.Tensor) -> None:
         )
 
 
-def _average_over_processes(
-    losses: torch.Tensor, norms: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _average_over_processes(*vectors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     distributed = torch.distributed
     if not (distributed.is_available() and distributed.is_initialized()):
-        return losses, norms
+        return vectors
     world = distributed.get_world_size()
     if world == 1:
-        return losses, norms
-    packed = torch.cat([losses, norms])
+        return vectors
+    packed = torch.stack([v.to(torch.float64) for v in vectors])
     distributed.all_reduce(packed)
-    packed = packed / world
-    return packed[: losses.numel()], packed[losses.numel() :]
+    return tuple((packed / world).unbind(0))
+
+
+def _reaches(node: Any, target: Any, limit: int = 1000) -> bool:
+    """Whether autograd node ``target`` is an ancestor of ``node`` (searching ``limit`` nodes)."""
+    stack, seen = [node], set()
+    while stack and len(seen) < limit:
+        current = stack.pop()
+        if current is target:
+            return True
+        if current is None or current in seen:
+            continue
+        seen.add(current)
+        stack.extend(parent for parent, _ in current.next_functions)
+    return False
 
 
 class _LinearTaskGradients:
@@ -316,48 +339,53 @@ class _LinearTaskGradients:
                 "GradNorm.branch() saw no forward pass through the shared Linear: call the "
                 "trunk on this batch first, then pass its output to branch()"
             )
-        to_output = self._map_to_output(features)
+        during_backward, self.after_backward = self._map_to_output(features)
         # A stride-0 expand aliases `features` T times; unbind's backward stacks the T heads'
         # gradients into one (T, ...) tensor, which the hook below receives in one piece.
         expanded = features.unsqueeze(0).expand(self.num_tasks, *features.shape)
 
         def keep(grad: torch.Tensor) -> None:
-            self.task_grads = to_output(grad)
+            self.task_grads = grad if during_backward is None else during_backward(grad)
 
         expanded.register_hook(keep)
         self.branched = True
         return list(expanded.unbind(0))
 
-    def _map_to_output(self, features: torch.Tensor):
-        """How to turn gradients at ``features`` into gradients at the Linear's output."""
+    def _map_to_output(self, features: torch.Tensor) -> tuple[Any, Any]:
+        """How gradients at ``features`` become gradients at the Linear's output ``z``.
+
+        Returns (a map to apply inside the backward pass, one to apply after it); None is the
+        identity. ``features`` is ``z`` itself, ``relu(z)`` (a mask, applied afterwards in place,
+        when the caught gradient is no one else's), or any other differentiable function of
+        ``z`` (one batched vector-Jacobian product, while that part of the graph is alive).
+        """
         node = features.grad_fn
         if node is not None and node is self.output_node:
-            return lambda grad: grad
+            return None, None
         if node is not None and node.name() == "ReluBackward0" and any(
             parent is self.output_node for parent, _ in node.next_functions
         ):
-            mask = features.detach() > 0
-            return lambda grad: grad * mask
+            mask = (features.detach() > 0).to(features.dtype)
+            return None, lambda grad: grad.mul_(mask)
         if self.layer_output._version != self.output_version:
             raise RuntimeError(
                 "the shared Linear's output was modified in place before branch(): use an "
                 "out-of-place activation (inplace=False) after the shared layer"
             )
+        if not _reaches(node, self.output_node):
+            raise RuntimeError(
+                "branch() was given a tensor that does not depend on the shared Linear's output: "
+                "pass the trunk's output computed from that layer in this forward pass"
+            )
         output = self.layer_output
 
         def through_graph(grad: torch.Tensor) -> torch.Tensor:
-            try:
-                (result,) = torch.autograd.grad(
-                    features, output, grad, retain_graph=True, is_grads_batched=True
-                )
-            except RuntimeError as error:
-                raise RuntimeError(
-                    "branch() was given a tensor that does not depend on the shared Linear's "
-                    "output: pass the trunk's output computed from that layer"
-                ) from error
+            (result,) = torch.autograd.grad(
+                features, output, grad, retain_graph=True, is_grads_batched=True
+            )
             return result
 
-        return through_graph
+        return through_graph, None
 
     def check_ready(self) -> None:
         if not self.branched:
@@ -373,7 +401,10 @@ class _LinearTaskGradients:
                 "no task gradient reached the shared layer: the task losses must be computed "
                 "from the heads' outputs on gn.branch(features)"
             )
-        grads = self.task_grads.to(dtype)
+        grads = self.task_grads
+        if self.after_backward is not None:
+            grads = self.after_backward(grads)
+        grads = grads.to(dtype)
         layer_input = self.layer_input.to(dtype)
         self.task_grads = None
         self.branched = False
@@ -382,15 +413,19 @@ class _LinearTaskGradients:
         grads = grads.reshape(self.num_tasks, -1, out_features)
         layer_input = layer_input.reshape(-1, layer_input.shape[-1])
         rows, in_features = layer_input.shape
-        squares = grads.new_zeros(self.num_tasks)
+        norms = []
         if self.layer.weight.requires_grad:
             direct_cost = in_features * rows * out_features
             gram_cost = rows * rows * (in_features / self.num_tasks + out_features)
             if gram_cost < direct_cost:
                 gram = layer_input @ layer_input.T
-                squares = squares + (torch.matmul(gram, grads) * grads).sum(dim=(1, 2))
+                squares = (torch.matmul(gram, grads) * grads).sum(dim=(1, 2))
+                norms.append(squares.clamp_(min=0).sqrt_())
             else:
-                squares = squares + torch.matmul(layer_input.T, grads).square().sum(dim=(1, 2))
+                products = torch.matmul(layer_input.T, grads)
+                norms.append(torch.linalg.vector_norm(products, dim=(1, 2)))
         if self.layer.bias is not None and self.layer.bias.requires_grad:
-            squares = squares + grads.sum(dim=1).square().sum(dim=1)
-        return squares.sqrt()
+            norms.append(torch.linalg.vector_norm(grads.sum(dim=1), dim=1))
+        if not norms:
+            raise RuntimeError("the shared Linear has no parameter that requires grad")
+        return norms[0] if len(norms) == 1 else torch.hypot(norms[0], norms[1])

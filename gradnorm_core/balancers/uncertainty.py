@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import torch
 
 from .base import Balancer, VectorOptimizer, check_positive
@@ -28,10 +30,10 @@ class UncertaintyWeighting(Balancer):
 
     ``weights`` is :math:`e^{-s}`; ``log_variances`` is :math:`s`. Both are detached copies.
 
-    :math:`s` and its optimizer state follow the losses' device and dtype (promoted to at
-    least float32, so half-precision losses keep a float32 :math:`s`); before the first step
-    they are on the CPU in float32. ``load_state_dict`` refuses a state saved with another
-    ``optimizer`` or ``lr``.
+    :math:`s` is updated on the host in float64; ``weights`` and ``log_variances`` follow the
+    losses' device and dtype (promoted to at least float32, so half-precision losses get float32
+    weights); before the first step they are on the CPU in float32. ``load_state_dict`` refuses
+    a state saved with another ``optimizer`` or ``lr``.
     """
 
     def __init__(self, num_tasks: int, lr: float = 0.025, optimizer: str = "adam") -> None:
@@ -39,24 +41,31 @@ class UncertaintyWeighting(Balancer):
         self.lr = check_positive("lr", lr)
         self._optimizer = VectorOptimizer(optimizer, self.lr)
         self.optimizer_name = optimizer
+        # s lives on the host as float64 (its update is O(T) scalar work); `_log_variances` is
+        # its copy on the losses' device and dtype.
+        self._host_log_variances = [0.0] * num_tasks
         self._log_variances = torch.zeros(num_tasks)
 
     def _place(self, device: torch.device, dtype: torch.dtype) -> None:
-        """Move ``s`` to ``device``/``dtype``; its optimizer state follows on the next step."""
+        """Put the tensor copy of ``s`` on ``device``/``dtype``."""
         s = self._log_variances
         if s.device != device or s.dtype != dtype:
-            self._log_variances = s.to(device=device, dtype=dtype)
+            self._log_variances = torch.tensor(self._host_log_variances, dtype=dtype, device=device)
 
     def backward(self, losses: torch.Tensor) -> None:
         self.check_losses(losses)
         self._place(losses.device, torch.promote_types(losses.dtype, torch.float32))
-        s_old = self._log_variances.detach().clone()
+        s_old = self._log_variances
         precision = torch.exp(-s_old)
         total = (precision * losses).sum() + s_old.sum()
         total.backward()
 
-        s = self._log_variances
-        self._optimizer.step(s, 1.0 - precision * losses.detach().to(s.dtype))
+        grads = [
+            1.0 - math.exp(-s) * loss
+            for s, loss in zip(self._host_log_variances, losses.detach().tolist())
+        ]
+        self._host_log_variances = self._optimizer.step(self._host_log_variances, grads)
+        self._log_variances = torch.tensor(self._host_log_variances, dtype=s_old.dtype, device=s_old.device)
         self.step_count += 1
 
     @property
@@ -72,7 +81,7 @@ class UncertaintyWeighting(Balancer):
         state = super().state_dict()
         state["optimizer_name"] = self.optimizer_name
         state["lr"] = self.lr
-        state["log_variances"] = self._log_variances.detach().cpu().clone()
+        state["log_variances"] = torch.tensor(self._host_log_variances, dtype=torch.float64)
         state["optimizer"] = self._optimizer.state_dict()
         return state
 
@@ -84,9 +93,12 @@ class UncertaintyWeighting(Balancer):
         except BaseException:
             self.step_count = previous_step_count
             raise
-        self._log_variances, self._optimizer = log_variances, optimizer
+        self._host_log_variances, self._optimizer = log_variances, optimizer
+        self._log_variances = torch.tensor(
+            log_variances, dtype=self._log_variances.dtype, device=self._log_variances.device
+        )
 
-    def _prepare_load(self, state: dict[str, Any]) -> tuple[torch.Tensor, VectorOptimizer]:
+    def _prepare_load(self, state: dict[str, Any]) -> tuple[list[float], VectorOptimizer]:
         """Build ``s`` and its optimizer from ``state`` aside, so a bad state changes nothing."""
         name = type(self).__name__
         for key in ("optimizer_name", "lr", "log_variances", "optimizer"):
@@ -103,8 +115,7 @@ class UncertaintyWeighting(Balancer):
                 f"state_dict['log_variances'] must be a tensor of shape ({self.num_tasks},), "
                 f"got {saved!r}; pass a state from {name}.state_dict()"
             )
-        # Keeps the saved dtype, so a float64 run resumes bit for bit.
-        log_variances = saved.detach().to(device=self._log_variances.device).clone()
+        log_variances = saved.detach().double().tolist()
         optimizer = VectorOptimizer(self.optimizer_name, self.lr)
         optimizer.load_state_dict(state["optimizer"])
         return log_variances, optimizer
