@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m gradnorm_core.demo
+	$(PY) -m gradnorm_core
 
 test: install
 	$(PY) -m pytest -q

@@ -1,0 +1,42 @@
+"""The README's Python examples run as written, and do what the text around them says."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+
+
+def test_readme_examples_run_and_balance_the_weights():
+    blocks = python_blocks()
+    assert len(blocks) >= 3, "the README lost its examples"
+    namespace: dict = {}
+    torch.manual_seed(0)
+    exec(compile(blocks[0], "README.md[plain]", "exec"), namespace)
+    weights = namespace["gn"].weights
+    assert weights.shape == (3,) and bool((weights > 0).all())
+    torch.testing.assert_close(weights.sum(), torch.tensor(3.0))
+    # the task with targets 100x larger gets the smallest weight, the smallest task the largest
+    assert weights[2] < weights[1] < weights[0]
+
+    exec(compile(blocks[1], "README.md[fast path]", "exec"), namespace)
+    assert namespace["checkpoint"]["step_count"] == 100
+
+    exec(compile(blocks[2], "README.md[fit]", "exec"), namespace)
+    assert namespace["record"].epoch == 2
+    assert namespace["state"]["epoch"] == 2
+
+
+def test_readme_names_the_two_setup_commands():
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
+    makefile = (README.parent / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, flags=re.MULTILINE)
+    assert re.search(r"^test:", makefile, flags=re.MULTILINE)
