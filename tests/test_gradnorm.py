@@ -351,3 +351,63 @@ def test_fast_path_on_cuda_matches_cpu():
     got = train(net_gpu, gpu, [(x.cuda(), [y.cuda() for y in ys]) for x, ys in batches], branch=gpu.branch)
     assert got.device.type == "cuda"
     torch.testing.assert_close(got.cpu(), expected, rtol=1e-7, atol=1e-9)
+
+
+def test_branch_rejects_a_tensor_not_computed_from_the_shared_layer():
+    net = make_net(2)
+    gradnorm = GradNorm.for_linear(net.last_shared_layer, num_tasks=2)
+    net.trunk(torch.randn(4, 8, dtype=DTYPE))
+    unrelated = torch.randn(4, 12, dtype=DTYPE, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="does not depend on the shared Linear's output"):
+        gradnorm.branch(unrelated)
+
+
+def test_bfloat16_autocast_gives_float32_weights_close_to_full_precision():
+    num_tasks = 3
+    batches = make_batches(num_tasks, steps=5)
+    net_full = make_net(num_tasks).float()
+    net_amp = copy.deepcopy(net_full)
+    full = GradNorm.for_linear(net_full.last_shared_layer, num_tasks)
+    amp = GradNorm.for_linear(net_amp.last_shared_layer, num_tasks)
+    for x, ys in batches:
+        x, ys = x.float(), [y.float() for y in ys]
+        full.backward(task_losses(net_full(x, branch=full.branch), ys))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs = net_amp(x, branch=amp.branch)
+        amp.backward(task_losses([o.float() for o in outputs], ys))
+    assert amp.weights.dtype == torch.float32
+    torch.testing.assert_close(amp.last_norms, full.last_norms, rtol=0.05, atol=0)
+
+
+def _ddp_worker(rank: int, world: int, store_path: str, results_path: str) -> None:
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{store_path}", rank=rank, world_size=world
+    )
+    try:
+        net = make_net(3)
+        gradnorm = GradNorm.for_linear(net.last_shared_layer, num_tasks=3, alpha=1.0)
+        local = make_batches(3, steps=8, seed=100 + rank)  # each process sees other data
+        train(net, gradnorm, local, branch=gradnorm.branch)
+        state = {"weights": gradnorm.weights, "initial": gradnorm.initial_losses,
+                 "shared": net.last_shared_layer.weight.detach().clone()}
+        torch.save(state, f"{results_path}.{rank}")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_processes_keep_identical_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
+    world = 2
+    torch.multiprocessing.spawn(
+        _ddp_worker, args=(world, str(tmp_path / "store"), str(tmp_path / "result")), nprocs=world
+    )
+    results = [torch.load(tmp_path / f"result.{rank}") for rank in range(world)]
+    torch.testing.assert_close(results[0]["weights"], results[1]["weights"], rtol=0, atol=0)
+    torch.testing.assert_close(results[0]["initial"], results[1]["initial"], rtol=0, atol=0)
+    # without DDP around the model the two networks drift apart (different data), yet the
+    # task weights agree: GradNorm's update saw the same averaged losses and norms
+    assert not torch.allclose(results[0]["shared"], results[1]["shared"])
+    net = make_net(3)
+    alone = GradNorm.for_linear(net.last_shared_layer, num_tasks=3, alpha=1.0)
+    train(net, alone, make_batches(3, steps=8, seed=100), branch=alone.branch)
+    assert not torch.allclose(alone.weights, results[0]["weights"])

@@ -57,9 +57,10 @@ class GradNorm(Balancer):
       and the norms are computed there. On CUDA this costs one synchronisation per step;
     * mixed precision: use it under ``torch.autocast`` (losses are float32 there); GradScaler's
       loss scaling is not applied by :meth:`backward`, so use bfloat16 autocast, which needs none;
-    * DDP: when ``torch.distributed`` is initialised with more than one process, the norms
-      :math:`n_i` and losses :math:`L_i` are averaged over processes before the weight update,
-      so every process keeps the same weights (the network's own gradients are DDP's business);
+    * DDP: when ``torch.distributed`` is initialised with more than one process, the losses
+      :math:`L_i` (including :math:`L_i(0)`) and norms :math:`n_i` are averaged over processes
+      before the weight update, so every process keeps the same weights (the network's own
+      gradients are DDP's business);
     * a non-finite loss raises :class:`NonFiniteLossError` naming the task and the step, before
       anything (network gradients, weights, step counter) is changed.
     """
@@ -129,10 +130,8 @@ class GradNorm(Balancer):
         self.check_losses(losses)
         if self._fast is not None:
             self._fast.check_ready()
-        initial = self.initial_losses
-        if initial is None:
-            initial = losses.detach().double().cpu()
-            _check_nonzero_initial_losses(initial)
+        if self.initial_losses is None:
+            _check_nonzero_initial_losses(losses.detach())
         self._follow(losses)
         weights = self._weights
         if self._fast is not None:
@@ -144,8 +143,10 @@ class GradNorm(Balancer):
         if self.step_count == 0:
             _check_every_task_reaches_w(norms)
 
-        self._update_weights(losses.detach(), norms, initial)
-        self.initial_losses = initial
+        losses, norms = _average_over_processes(losses.detach(), norms)
+        if self.initial_losses is None:
+            self.initial_losses = losses.double().cpu()
+        self._update_weights(losses, norms, self.initial_losses)
         self.last_norms = norms
         self.step_count += 1
 
@@ -177,7 +178,6 @@ class GradNorm(Balancer):
 
     def _update_weights(self, losses: torch.Tensor, norms: torch.Tensor, initial: torch.Tensor) -> None:
         """Steps 2 to 6 of the contract, on the host in float64, from L_i(t) and n_i."""
-        losses, norms = _average_over_processes(losses, norms)
         losses_now, norms_now = losses.tolist(), norms.tolist()
         count = self.num_tasks
         ratios = [loss / first for loss, first in zip(losses_now, initial.tolist())]
