@@ -315,6 +315,7 @@ class _LinearTaskGradients:
         self.output_version = 0
         self.output_node: Any = None
         self.task_grads: torch.Tensor | None = None
+        self.after_backward: Any = None
         self.branched = False
         layer.register_forward_hook(self._record_forward)
 
