@@ -171,7 +171,10 @@ def main() -> None:
     parser.add_argument("--round-seconds", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     args = parser.parse_args()
+    for name in [m for m in METHODS if m not in args.methods + ["equal"]]:
+        del METHODS[name]
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     names = [name for name in METHODS if name != "equal"]
