@@ -52,7 +52,11 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass(frozen=True)
 class EpochRecord:
-    """What one epoch produced. ``score`` is the validation score (lower is better)."""
+    """What one epoch produced. ``score`` is the validation score (lower is better).
+
+    ``weights`` are the task weights at the end of the epoch; ``mean_weights`` their mean over
+    the epoch's steps, as used for the gradients (their mean over epochs is the time average).
+    """
 
     epoch: int
     score: float
@@ -60,6 +64,7 @@ class EpochRecord:
     val: dict[str, float]
     test: dict[str, float]
     weights: list[float]
+    mean_weights: list[float]
     elapsed_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -146,12 +151,14 @@ class Training:
         branch = getattr(self.balancer, "branch", None)
         self.model.train()
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
+        weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64)
         steps = 0
         order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
         for begin in range(0, len(train), self.config.batch_size):
             x, targets = train.batch(order[begin : begin + self.config.batch_size])
             self.optimizer.zero_grad(set_to_none=True)
             losses = self.problem.task_losses(self.model(x, branch=branch), targets)
+            weight_totals += self.balancer.weights.cpu()
             self.balancer.backward(losses)
             self.optimizer.step()
             totals += losses.detach().double()
@@ -172,6 +179,7 @@ class Training:
             val=val,
             test=test,
             weights=[float(w) for w in self.balancer.weights],
+            mean_weights=(weight_totals / steps).tolist(),
             elapsed_seconds=self.elapsed_seconds,
         )
 

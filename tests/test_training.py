@@ -125,3 +125,20 @@ def test_non_finite_loss_stops_training_with_the_task_named(toy):
         list(training)
     assert training.epoch == 1
     assert isinstance(training, Training)
+
+
+def test_mean_weights_are_the_average_of_the_weights_used_at_each_step(toy):
+    model = toy.build_model(seed=2)
+    balancer = make_balancer("gradnorm", toy.num_tasks, model=model, alpha=1.0, lr=0.1)
+    used = []
+    original = balancer.backward
+
+    def spy(losses):
+        used.append(balancer.weights.double())
+        original(losses)
+
+    balancer.backward = spy
+    (record,) = list(fit(toy, balancer, model=model, epochs=1, batch_size=64))
+    expected = torch.stack(used).mean(dim=0)
+    torch.testing.assert_close(torch.tensor(record.mean_weights, dtype=torch.float64), expected)
+    assert record.weights != record.mean_weights

@@ -1,0 +1,161 @@
+"""``gradnorm-tune``: train one run, run a sweep spec, resume it, rebuild its report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SPECS = Path(__file__).parent / "specs"
+
+
+def _spec_path(text: str) -> Path:
+    path = Path(text)
+    if not path.exists() and (SPECS / text).exists():
+        return SPECS / text
+    if not path.exists() and (SPECS / f"{text}.yaml").exists():
+        return SPECS / f"{text}.yaml"
+    return path
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .runner import run_sweep
+    from .spec import load_spec
+
+    spec = load_spec(_spec_path(args.spec))
+    state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
+                      ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose)
+    print_ui_hint(state.tracking_uri)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .runner import resume_sweep
+
+    state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
+                         quiet=not args.verbose, tracking_uri=args.tracking_uri)
+    print_ui_hint(state.tracking_uri)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .runner import SweepState, build_comparison, check_tracking_server
+    from .spec import parse_spec
+
+    state = SweepState.load(Path(args.directory).resolve())
+    if args.tracking_uri:
+        state.tracking_uri = args.tracking_uri
+    client = check_tracking_server(state.tracking_uri)
+    build_comparison(state, parse_spec(state.spec, state.spec_source), client)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from gradnorm_core import fit
+    from trainables import TrialConfig, epoch_metrics
+
+    from .runner import check_tracking_server, default_tracking_uri
+
+    config = {"problem": args.problem, "method": args.method, "epochs": args.epochs,
+              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "device": args.device}
+    if args.alpha is not None:
+        config["alpha"] = args.alpha
+    if args.weights is not None:
+        config["weights"] = args.weights
+    trial = TrialConfig.from_dict(config)
+    problem, model, balancer = trial.build()
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    if not args.no_mlflow:
+        check_tracking_server(tracking_uri)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_experiment(args.experiment)
+        mlflow.start_run(run_name=f"train {trial.method} {trial.describe()}")
+        mlflow.log_params({k: str(v) for k, v in config.items()})
+    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
+    training = fit(problem, balancer, model=model, **settings)
+    for record in training:
+        metrics = epoch_metrics(record, problem.task_names, training.device.type)
+        weights = " ".join(f"{w:.2f}" for w in record.weights)
+        print(f"epoch {record.epoch:>3}  val score {record.score:.4f}  test score {record.test['score']:.4f}  "
+              f"weights {weights}", flush=True)
+        if not args.no_mlflow:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "device"}, step=record.epoch)
+    if not args.no_mlflow:
+        mlflow.end_run()
+        print_ui_hint(tracking_uri)
+    return 0
+
+
+def print_ui_hint(tracking_uri: str) -> None:
+    if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
+        print(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000  "
+              f"then open http://127.0.0.1:5000")
+    else:
+        print(f"browse it: open {tracking_uri}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="gradnorm-tune", description=__doc__.split("\n")[0])
+    commands = top.add_subparsers(dest="command", required=True)
+
+    def cluster_flags(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--ray-address", default=None,
+                         help="Ray cluster address (ray://host:10001 or host:6379); default $RAY_ADDRESS or local Ray")
+        sub.add_argument("--tracking-uri", default=None,
+                         help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+        sub.add_argument("--max-failures", type=int, default=2, help="retries per trial (default: %(default)s)")
+        sub.add_argument("--verbose", action="store_true", help="show Ray's own logs")
+
+    sweep = commands.add_parser("sweep", help="run a sweep spec (a path, or a name in sweeps/specs)")
+    sweep.add_argument("spec")
+    sweep.add_argument("--storage", default="gradnorm-runs", help="where sweep directories go (default: %(default)s)")
+    cluster_flags(sweep)
+    sweep.set_defaults(run=cmd_sweep)
+
+    resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory")
+    resume.add_argument("directory")
+    cluster_flags(resume)
+    resume.set_defaults(run=cmd_resume)
+
+    rebuild = commands.add_parser("report", help="rebuild a finished sweep's comparison from MLflow")
+    rebuild.add_argument("directory")
+    rebuild.add_argument("--tracking-uri", default=None)
+    rebuild.set_defaults(run=cmd_report)
+
+    train = commands.add_parser("train", help="one training run in-process (no Ray), logged to MLflow")
+    train.add_argument("--problem", default="multidigits")
+    train.add_argument("--method", default="gradnorm")
+    train.add_argument("--alpha", type=float, default=None)
+    train.add_argument("--weights", type=float, nargs="+", default=None)
+    train.add_argument("--epochs", type=int, default=5)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto")
+    train.add_argument("--experiment", default="gradnorm-tune/train")
+    train.add_argument("--tracking-uri", default=None)
+    train.add_argument("--no-mlflow", action="store_true")
+    train.set_defaults(run=cmd_train)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from .runner import SweepError
+    from .spec import SpecError
+    from trainables import TrialConfigError
+
+    try:
+        return args.run(args)
+    except (SpecError, SweepError, TrialConfigError) as error:
+        print(f"gradnorm-tune: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gradnorm-tune: interrupted; finish it with: gradnorm-tune resume <sweep directory>", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The comparison report of a finished sweep: what each search cost and what it found.
+
+Pure functions over :mod:`sweeps.results` data (no Ray, no MLflow): a cost table (rows, Markdown,
+CSV), a best-so-far curve of validation score against compute spent, and the GradNorm weights of
+one trial. Selection is always on the validation ``"score"`` (lower is better); test numbers are
+only ever read off the trial and epoch that validation chose.
+
+Plots draw on a :class:`matplotlib.figure.Figure` with the Agg canvas attached explicitly, so no
+pyplot state and no interactive backend are involved (safe in threads and on headless machines).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from sweeps.results import SearchSummary, TrialSummary
+
+FINISHED = "FINISHED"
+SCORE_FIELDS = ("best_val_score", "best_test_score", "best_trial", "best_config")
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def best_trial(search: SearchSummary) -> TrialSummary | None:
+    """The FINISHED trial whose best epoch has the lowest validation ``"score"``.
+
+    Trials that did not finish, or have no history, are ignored. Ties go to the trial listed
+    first. ``None`` when no trial qualifies.
+    """
+    candidates = [t for t in search.trials if t.status == FINISHED and t.best_epoch is not None]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda t: t.best_epoch["score"])
+
+
+def config_label(config: dict[str, Any]) -> str:
+    """A short string of a trial's varied parameters: ``"alpha=0.12"``, ``"weights=[1, 0.5]"``
+    (both when both are present), or ``"-"``. Looks at the top level of ``config`` and, failing
+    that, one level down (e.g. ``{"balancer": {"alpha": 0.12}}``)."""
+    scopes = [config] + [v for v in config.values() if isinstance(v, dict)]
+    for scope in scopes:
+        parts = []
+        if "alpha" in scope:
+            parts.append(f"alpha={_short(scope['alpha'])}")
+        if "weights" in scope:
+            weights = scope["weights"]
+            if isinstance(weights, (list, tuple)):
+                parts.append("weights=[" + ", ".join(_short(w) for w in weights) + "]")
+            else:
+                parts.append(f"weights={_short(weights)}")
+        if parts:
+            return " ".join(parts)
+    return "-"
+
+
+def _short(value: Any) -> str:
+    """``0.12`` -> ``"0.12"``, ``1.0`` -> ``"1"``, ``1/3`` -> ``"0.3333"``; non-numbers as str."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- cost table
+
+
+def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str]) -> list[dict]:
+    """One row per search, in the order given.
+
+    Keys: ``search``, ``kind``, ``trials`` (all statuses), ``finished`` (status FINISHED),
+    ``compute_seconds`` (sum over all trials, failed ones included), ``wall_seconds``,
+    ``best_val_score`` (lowest best-epoch ``"score"`` over finished trials), ``best_test_score``
+    (``"test/score"`` of that trial at that epoch), ``best_trial`` (its trial_id),
+    ``best_config`` (see :func:`config_label`), then ``"test/<name>"`` for each name in
+    ``task_metrics`` (that trial, that epoch; ``None`` when missing), then ``grid_size`` and
+    ``sampled`` when the search has a grid size. Score fields are ``None`` without a finished
+    trial.
+    """
+    return [_cost_row(search, task_metrics) for search in searches]
+
+
+def _cost_row(search: SearchSummary, task_metrics: Sequence[str]) -> dict:
+    row: dict[str, Any] = {
+        "search": search.name,
+        "kind": search.kind,
+        "trials": len(search.trials),
+        "finished": sum(t.status == FINISHED for t in search.trials),
+        "compute_seconds": float(sum(t.compute_seconds for t in search.trials)),
+        "wall_seconds": search.wall_seconds,
+    }
+    best = best_trial(search)
+    epoch = best.best_epoch if best is not None else {}
+    row["best_val_score"] = epoch.get("score")
+    row["best_test_score"] = epoch.get("test/score")
+    row["best_trial"] = best.trial_id if best is not None else None
+    row["best_config"] = config_label(best.config) if best is not None else None
+    for name in task_metrics:
+        row[f"test/{name}"] = epoch.get(f"test/{name}")
+    if search.grid_size is not None:
+        row["grid_size"] = search.grid_size
+        row["sampled"] = search.sampled
+    return row
+
+
+def trials_cell(row: dict) -> str:
+    """The trials column: ``"10 of 27 (sampled)"`` for a sampled grid, ``"27 of 27"`` for a full
+    one, the bare count otherwise."""
+    if row.get("grid_size") is None:
+        return str(row["trials"])
+    text = f"{row['trials']} of {row['grid_size']}"
+    return text + " (sampled)" if row.get("sampled") else text
+
+
+def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
+    """A GitHub-style Markdown table, padded so it also reads as plain text in a terminal.
+
+    Columns: search | trials | compute s | wall s | best val score | test score |
+    <each task metric> | best config. Scores and metrics show 4 decimals (scientific below 1e-3),
+    seconds 1 decimal with thousands separators, missing values ``-``.
+    """
+    header = ["search", "trials", "compute s", "wall s", "best val score", "test score",
+              *task_metrics, "best config"]
+    right = [False, True, True, True, True, True, *[True] * len(task_metrics), False]
+    body = [
+        [str(row["search"]), trials_cell(row), _seconds(row["compute_seconds"]),
+         _seconds(row["wall_seconds"]), _number(row["best_val_score"]),
+         _number(row["best_test_score"]),
+         *[_number(row.get(f"test/{name}")) for name in task_metrics],
+         row["best_config"] or "-"]
+        for row in rows
+    ]
+    cells = [[c.replace("|", "\\|") for c in line] for line in [header, *body]]
+    widths = [max(3, *(len(line[i]) for line in cells)) for i in range(len(header))]
+
+    def render(line: list[str]) -> str:
+        padded = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(line, widths, right)]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
+                          for w, r in zip(widths, right)) + "|"
+    return "\n".join([render(cells[0]), rule, *(render(line) for line in cells[1:])])
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.3e}"
+    return f"{value:.4f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{float(value):,.1f}"
+
+
+def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> None:
+    """Write ``rows`` as CSV with a header: the union of their keys in first-seen order, raw
+    values (no rounding), ``None`` as an empty cell. Creates the parent directory."""
+    fields: list[str] = []
+    for row in rows:
+        fields.extend(key for key in row if key not in fields)
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+# ----------------------------------------------------------------------------- cost curve
+
+
+def best_so_far(search: SearchSummary) -> list[tuple[float, float]]:
+    """Points ``(cumulative compute seconds, best validation score so far)``.
+
+    Trials are taken in order of ``end_time`` (stable for ties). Every trial adds its
+    ``compute_seconds`` to the running total (failed ones too: the compute was spent); only
+    FINISHED trials with a history contribute their best-epoch ``"score"``. One point per trial,
+    starting at the first trial that gives a score (before that there is nothing to plot), so
+    the scores never increase.
+    """
+    points: list[tuple[float, float]] = []
+    compute = 0.0
+    best = math.inf
+    for trial in sorted(search.trials, key=lambda t: t.end_time):
+        compute += trial.compute_seconds
+        if trial.status == FINISHED and trial.best_epoch is not None:
+            best = min(best, trial.best_epoch["score"])
+        if best < math.inf:
+            points.append((compute, best))
+    return points
+
+
+def _new_figure(width: float = 7.0, height: float = 4.5):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str | os.PathLike) -> None:
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def log_x(xs: Sequence[float]) -> bool:
+    """Whether the positive values of ``xs`` span more than two decades (max / min > 100)."""
+    positive = [x for x in xs if x > 0]
+    return bool(positive) and max(positive) / min(positive) > 100
+
+
+def plot_best_so_far(searches: Sequence[SearchSummary], path: str | os.PathLike) -> None:
+    """Save a PNG with one step line per search of :func:`best_so_far` (validation score
+    against cumulative compute seconds). The x axis is logarithmic when the positive x values
+    span more than two decades. Searches without a finished trial are left out of the plot."""
+    figure = _new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    xs: list[float] = []
+    for search in searches:
+        points = best_so_far(search)
+        if not points:
+            continue
+        x, y = zip(*points)
+        xs.extend(x)
+        axes.step(x, y, where="post", marker="o", markersize=3, label=search.name)
+    if log_x(xs):
+        axes.set_xscale("log")
+    if xs:
+        axes.legend(loc="best")
+    else:
+        axes.text(0.5, 0.5, "no finished trial", ha="center", va="center",
+                  transform=axes.transAxes)
+    axes.set_xlabel("cumulative compute (s)")
+    axes.set_ylabel("best validation score so far (lower is better)")
+    axes.set_title("Best validation score vs compute spent")
+    axes.grid(True, alpha=0.3)
+    _save(figure, path)
+
+
+# ----------------------------------------------------------------------------- GradNorm weights
+
+
+def _prefixed_keys(trial: TrialSummary, prefix: str) -> list[str]:
+    """Keys of the first history record that start with ``prefix``, in record order; a one-line
+    ValueError when there are none."""
+    keys = [k for k in trial.history[0] if k.startswith(prefix)] if trial.history else []
+    if not keys:
+        raise ValueError(
+            f"trial {trial.trial_id!r} of search {trial.search!r} has no weight history "
+            f"(no '{prefix}<task>' entries); pass a trial of a weighted method that ran an epoch")
+    return keys
+
+
+def time_averaged_weights(trial: TrialSummary) -> list[float]:
+    """The task weights averaged over training: for each ``"mean_weight/<task>"`` key (tasks in
+    the order of the first history record's keys), the plain mean over epochs. Every epoch has
+    the same number of steps, so this is also the mean over all steps.
+
+    Raises ValueError (one line) when the trial has no such entries, or an epoch lacks one.
+    """
+    keys = _prefixed_keys(trial, "mean_weight/")
+    for record in trial.history:
+        missing = [k for k in keys if k not in record]
+        if missing:
+            raise ValueError(f"trial {trial.trial_id!r}: epoch {record.get('epoch')} lacks "
+                             f"{missing[0]!r}; every epoch must log the same tasks' weights")
+    return [sum(r[k] for r in trial.history) / len(trial.history) for k in keys]
+
+
+def plot_weight_trajectories(trial: TrialSummary, path: str | os.PathLike) -> None:
+    """Save a PNG of the end-of-epoch ``"weight/<task>"`` values of one trial: one line per task
+    (tasks in the order of the first history record), x = ``"epoch"``, with the trial's varied
+    config (e.g. ``alpha=0.12``) in the title. Raises ValueError (one line) when the trial has
+    no weight history."""
+    keys = _prefixed_keys(trial, "weight/")
+    figure = _new_figure()
+    axes = figure.add_subplot(1, 1, 1)
+    for key in keys:
+        records = [r for r in trial.history if key in r]
+        axes.plot([r["epoch"] for r in records], [r[key] for r in records],
+                  marker="o", markersize=3, label=key.removeprefix("weight/"))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("task weight (end of epoch)")
+    axes.set_title(f"Task weights: {trial.search} / {trial.trial_id} ({config_label(trial.config)})")
+    axes.legend(loc="best")
+    axes.grid(True, alpha=0.3)
+    _save(figure, path)

@@ -1,0 +1,160 @@
+"""A small sweep on real Ray with real MLflow (SQLite): the run hierarchy, the cost figures, the
+printed table, and an interrupted sweep resumed with every trial logged exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweeps.runner import SweepState, resume_sweep, run_sweep
+from sweeps.spec import parse_spec
+from trainables.mlflow_logger import PARENT, ROLE, SEARCH, TRIAL_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = {
+    "name": "small",
+    "experiment": "sweep-test",
+    "problem": {"name": "multidigits", "options": {"num_train": 192, "num_val": 64, "num_test": 64}},
+    "training": {"epochs": 2, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
+    "resources": {"cpu": 1, "max_concurrent": 2},
+    "searches": {
+        "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 2},
+        "grid": {"type": "static_grid", "levels": [[1], [0.5, 2], [0.1, 1]]},
+        "equal": {"type": "equal"},
+    },
+    "recommended_static": True,
+}
+EXPECTED_TRIALS = {"gradnorm": 2, "grid": 4, "equal": 1, "recommended_static": 1}
+
+
+def runs_by_role(client: MlflowClient, experiment_id: str) -> dict[str, list]:
+    runs = client.search_runs([experiment_id], max_results=1000)
+    grouped: dict[str, list] = {}
+    for run in runs:
+        grouped.setdefault(run.data.tags.get(ROLE, "?"), []).append(run)
+    return grouped
+
+
+def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = 2) -> dict[str, list]:
+    """One comparison run, one parent per search, one child per trial, nothing twice."""
+    grouped = runs_by_role(client, state.experiment_id)
+    assert len(grouped["comparison"]) == 1
+    comparison = grouped["comparison"][0]
+    searches = {run.data.tags[SEARCH]: run for run in grouped["search"]}
+    assert set(searches) == set(EXPECTED_TRIALS)
+    assert all(run.data.tags[PARENT] == comparison.info.run_id for run in searches.values())
+    trials_per_search = Counter()
+    for trial in grouped["trial"]:
+        search = trial.data.tags[SEARCH]
+        assert trial.data.tags[PARENT] == searches[search].info.run_id
+        assert trial.info.status == "FINISHED"
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "score")]
+        assert steps == list(range(1, epochs + 1)), f"{search} trial logged epochs {steps}"
+        trials_per_search[search] += 1
+    assert dict(trials_per_search) == EXPECTED_TRIALS
+    trial_ids = [trial.data.tags[TRIAL_ID] for trial in grouped["trial"]]
+    assert len(trial_ids) == len(set(trial_ids))
+    return grouped
+
+
+def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = parse_spec(SPEC, "test-spec")
+    state = run_sweep(spec, storage=tmp_path / "runs", tracking_uri=uri)
+    out = capsys.readouterr().out
+    client = MlflowClient(uri)
+    grouped = check_hierarchy(client, state)
+    comparison = client.get_run(state.comparison_run_id)
+    assert comparison.info.status == "FINISHED"
+
+    artifacts = {item.path for item in client.list_artifacts(comparison.info.run_id)}
+    assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "weights_gradnorm.png",
+            "recommended_weights_gradnorm.json"} <= artifacts
+
+    # cost figures, recomputed from the trial runs themselves
+    metrics = comparison.data.metrics
+    for search, count in EXPECTED_TRIALS.items():
+        trials = [t for t in grouped["trial"] if t.data.tags[SEARCH] == search]
+        compute = sum(t.data.metrics["compute_seconds"] for t in trials)
+        best = min(min(m.value for m in client.get_metric_history(t.info.run_id, "score")) for t in trials)
+        assert metrics[f"{search}/trials"] == count
+        assert metrics[f"{search}/compute_seconds"] == pytest.approx(compute)
+        assert metrics[f"{search}/best_val_score"] == pytest.approx(best)
+        assert metrics[f"{search}/wall_seconds"] > 0
+
+    # the recommended static weights: time average of the best GradNorm trial's step-mean weights
+    gradnorm = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "gradnorm"]
+    best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "score")))
+    expected = [
+        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"mean_weight/{task}")) / 2
+        for task in ("left", "right", "sum")
+    ]
+    local = client.download_artifacts(comparison.info.run_id, "recommended_weights_gradnorm.json", str(tmp_path))
+    assert json.loads(Path(local).read_text()) == pytest.approx(expected)
+    (recommended,) = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "recommended_static"]
+    assert json.loads(recommended.data.params["weights"]) == pytest.approx(expected, abs=1e-4)
+
+    # the printed table: every search, the grid's full size, the comparison's numbers
+    for search in EXPECTED_TRIALS:
+        assert f"| {search}" in out
+    assert "4 of 4" in out
+    assert f"{metrics['grid/best_val_score']:.4f}" in out
+    assert "recommended static weights" in out and "mlflow ui --backend-store-uri" not in out  # that is the CLI's
+
+
+def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec_file = tmp_path / "small.yaml"
+    spec_file.write_text(yaml.safe_dump(dict(SPEC, training=dict(SPEC["training"], epochs=3))))
+    storage = tmp_path / "runs"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(storage),
+         "--tracking-uri", uri],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = MlflowClient(uri)
+    deadline = time.time() + 240
+    try:
+        # interrupt once the grid search has started: the first search is done, the grid is not
+        while time.time() < deadline:
+            time.sleep(1)
+            try:
+                experiment = client.get_experiment_by_name(SPEC["experiment"])
+            except Exception:  # noqa: BLE001 - the database is being created
+                experiment = None
+            runs = [] if experiment is None else client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{SEARCH}` = 'grid' and tags.`{ROLE}` = 'trial'",
+            )
+            if runs:
+                break
+        assert driver.poll() is None, driver.stdout.read()
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, output
+    assert "gradnorm-tune resume" in output
+    (directory,) = list(storage.iterdir())
+    before = SweepState.load(directory)
+    assert before.searches["gradnorm"]["status"] == "done"
+    assert before.searches["grid"]["status"] == "running"
+
+    state = resume_sweep(directory)
+    grouped = check_hierarchy(client, state, epochs=3)
+    assert len(grouped["trial"]) == sum(EXPECTED_TRIALS.values())
+    artifacts = {item.path for item in client.list_artifacts(state.comparison_run_id)}
+    assert "cost_table.md" in artifacts

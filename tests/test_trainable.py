@@ -1,0 +1,147 @@
+"""The Ray Tune trainable on real Ray: reports, checkpoints, exact restore, MLflow child runs,
+and config errors that fail one trial with a one-line reason."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from gradnorm_core import fit
+from trainables import MlflowTrialLogger, TrialConfig, TrialConfigError, train_trial
+from trainables.mlflow_logger import ERROR_TAG, PARENT, TRIAL_ID
+
+SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
+BASE = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,
+            batch_size=64, lr=2e-3, seed=4, device="cpu")
+
+
+def run(tmp_path, space, name, callbacks=(), max_failures=0):
+    tuner = tune.Tuner(
+        tune.with_resources(train_trial, {"cpu": 1}), param_space=space,
+        tune_config=tune.TuneConfig(metric="best_score", mode="min", max_concurrent_trials=2),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path / "ray"), verbose=0,
+                                  callbacks=list(callbacks),
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
+    )
+    return tuner.fit()
+
+
+def in_process(config):
+    trial = TrialConfig.from_dict(config)
+    problem, model, balancer = trial.build()
+    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
+    return [r for r in fit(problem, balancer, model=model, **settings)]
+
+
+def test_reports_every_epoch_and_matches_an_in_process_run(local_ray, tmp_path):
+    (result,) = run(tmp_path, dict(BASE), "plain")
+    history = result.metrics_dataframe
+    assert list(history["epoch"]) == [1, 2, 3]
+    expected = in_process(BASE)  # another process with other thread counts: same up to rounding
+    assert list(history["score"]) == pytest.approx([r.score for r in expected], rel=1e-6)
+    assert list(history["weight/left"]) == pytest.approx([r.weights[0] for r in expected], rel=1e-6)
+    assert result.metrics["best_score"] == min(history["score"])
+    assert result.metrics["device"] == "cpu"
+    assert result.metrics["compute_seconds"] > 0
+    assert result.checkpoint is not None
+
+
+def crash_once_after_epoch_one(config):
+    """train_trial, made to crash once right after its first checkpoint (as a lost worker would)."""
+    from pathlib import Path
+
+    from ray import tune as ray_tune
+
+    marker = Path(config["marker"])
+    config = {key: value for key, value in config.items() if key != "marker"}
+    real_report = ray_tune.report
+
+    def report(metrics, checkpoint=None):
+        real_report(metrics, checkpoint=checkpoint)
+        if metrics["epoch"] == 1 and not marker.exists():
+            marker.touch()
+            raise RuntimeError("simulated crash after epoch 1")
+
+    ray_tune.report = report
+    try:
+        train_trial(config)
+    finally:
+        ray_tune.report = real_report
+
+
+def test_restored_trial_continues_to_the_same_final_numbers(local_ray, tmp_path):
+    marker = tmp_path / "crashed"
+    tuner = tune.Tuner(
+        tune.with_resources(crash_once_after_epoch_one, {"cpu": 1}),
+        param_space=dict(BASE, marker=str(marker)),
+        run_config=tune.RunConfig(name="restored", storage_path=str(tmp_path / "ray"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    (result,) = tuner.fit()
+    assert marker.exists() and result.error is None
+    (uninterrupted,) = run(tmp_path, dict(BASE), "uninterrupted")
+    expected = uninterrupted.metrics_dataframe
+    history = result.metrics_dataframe.drop_duplicates("epoch", keep="last")
+    assert list(history["epoch"]) == [1, 2, 3]
+    assert list(history["score"]) == list(expected["score"])
+    for key in ("weight/sum", "mean_weight/left", "test/score", "test/left/accuracy", "test/sum/rmse"):
+        assert result.metrics[key] == uninterrupted.metrics[key], key
+    # compute seconds carry over from before the crash
+    assert list(history["compute_seconds"]) == sorted(history["compute_seconds"])
+
+
+def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_ray, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("trainable", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    logger = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
+    results = run(tmp_path, dict(BASE, alpha=tune.grid_search([0.5, -2.0])), "logged", [logger])
+    assert sorted(r.error is None for r in results) == [False, True]
+
+    runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT}` = '{parent}'")
+    assert len(runs) == 2
+    by_status = {r.info.status: r for r in runs}
+    failed, finished = by_status["FAILED"], by_status["FINISHED"]
+    assert failed.data.tags[ERROR_TAG] == "alpha: must be a finite number >= 0, got -2.0"
+    assert finished.data.params["alpha"] == "0.5"
+    assert finished.data.tags["gradnorm_tune.device"] == "cpu"
+    scores = client.get_metric_history(finished.info.run_id, "score")
+    assert [m.step for m in scores] == [1, 2, 3]
+    weights = client.get_metric_history(finished.info.run_id, "weight/right")
+    assert len(weights) == 3
+    assert len({r.data.tags[TRIAL_ID] for r in runs}) == 2
+
+    # a second logger (a restarted driver) finds the same run and logs nothing twice
+    again = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
+
+    class Trial:
+        trial_id = finished.data.tags[TRIAL_ID]
+        config = dict(BASE, alpha=0.5)
+        checkpoint = None
+
+    assert again.run_id(Trial) == finished.info.run_id
+    again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0})
+    assert [m.value for m in client.get_metric_history(finished.info.run_id, "score")][-1] != 123.0
+
+
+@pytest.mark.parametrize("config,message", [
+    (dict(BASE, method="gradnrom"), "method: unknown method 'gradnrom'"),
+    (dict(BASE, alpha=None), "alpha: method 'gradnorm' needs alpha"),
+    (dict(BASE, epochs=0), "epochs must be an integer >= 1"),
+    (dict(BASE, colour="red"), "unknown key 'colour'"),
+    (dict(BASE, method="static", weights=[1, 2]), "weights must hold 3 numbers"),
+    (dict(BASE, problem="imagenet"), "unknown problem 'imagenet'"),
+])
+def test_config_errors_are_one_line(config, message):
+    with pytest.raises(TrialConfigError, match=message) as error:
+        TrialConfig.from_dict(config).build()
+    assert "\n" not in str(error.value)
+
+
+def test_trainable_runs_without_ray_session_for_bad_config():
+    with pytest.raises(TrialConfigError):
+        train_trial(dict(BASE, method="nope"))
+    assert torch.get_num_threads() >= 1

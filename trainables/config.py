@@ -1,0 +1,101 @@
+"""A trial's configuration: what Ray Tune passes to the trainable, checked before any compute."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gradnorm_core import METHODS, make_balancer, make_problem
+from gradnorm_core.balancers import Balancer
+from gradnorm_core.problems import MultiHeadNet, Problem
+from gradnorm_core.training import TrainConfig
+
+
+class TrialConfigError(ValueError):
+    """A trial's config is invalid; the message is one line naming the key and the fix."""
+
+
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "seed", "device")
+# keys a search adds for its own bookkeeping; the trial ignores them
+LABEL_KEYS = ("search",)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Problem, method and training settings of one trial.
+
+    ``method_options`` go to :func:`gradnorm_core.make_balancer` (``lr``, ``optimizer``,
+    ``temperature``, ...); ``alpha`` and ``weights`` are separate keys because searches vary them.
+    """
+
+    problem: str
+    method: str
+    problem_options: dict[str, Any] = field(default_factory=dict)
+    alpha: float | None = None
+    weights: tuple[float, ...] | None = None
+    method_options: dict[str, Any] = field(default_factory=dict)
+    training: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> "TrialConfig":
+        known = {"problem", "problem_options", "method", "alpha", "weights", "method_options",
+                 *TRAINING_KEYS, *LABEL_KEYS}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise TrialConfigError(
+                f"trial config has unknown key {unknown[0]!r}; accepted keys: {', '.join(sorted(known))}"
+            )
+        for key in ("problem", "method"):
+            if not isinstance(config.get(key), str):
+                raise TrialConfigError(f"trial config needs {key!r} as a string, got {config.get(key)!r}")
+        method = config["method"]
+        if method not in METHODS:
+            raise TrialConfigError(f"method: unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        alpha = config.get("alpha")
+        if method == "gradnorm":
+            if alpha is None:
+                raise TrialConfigError("alpha: method 'gradnorm' needs alpha, a number >= 0")
+            if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) or alpha < 0:
+                raise TrialConfigError(f"alpha: must be a finite number >= 0, got {alpha!r}")
+        weights = config.get("weights")
+        if method == "static":
+            if not isinstance(weights, (list, tuple)) or not weights:
+                raise TrialConfigError(f"weights: method 'static' needs a list of weights, got {weights!r}")
+            weights = tuple(weights)
+        try:
+            training = TrainConfig(**{key: config[key] for key in TRAINING_KEYS if key in config})
+        except ValueError as error:
+            raise TrialConfigError(str(error)) from None
+        return cls(
+            problem=config["problem"],
+            method=method,
+            problem_options=dict(config.get("problem_options") or {}),
+            alpha=None if alpha is None else float(alpha),
+            weights=weights,
+            method_options=dict(config.get("method_options") or {}),
+            training=training,
+        )
+
+    def build(self) -> tuple[Problem, MultiHeadNet, Balancer]:
+        """The problem, a fresh model and its balancer; bad names or values raise TrialConfigError."""
+        try:
+            problem = make_problem(self.problem, **self.problem_options)
+            model = problem.build_model(seed=self.training.seed)
+            options = dict(self.method_options)
+            if self.method == "gradnorm":
+                options["alpha"] = self.alpha
+            if self.method == "static":
+                options["weights"] = list(self.weights or ())
+            balancer = make_balancer(self.method, problem.num_tasks, model=model, **options)
+        except (TypeError, ValueError) as error:
+            raise TrialConfigError(str(error).splitlines()[0]) from None
+        return problem, model, balancer
+
+    def describe(self) -> str:
+        """The varied part of the config, for tables: ``alpha=0.5``, ``weights=[1, 2]``, or ``-``."""
+        if self.method == "gradnorm":
+            return f"alpha={self.alpha:.4g}"
+        if self.method == "static":
+            return "weights=[" + ", ".join(f"{w:g}" for w in self.weights or ()) + "]"
+        return "-"

@@ -1,0 +1,78 @@
+"""The core trainer as a Ray Tune function trainable: report and checkpoint every epoch."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from gradnorm_core import fit
+from gradnorm_core.training import EpochRecord, Training
+
+from .config import TrialConfig
+
+CHECKPOINT_FILE = "trial.pt"
+
+
+def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str) -> dict[str, Any]:
+    """The flat result of one epoch: what Tune receives and MLflow stores as metrics."""
+    metrics: dict[str, Any] = {
+        "epoch": record.epoch,
+        "score": record.score,
+        "test/score": record.test["score"],
+        "compute_seconds": record.elapsed_seconds,
+        "device": device,
+    }
+    for split in ("train", "val", "test"):
+        for key, value in getattr(record, split).items():
+            if key != "score":
+                metrics[f"{split}/{key}"] = value
+    for task, weight, mean_weight in zip(task_names, record.weights, record.mean_weights):
+        metrics[f"weight/{task}"] = weight
+        metrics[f"mean_weight/{task}"] = mean_weight
+    return metrics
+
+
+def device_name(training: Training) -> str:
+    if training.device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(training.device)}"
+    return training.device.type
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Ray Tune trainable: one training run, reported and checkpointed every epoch.
+
+    A trial restored from a checkpoint continues where it stopped (model, optimizer, balancer,
+    RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. An invalid
+    config raises :class:`TrialConfigError` (one line) before any compute.
+    """
+    trial = TrialConfig.from_dict(config)
+    problem, model, balancer = trial.build()
+    state, history = None, []
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
+        state, history = saved["training"], saved["history"]
+    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
+    training = fit(problem, balancer, model=model, state=state, **settings)
+    device = device_name(training)
+    for record in training:
+        metrics = epoch_metrics(record, problem.task_names, device)
+        best = min(history + [metrics], key=lambda m: m["score"])
+        # what searches select on: the best validation score so far, and the test score there
+        metrics["best_score"], metrics["best_test_score"] = best["score"], best["test/score"]
+        history.append(metrics)
+        with tempfile.TemporaryDirectory() as directory:
+            torch.save({"training": training.state_dict(), "history": history},
+                       Path(directory) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def checkpoint_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:
+    """The per-epoch metrics stored in a trial's checkpoint (all epochs up to it)."""
+    with checkpoint.as_directory() as directory:
+        return torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)["history"]
