@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(PY) -m gradnorm_core
+	$(VENV)/bin/gradnorm-tune sweep demo
 
 test: install
 	$(PY) -m pytest -q

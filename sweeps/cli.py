@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -20,9 +21,16 @@ def _spec_path(text: str) -> Path:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .runner import run_sweep
-    from .spec import load_spec
+    from .spec import load_spec, parse_spec
 
     spec = load_spec(_spec_path(args.spec))
+    overrides = {key: value for key, value in (("cpu", args.cpus_per_trial), ("gpu", args.gpus_per_trial),
+                                               ("max_concurrent", args.max_concurrent)) if value is not None}
+    if overrides:
+        # flags go through the spec's own checks, and into the spec a resume reads back
+        raw = copy.deepcopy(spec.raw)
+        raw["resources"] = {**(raw.get("resources") or {}), **overrides}
+        spec = parse_spec(raw, spec.source)
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose)
     print_ui_hint(state.tracking_uri)
@@ -111,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="run a sweep spec (a path, or a name in sweeps/specs)")
     sweep.add_argument("spec")
     sweep.add_argument("--storage", default="gradnorm-runs", help="where sweep directories go (default: %(default)s)")
+    sweep.add_argument("--cpus-per-trial", type=float, default=None, help="overrides resources.cpu of the spec")
+    sweep.add_argument("--gpus-per-trial", type=float, default=None,
+                       help="overrides resources.gpu of the spec; fractions share a GPU (0.25: 4 trials)")
+    sweep.add_argument("--max-concurrent", type=int, default=None, help="overrides resources.max_concurrent")
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
 

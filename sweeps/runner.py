@@ -82,6 +82,9 @@ class SweepState:
 def check_tracking_server(uri: str) -> MlflowClient:
     """Fail fast, before any compute, when the tracking store cannot be reached."""
     client = MlflowClient(uri)
+    # one quick try: the client's default retries with backoff would take minutes to say no
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
         client.search_experiments(max_results=1)
     except Exception as error:  # noqa: BLE001 - any failure here means: unreachable
@@ -89,20 +92,32 @@ def check_tracking_server(uri: str) -> MlflowClient:
         raise SweepError(
             f"tracking server {uri} is unreachable ({first[:200]}); start it or pass --tracking-uri"
         ) from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     return client
 
 
+def quiet_logs() -> None:
+    """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("ray").setLevel(logging.CRITICAL)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def start_ray(address: str | None, quiet: bool = True) -> None:
+    if quiet:
+        quiet_logs()
     if ray.is_initialized():
         return
-    if quiet:
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        for name in ("ray", "mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.CRITICAL if name == "ray" else logging.WARNING)
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if address:
@@ -202,8 +217,12 @@ def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: M
         Progress(search.name, total),
     ]
     experiment = state.directory / search.name
-    print(f"search {search.name} ({search.type}): {total} trial(s), up to "
-          f"{spec.resources.max_concurrent} at once", flush=True)
+    grid = ""
+    if search.type == "static_grid":
+        grid = f" of a {entry['grid_size']}-point grid" + (", sampled at random" if entry["sampled"] else "")
+    at_once = spec.resources.max_concurrent or "as many as fit"
+    print(f"search {search.name} ({search.type}): {total} trial(s){grid}, {at_once} at once, "
+          f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU each", flush=True)
     start = time.time()
     if (experiment / "tuner.pkl").exists():
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
@@ -246,6 +265,8 @@ def recommended_weights(client: MlflowClient, state: SweepState, spec: SweepSpec
 def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
               ray_address: str | None = None, max_failures: int = 2, quiet: bool = True) -> SweepState:
     """Start a sweep in a new directory under ``storage`` and run it to the end."""
+    if quiet:
+        quiet_logs()
     tracking_uri = tracking_uri or default_tracking_uri()
     client = check_tracking_server(tracking_uri)
     start_ray(ray_address, quiet)

@@ -40,3 +40,14 @@ def test_readme_names_the_two_setup_commands():
     makefile = (README.parent / "Makefile").read_text()
     assert re.search(r"^demo:", makefile, flags=re.MULTILINE)
     assert re.search(r"^test:", makefile, flags=re.MULTILINE)
+
+
+def test_readme_spec_example_is_a_valid_spec():
+    import yaml
+
+    from sweeps.spec import parse_spec
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    spec = parse_spec(yaml.safe_load(block), "README.md")
+    assert [s.type for s in spec.searches] == ["gradnorm", "static_grid", "equal", "uncertainty", "dwa"]
+    assert spec.searches[1].grid_size(spec.num_tasks) == 27

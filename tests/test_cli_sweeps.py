@@ -1,0 +1,55 @@
+"""The ``gradnorm-tune`` command: train in-process, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.cli import main
+
+
+def test_train_runs_in_process_and_logs_one_mlflow_run(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code = main(["train", "--problem", "multidigits", "--method", "gradnorm", "--alpha", "1.0",
+                 "--epochs", "2", "--tracking-uri", uri, "--experiment", "cli-train"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "epoch   2  val score" in out
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("cli-train").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]
+    assert run.data.params["alpha"] == "1.0"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["sweep", "no-such-spec.yaml"], "no-such-spec.yaml: file: not found"),
+    (["train", "--method", "gradnorm", "--no-mlflow"], "alpha: method 'gradnorm' needs alpha"),
+    (["train", "--method", "static", "--weights", "1", "2", "--no-mlflow"], "weights must hold 3 numbers"),
+    (["resume", "/nonexistent/sweep"], "is not a sweep directory"),
+])
+def test_bad_input_is_one_line_with_exit_code_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unreachable_tracking_server_fails_fast_before_any_compute(tmp_path, capsys):
+    start = time.time()
+    code = main(["sweep", "demo", "--storage", str(tmp_path / "runs"), "--tracking-uri", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "tracking server http://127.0.0.1:9 is unreachable" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # nothing written
+    assert time.time() - start < 30
+
+
+def test_resource_flags_are_checked_like_the_spec(tmp_path, capsys):
+    code = main(["sweep", "demo", "--storage", str(tmp_path / "runs"), "--gpus-per-trial", "-0.5",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "resources.gpu" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
