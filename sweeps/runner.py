@@ -104,7 +104,6 @@ def check_tracking_server(uri: str) -> MlflowClient:
 def quiet_logs() -> None:
     """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
