@@ -229,7 +229,7 @@ def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: M
         tuner = tune.Tuner(
             trainable,
             param_space=config,
-            tune_config=tune.TuneConfig(metric="best_score", mode="min",
+            tune_config=tune.TuneConfig(metric="best_score", mode="min", reuse_actors=True,
                                         max_concurrent_trials=spec.resources.max_concurrent, **tune_options),
             run_config=tune.RunConfig(
                 name=search.name, storage_path=str(state.directory), verbose=0, callbacks=callbacks,
