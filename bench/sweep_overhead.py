@@ -21,7 +21,6 @@ from pathlib import Path
 
 import torch
 
-from gradnorm_core import fit
 from sweeps.runner import run_sweep, start_ray
 from sweeps.spec import parse_spec
 from trainables import TrialConfig
@@ -48,10 +47,8 @@ def in_process_seconds(data: dict) -> tuple[float, list[float]]:
     each = []
     for alpha in data["searches"]["alphas"]["alpha"]:
         start = time.perf_counter()
-        trial = TrialConfig.from_dict(dict(base, alpha=alpha))
-        problem, model, balancer = trial.build()
-        settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
-        for _ in fit(problem, balancer, model=model, **settings):
+        _, training = TrialConfig.from_dict(dict(base, alpha=alpha)).start()
+        for _ in training:
             pass
         each.append(time.perf_counter() - start)
     return sum(each), each

@@ -61,7 +61,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import mlflow
 
-    from gradnorm_core import fit
     from trainables import TrialConfig, epoch_metrics
 
     from .runner import check_tracking_server, default_tracking_uri
@@ -73,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.weights is not None:
         config["weights"] = args.weights
     trial = TrialConfig.from_dict(config)
-    problem, model, balancer = trial.build()
+    problem, training = trial.start()
     tracking_uri = args.tracking_uri or default_tracking_uri()
     if not args.no_mlflow:
         check_tracking_server(tracking_uri)
@@ -81,8 +80,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         mlflow.set_experiment(args.experiment)
         mlflow.start_run(run_name=f"train {trial.method} {trial.describe()}")
         mlflow.log_params({k: str(v) for k, v in config.items()})
-    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
-    training = fit(problem, balancer, model=model, **settings)
     for record in training:
         metrics = epoch_metrics(record, problem.task_names, training.device.type)
         weights = " ".join(f"{w:.2f}" for w in record.weights)

@@ -8,7 +8,6 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from gradnorm_core import fit
 from trainables import MlflowTrialLogger, TrialConfig, TrialConfigError, train_trial
 from trainables.mlflow_logger import ERROR_TAG, PARENT, TRIAL_ID
 
@@ -29,10 +28,8 @@ def run(tmp_path, space, name, callbacks=(), max_failures=0):
 
 
 def in_process(config):
-    trial = TrialConfig.from_dict(config)
-    problem, model, balancer = trial.build()
-    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
-    return [r for r in fit(problem, balancer, model=model, **settings)]
+    _, training = TrialConfig.from_dict(config).start()
+    return list(training)
 
 
 def test_reports_every_epoch_and_matches_an_in_process_run(local_ray, tmp_path):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gradnorm_core import METHODS, make_balancer, make_problem
+from gradnorm_core import METHODS, fit, make_balancer, make_problem
 from gradnorm_core.balancers import Balancer
 from gradnorm_core.problems import MultiHeadNet, Problem
-from gradnorm_core.training import TrainConfig
+from gradnorm_core.training import TrainConfig, Training
 
 
 class TrialConfigError(ValueError):
@@ -91,6 +91,11 @@ class TrialConfig:
         except (TypeError, ValueError) as error:
             raise TrialConfigError(str(error).splitlines()[0]) from None
         return problem, model, balancer
+
+    def start(self, state: dict[str, Any] | None = None) -> tuple[Problem, Training]:
+        """Build the problem, model and balancer, and the training run (resumed from ``state``)."""
+        problem, model, balancer = self.build()
+        return problem, fit(problem, balancer, model=model, state=state, **asdict(self.training))
 
     def describe(self) -> str:
         """The varied part of the config, for tables: ``alpha=0.5``, ``weights=[1, 2]``, or ``-``."""

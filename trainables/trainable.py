@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from ray import tune
 
-from gradnorm_core import fit
 from gradnorm_core.training import EpochRecord, Training
 
 from .config import TrialConfig
@@ -50,15 +49,13 @@ def train_trial(config: dict[str, Any]) -> None:
     config raises :class:`TrialConfigError` (one line) before any compute.
     """
     trial = TrialConfig.from_dict(config)
-    problem, model, balancer = trial.build()
     state, history = None, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
-    settings = {name: getattr(trial.training, name) for name in trial.training.__dataclass_fields__}
-    training = fit(problem, balancer, model=model, state=state, **settings)
+    problem, training = trial.start(state)
     device = device_name(training)
     for record in training:
         metrics = epoch_metrics(record, problem.task_names, device)
