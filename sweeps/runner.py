@@ -391,10 +391,12 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
                 averaged = report.time_averaged_weights(best)
                 (folder / f"recommended_weights_{summary.name}.json").write_text(json.dumps(averaged))
         client.log_artifacts(run_id, str(folder))
+    logged = client.get_run(run_id).data.metrics  # a rebuilt report logs no value twice
     for row in rows:
         for key in ("trials", "finished", "compute_seconds", "wall_seconds", "best_val_score", "best_test_score"):
-            if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool):
-                client.log_metric(run_id, f"{row['search']}/{key}", float(row[key]))
+            name = f"{row['search']}/{key}"
+            if isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool) and name not in logged:
+                client.log_metric(run_id, name, float(row[key]))
     client.set_terminated(run_id, "FINISHED")
     print(table, flush=True)
     return table

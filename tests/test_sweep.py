@@ -119,6 +119,7 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
     rebuilt = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.splitlines() if line.startswith("|")] == table
+    assert len(client.get_metric_history(state.comparison_run_id, "grid/compute_seconds")) == 1
 
 
 def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_path):
