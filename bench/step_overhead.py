@@ -180,7 +180,7 @@ def main() -> None:
     names = [name for name in METHODS if name != "equal"]
     print(f"toy trunk 250-100x4, heads 100->100, batch {args.batch_size}, device {device}, "
           f"{args.threads} threads, median of {args.rounds} interleaved rounds")
-    print(f"| T  | equal ms/step | " + " | ".join(f"{n} / equal" for n in names) + " |")
+    print("| T  | equal ms/step | " + " | ".join(f"{n} / equal" for n in names) + " |")
     print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names) + "|")
     for num_tasks in args.tasks:
         times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device)

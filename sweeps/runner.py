@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
+import socket
 import tempfile
 import time
 import uuid
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
@@ -112,12 +111,30 @@ def quiet_logs() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+def check_ray_address(address: str | None) -> None:
+    """Fail fast when a given Ray address does not answer: ray.init would wait minutes."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"Ray address {address!r} is not host:port or ray://host:port; fix --ray-address")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SweepError(
+            f"cannot reach Ray at {address} ({reason}); start the cluster or fix --ray-address / RAY_ADDRESS"
+        ) from None
+
+
 def start_ray(address: str | None, quiet: bool = True) -> None:
     if quiet:
         quiet_logs()
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    check_ray_address(address)
     try:
         if address:
             ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
@@ -266,6 +283,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
     """Start a sweep in a new directory under ``storage`` and run it to the end."""
     if quiet:
         quiet_logs()
+    check_ray_address(ray_address or os.environ.get("RAY_ADDRESS"))
     tracking_uri = tracking_uri or default_tracking_uri()
     client = check_tracking_server(tracking_uri)
     start_ray(ray_address, quiet)

@@ -53,3 +53,14 @@ def test_resource_flags_are_checked_like_the_spec(tmp_path, capsys):
     assert code == 2
     assert "resources.gpu" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, capsys):
+    start = time.time()
+    code = main(["sweep", "demo", "--storage", str(tmp_path / "runs"), "--ray-address", "127.0.0.1:1",
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot reach Ray at 127.0.0.1:1" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
+    assert time.time() - start < 30
