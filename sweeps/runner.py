@@ -199,40 +199,61 @@ class Progress(tune.Callback):
         self._line(trial, f"FAILED: {trial_error_message(trial)}")
 
 
+def open_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: MlflowClient) -> dict[str, Any]:
+    """The search's entry in the sweep state, with its MLflow parent run created the first time."""
+    entry = state.searches.setdefault(search.name, {"status": "pending"})
+    if "parent_run_id" in entry:
+        return entry
+    parent = client.create_run(
+        state.experiment_id, run_name=f"{spec.name}/{search.name}",
+        tags={PARENT: state.comparison_run_id, ROLE: "search", SEARCH: search.name,
+              SWEEP: state.sweep_id, TAG_PREFIX + "kind": search.type},
+    )
+    entry["parent_run_id"] = parent.info.run_id
+    if search.type == "static_grid":
+        _, size, sampled = static_grid_points(search, spec.num_tasks, int(spec.training.get("seed", 0)))
+        entry |= {"grid_size": size, "sampled": sampled}
+        client.log_param(parent.info.run_id, "grid_size", size)
+        client.log_param(parent.info.run_id, "grid_sampled", sampled)
+    for key, value in search.options.items():
+        client.log_param(parent.info.run_id, key, json.dumps(value))
+    entry["status"] = "running"
+    state.save()
+    return entry
+
+
+def make_tuner(state: SweepState, spec: SweepSpec, search: SearchSpec, callbacks: list, max_failures: int):
+    """A new Tuner for the search, or the one restored from its directory after an interruption."""
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    trainable = tune.with_resources(train_trial, resources)
+    experiment = state.directory / search.name
+    if (experiment / "tuner.pkl").exists():
+        return tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
+    config, tune_options = param_space(spec, search, int(spec.training.get("seed", 0)))
+    return tune.Tuner(
+        trainable,
+        param_space=config,
+        tune_config=tune.TuneConfig(metric="best_score", mode="min", reuse_actors=True,
+                                    max_concurrent_trials=spec.resources.max_concurrent, **tune_options),
+        run_config=tune.RunConfig(
+            name=search.name, storage_path=str(state.directory), verbose=0, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
 def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: MlflowClient,
                max_failures: int) -> None:
     """Run (or restore and finish) one search as a Tune experiment under its MLflow parent run."""
-    entry = state.searches.setdefault(search.name, {"status": "pending"})
-    if entry["status"] == "done":
+    if state.searches.get(search.name, {}).get("status") == "done":
         return
-    if "parent_run_id" not in entry:
-        parent = client.create_run(
-            state.experiment_id, run_name=f"{spec.name}/{search.name}",
-            tags={PARENT: state.comparison_run_id, ROLE: "search", SEARCH: search.name,
-                  SWEEP: state.sweep_id, TAG_PREFIX + "kind": search.type},
-        )
-        entry["parent_run_id"] = parent.info.run_id
-        grid = None
-        if search.type == "static_grid":
-            _, size, sampled = static_grid_points(search, spec.num_tasks, int(spec.training.get("seed", 0)))
-            entry |= {"grid_size": size, "sampled": sampled}
-            client.log_param(parent.info.run_id, "grid_size", size)
-            client.log_param(parent.info.run_id, "grid_sampled", sampled)
-        for key, value in search.options.items():
-            client.log_param(parent.info.run_id, key, json.dumps(value))
-        entry["status"] = "running"
-        state.save()
-
-    seed = int(spec.training.get("seed", 0))
-    config, tune_options = param_space(spec, search, seed)
+    entry = open_search(state, spec, search, client)
     total = search.trial_count(spec.num_tasks)
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    trainable = tune.with_resources(train_trial, resources)
     callbacks = [
         MlflowTrialLogger(state.tracking_uri, state.experiment_id, entry["parent_run_id"], search.name, state.sweep_id),
         Progress(search.name, total),
     ]
-    experiment = state.directory / search.name
     grid = ""
     if search.type == "static_grid":
         grid = f" of a {entry['grid_size']}-point grid" + (", sampled at random" if entry["sampled"] else "")
@@ -240,20 +261,7 @@ def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: M
     print(f"search {search.name} ({search.type}): {total} trial(s){grid}, {at_once} at once, "
           f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU each", flush=True)
     start = time.time()
-    if (experiment / "tuner.pkl").exists():
-        tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space=config,
-            tune_config=tune.TuneConfig(metric="best_score", mode="min", reuse_actors=True,
-                                        max_concurrent_trials=spec.resources.max_concurrent, **tune_options),
-            run_config=tune.RunConfig(
-                name=search.name, storage_path=str(state.directory), verbose=0, callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            ),
-        )
+    tuner = make_tuner(state, spec, search, callbacks, max_failures)
     results = tuner.fit()
     entry["wall_seconds"] = entry.get("wall_seconds", 0.0) + time.time() - start
     ended = results.num_terminated + results.num_errors
