@@ -736,13 +736,7 @@ def _parse_gradnorm(check: _Checker, path: str, options: dict, problem: str, num
             )
         out["alpha"] = alphas
         out["num_trials"] = len(alphas)
-    if options.get("weight_lr") is not None:
-        out["weight_lr"] = check.number(
-            options["weight_lr"], f"{path}.weight_lr", minimum=0, strict=True,
-            fix="give GradNorm's weight learning rate, > 0 (e.g. 0.025)",
-        )
-    if options.get("optimizer") is not None:
-        out["optimizer"] = check.choice(options["optimizer"], f"{path}.optimizer", OPTIMIZERS, "optimizer")
+    out.update(_optimizer_options(check, path, options, "weight_lr", "GradNorm's weight learning rate"))
     return out
 
 
@@ -797,11 +791,15 @@ def _parse_equal(check: _Checker, path: str, options: dict, problem: str, num_ta
 
 
 def _parse_uncertainty(check: _Checker, path: str, options: dict, problem: str, num_tasks: int) -> dict:
+    return _optimizer_options(check, path, options, "lr", "the log-variances' learning rate")
+
+
+def _optimizer_options(check: _Checker, path: str, options: dict, lr_key: str, what: str) -> dict:
+    """The optional learning rate and optimizer of a method's own parameters."""
     out: dict[str, Any] = {}
-    if options.get("lr") is not None:
-        out["lr"] = check.number(
-            options["lr"], f"{path}.lr", minimum=0, strict=True,
-            fix="give the log-variances' learning rate, > 0 (e.g. 0.025)",
+    if options.get(lr_key) is not None:
+        out[lr_key] = check.number(
+            options[lr_key], f"{path}.{lr_key}", minimum=0, strict=True, fix=f"give {what}, > 0 (e.g. 0.025)",
         )
     if options.get("optimizer") is not None:
         out["optimizer"] = check.choice(options["optimizer"], f"{path}.optimizer", OPTIMIZERS, "optimizer")
