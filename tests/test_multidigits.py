@@ -254,7 +254,7 @@ SMALL = dict(num_train=8, num_val=4, num_test=4)
 
 
 def test_registry_names():
-    assert set(PROBLEMS) == {"toy", "toy_t2", "toy_t10", "multidigits"}
+    assert set(PROBLEMS) == {"toy", "toy_t2", "toy_t10", "multidigits", "multimnist", "qm9"}
 
 
 def test_make_problem_builds_each_problem():

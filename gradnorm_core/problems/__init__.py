@@ -8,13 +8,17 @@ from typing import Any
 
 from .base import MultiHeadNet, Problem, Split
 from .multidigits import MultiDigits
+from .multimnist import MultiMNIST
+from .qm9 import QM9
 from .toy import ToyRegression
 
 __all__ = [
     "PROBLEMS",
     "MultiDigits",
     "MultiHeadNet",
+    "MultiMNIST",
     "Problem",
+    "QM9",
     "Split",
     "ToyRegression",
     "make_problem",
@@ -25,6 +29,8 @@ PROBLEMS: dict[str, Callable[..., Problem]] = {
     "toy_t2": ToyRegression.paper_t2,
     "toy_t10": ToyRegression.paper_t10,
     "multidigits": MultiDigits,
+    "multimnist": MultiMNIST,  # needs the MNIST files: gradnorm-tune data mnist
+    "qm9": QM9,  # needs qm9pack: pip install 'gradnorm-tune[qm9]'
 }
 
 

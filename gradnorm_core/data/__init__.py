@@ -1,0 +1,1 @@
+"""Data sets read from local files (no download at run time)."""

@@ -1,0 +1,190 @@
+"""QM9: eleven molecular properties regressed from one shared descriptor, on raw target scales."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.qm9 import load_qm9
+from .base import MultiHeadNet, Problem, Split
+from .toy import _check_seed, _check_size, regression_metrics
+
+
+class QM9(Problem):
+    """QM9 molecules (``gradnorm_core.data.qm9.load_qm9``): eleven regression tasks.
+
+    Tasks, named after the targets: mu, alpha, homo, lumo, r2, zpve, u0, u298, h298, g298, cv
+    (see ``load_qm9`` for units and why the HOMO-LUMO gap is left out). Inputs are the 29
+    sorted Coulomb-matrix eigenvalues of each molecule.
+
+    Targets are **not** standardised: each task's loss is the MSE on its raw values, whose
+    scales differ by orders of magnitude (variance ~5e-4 for homo, ~1600 for u0, ~8e4 for r2),
+    so an unweighted sum of losses is dominated by a few tasks: the imbalance loss balancing
+    must fix. The inputs **are** standardised, per column, with the mean and standard deviation
+    of the train split only (``input_mean``, ``input_std``; a constant column gets std 1).
+
+    Splits: the molecules are permuted by ``np.random.default_rng([seed, 0])`` and the first
+    ``num_train``, next ``num_val`` and next ``num_test`` form disjoint train/val/test splits
+    (indices into the data in ``train_index``, ``val_index``, ``test_index``). Each split's
+    targets are float32 tensors of shape (N,), one per task.
+
+    Metrics per task: ``<task>/mae``, ``<task>/rmse`` and ``<task>/normalized_error`` = MSE /
+    variance of that task's targets in the split (scale-free).
+
+    Model: trunk D -> 256 -> ReLU -> 256 -> ReLU; per task a head Linear(256, 64) -> ReLU ->
+    Linear(64, 1), whose (N, 1) output is squeezed to (N,) in losses and metrics.
+
+    ``QM9(data_dir, ...)`` reads the installed QM9 data (``pip install 'gradnorm-tune[qm9]'``);
+    ``QM9.from_arrays(descriptors, targets, target_names, ...)`` builds the same problem from
+    arrays. Deterministic from ``seed``; no global RNG is used.
+    """
+
+    name = "qm9"
+    hidden_dim = 256
+    head_dim = 64
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        num_train: int = 20000,
+        num_val: int = 5000,
+        num_test: int = 5000,
+        seed: int = 0,
+    ) -> None:
+        sizes = _check_sizes(num_train, num_val, num_test)
+        seed = _check_seed(seed)
+        targets, names, descriptors = load_qm9(data_dir)
+        self._setup(descriptors, targets, names, sizes, seed)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        descriptors: np.ndarray,
+        targets: np.ndarray,
+        target_names: Sequence[str],
+        num_train: int = 20000,
+        num_val: int = 5000,
+        num_test: int = 5000,
+        seed: int = 0,
+    ) -> QM9:
+        """The problem on given arrays: ``descriptors`` (N, D), ``targets`` (N, K), K names."""
+        sizes = _check_sizes(num_train, num_val, num_test)
+        seed = _check_seed(seed)
+        problem = cls.__new__(cls)
+        problem._setup(descriptors, targets, target_names, sizes, seed)
+        return problem
+
+    def _setup(
+        self,
+        descriptors: np.ndarray,
+        targets: np.ndarray,
+        target_names: Sequence[str],
+        sizes: tuple[int, int, int],
+        seed: int,
+    ) -> None:
+        x = np.asarray(descriptors, dtype=np.float64)
+        y = np.asarray(targets, dtype=np.float64)
+        names = tuple(str(n) for n in target_names)
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+            raise ValueError(
+                "descriptors and targets must be 2-D arrays with the same number of rows, "
+                f"got shapes {x.shape} and {y.shape}"
+            )
+        if len(names) != y.shape[1] or not names or len(set(names)) != len(names):
+            raise ValueError(
+                f"target_names must hold {y.shape[1]} distinct names (one per target column), "
+                f"got {list(names)}"
+            )
+        if not (np.isfinite(x).all() and np.isfinite(y).all()):
+            raise ValueError("descriptors and targets must be finite (no NaN or inf)")
+        if sum(sizes) > x.shape[0]:
+            raise ValueError(
+                f"num_train + num_val + num_test = {sum(sizes)} exceeds the {x.shape[0]} molecules "
+                "available; lower the split sizes"
+            )
+        self.seed = seed
+        self.task_names = names
+        self.input_dim = x.shape[1]
+        order = np.random.default_rng([seed, 0]).permutation(x.shape[0])
+        bounds = np.cumsum((0, *sizes))
+        self.train_index, self.val_index, self.test_index = (
+            order[lo:hi] for lo, hi in itertools.pairwise(bounds)
+        )
+        train_x = x[self.train_index]
+        self.input_mean = train_x.mean(axis=0)
+        std = train_x.std(axis=0)
+        self.input_std = np.where(std > 0, std, 1.0)
+        self.train, self.val, self.test = (
+            self._make_split(x[index], y[index])
+            for index in (self.train_index, self.val_index, self.test_index)
+        )
+
+    def _make_split(self, x: np.ndarray, y: np.ndarray) -> Split:
+        inputs = torch.from_numpy(((x - self.input_mean) / self.input_std).astype(np.float32))
+        targets = tuple(torch.from_numpy(y[:, k].astype(np.float32)) for k in range(y.shape[1]))
+        return Split(inputs, targets)
+
+    def build_model(self, seed: int = 0) -> MultiHeadNet:
+        """Trunk D -> 256 -> ReLU -> 256 -> ReLU; heads Linear(256, 64) -> ReLU -> Linear(64, 1).
+
+        PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
+        RNG state is left as it was.
+        """
+        seed = _check_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            trunk = nn.Sequential(
+                nn.Linear(self.input_dim, self.hidden_dim),
+                nn.ReLU(),
+                nn.Linear(self.hidden_dim, self.hidden_dim),
+                nn.ReLU(),
+            )
+            heads = [
+                nn.Sequential(
+                    nn.Linear(self.hidden_dim, self.head_dim),
+                    nn.ReLU(),
+                    nn.Linear(self.head_dim, 1),
+                )
+                for _ in self.task_names
+            ]
+            return MultiHeadNet(trunk, heads)
+
+    def _check(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
+        if len(outputs) != self.num_tasks or len(targets) != self.num_tasks:
+            raise ValueError(
+                f"outputs and targets must each hold {self.num_tasks} tensors, "
+                f"got {len(outputs)} and {len(targets)}"
+            )
+
+    def task_losses(
+        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
+        """[MSE(output_i, target_i)] on raw (unstandardised) targets; outputs (N, 1) -> (N,)."""
+        self._check(outputs, targets)
+        return torch.stack([F.mse_loss(o.reshape(t.shape), t) for o, t in zip(outputs, targets)])
+
+    def task_metrics(
+        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
+    ) -> dict[str, float]:
+        """``<task>/mae``, ``<task>/rmse`` and ``<task>/normalized_error`` (MSE / Var(targets))."""
+        self._check(outputs, targets)
+        metrics: dict[str, float] = {}
+        for task, output, target in zip(self.task_names, outputs, targets):
+            output = output.detach().reshape(target.shape)
+            mae = torch.mean(torch.abs(output.double() - target.detach().double()))
+            metrics[f"{task}/mae"] = float(mae)
+            metrics.update(regression_metrics(task, output, target))
+        return metrics
+
+
+def _check_sizes(num_train: object, num_val: object, num_test: object) -> tuple[int, int, int]:
+    return (
+        _check_size("num_train", num_train),
+        _check_size("num_val", num_val),
+        _check_size("num_test", num_test),
+    )
