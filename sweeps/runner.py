@@ -362,7 +362,7 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
             for metric in client.get_metric_history(run.info.run_id, key):
                 by_step.setdefault(metric.step, {"epoch": metric.step})[key] = metric.value
         history = [by_step[step] for step in sorted(by_step)]
-        config = {key: _parse_param(value) for key, value in run.data.params.items()}
+        config = trial_config_from_params(run.data.params)
         trials.append(TrialSummary(
             search=name, trial_id=run.data.tags.get(TAG_PREFIX + "trial_id", run.info.run_id),
             config=config, status=run.info.status,
@@ -373,6 +373,18 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=entry.get("wall_seconds", 0.0), trials=trials,
                          grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)))
+
+
+def trial_config_from_params(params: dict[str, str]) -> dict[str, Any]:
+    """The trial config back from its MLflow params (``trainables.trial_params`` flattened it)."""
+    config: dict[str, Any] = {}
+    for key, value in params.items():
+        outer, dot, inner = key.partition(".")
+        if dot:
+            config.setdefault(outer, {})[inner] = _parse_param(value)
+        else:
+            config[key] = _parse_param(value)
+    return config
 
 
 def _parse_param(value: str) -> Any:

@@ -142,3 +142,13 @@ def test_trainable_runs_without_ray_session_for_bad_config():
     with pytest.raises(TrialConfigError):
         train_trial(dict(BASE, method="nope"))
     assert torch.get_num_threads() >= 1
+
+
+def test_trial_params_round_trip_to_the_trial_config():
+    from sweeps.runner import trial_config_from_params
+    from trainables import trial_params
+
+    config = dict(BASE, method="static", weights=[1.0, 0.5, 2.0], alpha=None,
+                  method_options={}, search="grid")
+    back = trial_config_from_params(trial_params(config))
+    assert TrialConfig.from_dict(back) == TrialConfig.from_dict(config)

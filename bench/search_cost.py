@@ -1,0 +1,165 @@
+"""Does one alpha search reach the static grid's best score, and at what fraction of its compute?
+
+    python bench/search_cost.py multidigits            # the CPU size: minutes on 2 cores
+    python bench/search_cost.py multimnist --scale 4   # more data and epochs, e.g. on a GPU cluster
+
+Runs the problem's sweep (GradNorm alpha search by Optuna, the static grid, the baselines and the
+recommended static weights) through the normal sweep runner, then retrains each search's best
+configuration with several seeds in-process for the final comparison. Writes a Markdown table,
+a CSV and the best-so-far-vs-compute plot to bench/results/ and logs them to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from sweeps import report
+from sweeps.runner import RECOMMENDED, SweepState, run_sweep, search_summary
+from sweeps.spec import parse_spec
+from trainables import TrialConfig
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def problem_spec(problem: str, scale: float) -> dict:
+    """The sweep of one problem, sized for 2 CPU cores at scale 1."""
+    def size(n: int) -> int:
+        return int(n * scale)
+
+    if problem == "multidigits":
+        return {
+            "problem": {"name": "multidigits", "options": {"num_train": size(4000), "num_val": 1000, "num_test": 1000}},
+            "training": {"epochs": max(1, size(15)), "batch_size": 64, "lr": 0.002},
+            "searches": {
+                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
+                "static_grid": {"type": "static_grid", "levels": [0.5, 1, 2]},  # 3 levels per task: 27 runs
+                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
+            },
+        }
+    if problem == "multimnist":
+        return {
+            "problem": {"name": "multimnist", "options": {"num_train": size(10000), "num_val": 2000, "num_test": 2000}},
+            "training": {"epochs": max(1, size(10)), "batch_size": 128, "lr": 0.002},
+            "searches": {
+                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
+                # the first task's weight fixed, 5 levels for the second
+                "static_grid": {"type": "static_grid", "levels": [[1], [0.25, 0.5, 1, 2, 4]]},
+                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
+            },
+        }
+    if problem == "qm9":
+        return {
+            "problem": {"name": "qm9", "options": {"num_train": size(20000), "num_val": 5000, "num_test": 5000}},
+            "training": {"epochs": max(1, size(10)), "batch_size": 256, "lr": 0.001},
+            "searches": {
+                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
+                # the first target fixed, 3 levels for the other ten: 3^10 = 59,049 points, sampled
+                "static_grid": {"type": "static_grid", "levels": [[1]] + [[0.1, 1, 10]] * 10,
+                                "max_trials": max(8, size(24))},
+                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
+            },
+        }
+    raise SystemExit(f"unknown problem {problem!r}; choose multidigits, multimnist or qm9")
+
+
+def final_runs(summary, seeds: list[int]) -> list[dict]:
+    """The search's best configuration retrained with each seed; the last epoch's test metrics."""
+    best = report.best_trial(summary)
+    if best is None:
+        return []
+    keys = ("problem", "problem_options", "method", "alpha", "weights", "method_options",
+            "epochs", "batch_size", "lr", "weight_decay", "device")
+    base = {key: best.config[key] for key in keys if key in best.config}  # all but seed and labels
+    runs = []
+    for seed in seeds:
+        problem, training = TrialConfig.from_dict(dict(base, seed=seed)).start()
+        *_, last = list(training)
+        runs.append({"seed": seed, "test/score": last.test["score"], "compute_seconds": last.elapsed_seconds,
+                     **{f"test/{key}": value for key, value in last.test.items() if key != "score"}})
+    return runs
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.4f}" if values else "-"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("problem", choices=["multidigits", "multimnist", "qm9"])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies data and epochs (default 1: CPU size)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--ray-address", default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    data = {"name": f"search-cost-{args.problem}", "experiment": f"search-cost-{args.problem}",
+            "resources": {"cpu": 1, "max_concurrent": 2}, "recommended_static": True,
+            **problem_spec(args.problem, args.scale)}
+    data["training"] |= {"seed": 0, "device": "auto"}
+    spec = parse_spec(data, f"bench {args.problem}")
+    start = time.time()
+    with tempfile.TemporaryDirectory() as storage:
+        state: SweepState = run_sweep(spec, storage=storage, tracking_uri=args.tracking_uri,
+                                      ray_address=args.ray_address)
+    client = MlflowClient(state.tracking_uri)
+    kinds = {search.name: search.type for search in spec.searches} | {RECOMMENDED: "static"}
+    summaries = [search_summary(client, state, name, kinds[name]) for name in state.searches]
+    metrics = [key[len("test/"):] for key in summaries[0].trials[0].history[0]
+               if key.startswith("test/") and key.count("/") == 2 and not key.endswith(("/loss", "/normalized_error"))]
+
+    lines = [
+        f"# Search cost on {args.problem}",
+        "",
+        f"Command: `python bench/search_cost.py {args.problem} --scale {args.scale:g} --seeds "
+        f"{' '.join(map(str, args.seeds))}`; {time.strftime('%Y-%m-%d')}, 2 CPU cores, "
+        f"{time.time() - start:.0f} s for the sweep.",
+        "",
+        "Search: the trials each search ran (seed 0), their summed compute, and the best validation score. "
+        f"Final: that search's best configuration retrained with seeds {args.seeds}; test score mean ± std "
+        "(lower is better) and per-task test metrics (means).",
+        "",
+        "| method | trials | compute s | best val score | best config | final test score | "
+        + " | ".join(metrics) + " |",
+        "|---|---:|---:|---:|---|---|" + "---:|" * len(metrics),
+    ]
+    rows = report.cost_rows(summaries, metrics)
+    finals = {}
+    for summary, row in zip(summaries, rows):
+        runs = final_runs(summary, args.seeds)
+        finals[summary.name] = runs
+        scores = [run["test/score"] for run in runs]
+        means = [f"{statistics.mean(run[f'test/{m}'] for run in runs):.4f}" if runs else "-" for m in metrics]
+        lines.append(
+            f"| {summary.name} | {report.trials_cell(row)} | {row['compute_seconds']:.1f} | "
+            f"{row['best_val_score']:.4f} | {row['best_config']} | {mean_std(scores)} | " + " | ".join(means) + " |"
+        )
+    grid = next(r for r in rows if r["kind"] == "static_grid")
+    gradnorm = next(r for r in rows if r["kind"] == "gradnorm")
+    lines += [
+        "",
+        f"Alpha search compute / static grid compute: {gradnorm['compute_seconds'] / grid['compute_seconds']:.2f} "
+        f"({gradnorm['compute_seconds']:.0f} s vs {grid['compute_seconds']:.0f} s).",
+        f"Recommended static weights (time-averaged GradNorm weights of the best alpha): "
+        f"{[round(w, 3) for w in state.searches[RECOMMENDED]['weights']]}; the grid's best: {grid['best_config']}.",
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = args.out / f"{args.problem}.md"
+    table.write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.problem}_final_runs.json").write_text(json.dumps(finals, indent=1))
+    report.plot_best_so_far(summaries, args.out / f"{args.problem}_best_so_far.png")
+    client.log_artifacts(state.comparison_run_id, str(args.out), artifact_path="search_cost")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
