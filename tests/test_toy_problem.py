@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gradnorm_core.problems import MultiHeadNet, Split, ToyRegression
-from gradnorm_core.problems.toy import regression_metrics
+from gradnorm_core.problems.base import regression_metrics
 
 SMALL = dict(num_train=64, num_val=32, num_test=16)
 

@@ -4,9 +4,12 @@ one scale-free score."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -26,6 +29,48 @@ class Split:
 
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         return self.inputs[index], tuple(t[index] for t in self.targets)
+
+
+def check_size(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Inside: torch's global RNG seeded with ``seed``; afterwards, as it was before."""
+    seed = check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def regression_metrics(
+    task: str, output: torch.Tensor, target: torch.Tensor
+) -> dict[str, float]:
+    """``"<task>/rmse"`` and ``"<task>/normalized_error"`` of one regression task over a split.
+
+    normalized_error = MSE / Var(targets), where MSE is the mean over all elements and Var is
+    the per-output-column variance of the split's targets (population variance), averaged over
+    columns. Predicting each column's mean therefore scores 1, a perfect fit 0, and multiplying
+    both outputs and targets by a constant c leaves it unchanged (both terms scale by c**2).
+    """
+    output = output.detach().reshape(target.shape).double()
+    target = target.detach().double()
+    mse = torch.mean((output - target) ** 2)
+    flat = target.reshape(target.shape[0], -1)
+    variance = flat.var(dim=0, unbiased=False).mean()
+    # A split whose targets are all equal has no scale to normalise by; report it as infinite
+    # error rather than dividing by zero into NaN.
+    normalized = mse / variance if variance > 0 else torch.tensor(math.inf)
+    return {f"{task}/rmse": float(mse.sqrt()), f"{task}/normalized_error": float(normalized)}
 
 
 Branch = Callable[[torch.Tensor], Sequence[torch.Tensor]]

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import MultiHeadNet, Problem, Split
-from .toy import _check_seed, _check_size, regression_metrics
+from .base import check_seed, check_size, regression_metrics, seeded_init
 
 CANVAS = 12
 DIGIT = 8
@@ -84,11 +84,11 @@ class MultiDigits(Problem):
         seed: int = 0,
     ) -> None:
         sizes = (
-            _check_size("num_train", num_train),
-            _check_size("num_val", num_val),
-            _check_size("num_test", num_test),
+            check_size("num_train", num_train),
+            check_size("num_val", num_val),
+            check_size("num_test", num_test),
         )
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         images, labels = _load_digits()
         order = np.random.default_rng([self.seed, 0]).permutation(len(images))
         n_train = round(self.pool_fractions[0] * len(images))
@@ -119,9 +119,7 @@ class MultiDigits(Problem):
         PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
         RNG state is left as it was. The ``sum`` head outputs shape (N, 1).
         """
-        seed = _check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             trunk = nn.Sequential(
                 nn.Linear(self.input_dim, self.hidden_dim),
                 nn.ReLU(),

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from ..data.mnist import default_cache_dir, load_mnist
 from .base import MultiHeadNet, Problem, Split
-from .toy import _check_seed, _check_size
+from .base import check_seed, check_size, seeded_init
 
 CANVAS = 36
 DIGIT = 28
@@ -119,7 +119,7 @@ class MultiMNIST(Problem):
         seed: int = 0,
     ) -> None:
         sizes = self._check_sizes(num_train, num_val, num_test)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         directory = Path(data_dir) if data_dir is not None else default_cache_dir()
         self.data_dir = directory
         self._build(*_load(str(directory.expanduser().absolute())), sizes, seed)
@@ -138,7 +138,7 @@ class MultiMNIST(Problem):
     ) -> MultiMNIST:
         """The same problem from in-memory uint8 (N, 28, 28) images and 0..9 labels."""
         sizes = cls._check_sizes(num_train, num_val, num_test)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         train_images, train_labels = _check_arrays("train", train_images, train_labels)
         test_images, test_labels = _check_arrays("test", test_images, test_labels)
         self = cls.__new__(cls)
@@ -149,9 +149,9 @@ class MultiMNIST(Problem):
     @staticmethod
     def _check_sizes(num_train: int, num_val: int, num_test: int) -> tuple[int, int, int]:
         return (
-            _check_size("num_train", num_train),
-            _check_size("num_val", num_val),
-            _check_size("num_test", num_test),
+            check_size("num_train", num_train),
+            check_size("num_val", num_val),
+            check_size("num_test", num_test),
         )
 
     def _build(
@@ -208,9 +208,7 @@ class MultiMNIST(Problem):
         PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
         RNG state is left as it was.
         """
-        seed = _check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             trunk = nn.Sequential(
                 nn.Conv2d(1, 10, kernel_size=5),
                 nn.MaxPool2d(2),

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from ..data.qm9 import load_qm9
 from .base import MultiHeadNet, Problem, Split
-from .toy import _check_seed, _check_size, regression_metrics
+from .base import check_seed, check_size, regression_metrics, seeded_init
 
 
 class QM9(Problem):
@@ -57,7 +57,7 @@ class QM9(Problem):
         seed: int = 0,
     ) -> None:
         sizes = _check_sizes(num_train, num_val, num_test)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         targets, names, descriptors = load_qm9(data_dir)
         self._setup(descriptors, targets, names, sizes, seed)
 
@@ -74,7 +74,7 @@ class QM9(Problem):
     ) -> QM9:
         """The problem on given arrays: ``descriptors`` (N, D), ``targets`` (N, K), K names."""
         sizes = _check_sizes(num_train, num_val, num_test)
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         problem = cls.__new__(cls)
         problem._setup(descriptors, targets, target_names, sizes, seed)
         return problem
@@ -135,9 +135,7 @@ class QM9(Problem):
         PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
         RNG state is left as it was.
         """
-        seed = _check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             trunk = nn.Sequential(
                 nn.Linear(self.input_dim, self.hidden_dim),
                 nn.ReLU(),
@@ -184,7 +182,7 @@ class QM9(Problem):
 
 def _check_sizes(num_train: object, num_val: object, num_test: object) -> tuple[int, int, int]:
     return (
-        _check_size("num_train", num_train),
-        _check_size("num_val", num_val),
-        _check_size("num_test", num_test),
+        check_size("num_train", num_train),
+        check_size("num_val", num_val),
+        check_size("num_test", num_test),
     )

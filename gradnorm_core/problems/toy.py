@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import MultiHeadNet, Problem, Split
+from .base import MultiHeadNet, Problem, Split, check_seed, check_size, regression_metrics, seeded_init
 
 
 def _generator(*stream: int) -> torch.Generator:
@@ -21,39 +21,6 @@ def _generator(*stream: int) -> torch.Generator:
     """
     state = np.random.SeedSequence([int(s) for s in stream]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-
-
-def _check_size(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
-
-
-def regression_metrics(
-    task: str, output: torch.Tensor, target: torch.Tensor
-) -> dict[str, float]:
-    """``"<task>/rmse"`` and ``"<task>/normalized_error"`` of one regression task over a split.
-
-    normalized_error = MSE / Var(targets), where MSE is the mean over all elements and Var is
-    the per-output-column variance of the split's targets (population variance), averaged over
-    columns. Predicting each column's mean therefore scores 1, a perfect fit 0, and multiplying
-    both outputs and targets by a constant c leaves it unchanged (both terms scale by c**2).
-    """
-    output = output.detach().reshape(target.shape).double()
-    target = target.detach().double()
-    mse = torch.mean((output - target) ** 2)
-    flat = target.reshape(target.shape[0], -1)
-    variance = flat.var(dim=0, unbiased=False).mean()
-    # A split whose targets are all equal has no scale to normalise by; report it as infinite
-    # error rather than dividing by zero into NaN.
-    normalized = mse / variance if variance > 0 else torch.tensor(math.inf)
-    return {f"{task}/rmse": float(mse.sqrt()), f"{task}/normalized_error": float(normalized)}
 
 
 class ToyRegression(Problem):
@@ -111,11 +78,11 @@ class ToyRegression(Problem):
             if not (math.isfinite(s) and s > 0):
                 raise ValueError(f"sigmas[{i}] must be a finite number > 0, got {s!r}")
         sizes = {
-            "num_train": _check_size("num_train", num_train),
-            "num_val": _check_size("num_val", num_val),
-            "num_test": _check_size("num_test", num_test),
+            "num_train": check_size("num_train", num_train),
+            "num_val": check_size("num_val", num_val),
+            "num_test": check_size("num_test", num_test),
         }
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.sigmas: tuple[float, ...] = tuple(values)
         self.task_names = tuple(f"task{i}" for i in range(len(values)))
 
@@ -166,7 +133,7 @@ class ToyRegression(Problem):
     @staticmethod
     def t10_sigmas(seed: int = 0) -> tuple[float, ...]:
         """The ten sigmas of ``paper_t10(seed=seed)``: IID uniform in [1, 100]."""
-        draw = torch.rand(10, generator=_generator(_check_seed(seed), 3), dtype=torch.float64)
+        draw = torch.rand(10, generator=_generator(check_seed(seed), 3), dtype=torch.float64)
         return tuple(float(1.0 + 99.0 * u) for u in draw)
 
     def build_model(self, seed: int = 0) -> MultiHeadNet:
@@ -175,9 +142,7 @@ class ToyRegression(Problem):
         PyTorch's default initialisation, seeded from ``seed`` inside ``fork_rng`` so the global
         RNG state is left as it was.
         """
-        seed = _check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             layers: list[nn.Module] = []
             width = self.input_dim
             for _ in range(self.num_layers):
