@@ -81,38 +81,33 @@ def problem_spec(problem: str, scale: float) -> dict:
     def size(n: int) -> int:
         return int(n * scale)
 
+    def searches(static_grid: dict) -> dict:
+        """The same alpha search and baselines for every problem; only the grid differs."""
+        return {
+            "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
+            "static_grid": {"type": "static_grid", **static_grid},
+            "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
+        }
+
     if problem == "multidigits":
         return {
             "problem": {"name": "multidigits", "options": {"num_train": size(4000), "num_val": 1000, "num_test": 1000}},
             "training": {"epochs": max(1, size(15)), "batch_size": 64, "lr": 0.002},
-            "searches": {
-                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
-                "static_grid": {"type": "static_grid", "levels": [0.5, 1, 2]},  # 3 levels per task: 27 runs
-                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
-            },
+            "searches": searches({"levels": [0.5, 1, 2]}),  # 3 levels per task: 27 runs
         }
     if problem == "multimnist":
         return {
             "problem": {"name": "multimnist", "options": {"num_train": size(10000), "num_val": 2000, "num_test": 2000}},
             "training": {"epochs": max(1, size(10)), "batch_size": 128, "lr": 0.002},
-            "searches": {
-                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
-                # the first task's weight fixed, 5 levels for the second
-                "static_grid": {"type": "static_grid", "levels": [[1], [0.25, 0.5, 1, 2, 4]]},
-                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
-            },
+            # the first task's weight fixed, 5 levels for the second
+            "searches": searches({"levels": [[1], [0.25, 0.5, 1, 2, 4]]}),
         }
     if problem == "qm9":
         return {
             "problem": {"name": "qm9", "options": {"num_train": size(20000), "num_val": 5000, "num_test": 5000}},
             "training": {"epochs": max(1, size(10)), "batch_size": 256, "lr": 0.001},
-            "searches": {
-                "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 8},
-                # the first target fixed, 3 levels for the other ten: 3^10 = 59,049 points, sampled
-                "static_grid": {"type": "static_grid", "levels": [[1]] + [[0.1, 1, 10]] * 10,
-                                "max_trials": max(8, size(24))},
-                "equal": {"type": "equal"}, "uncertainty": {"type": "uncertainty"}, "dwa": {"type": "dwa"},
-            },
+            # the first target fixed, 3 levels for the other ten: 3^10 = 59,049 points, sampled
+            "searches": searches({"levels": [[1]] + [[0.1, 1, 10]] * 10, "max_trials": max(8, size(24))}),
         }
     raise SystemExit(f"unknown problem {problem!r}; choose multidigits, multimnist or qm9")
 

@@ -43,6 +43,14 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
+def relu_mlp(widths: Sequence[int]) -> nn.Sequential:
+    """Linear(widths[0], widths[1]), ReLU, Linear(widths[1], widths[2]), ReLU, ...: a shared trunk."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(widths, widths[1:]):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
 @contextmanager
 def seeded_init(seed: int) -> Iterator[None]:
     """Inside: torch's global RNG seeded with ``seed``; afterwards, as it was before."""

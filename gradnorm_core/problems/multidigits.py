@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import MultiHeadNet, Problem, Split
-from .base import check_seed, check_size, regression_metrics, seeded_init
+from .base import check_seed, check_size, regression_metrics, relu_mlp, seeded_init
 
 CANVAS = 12
 DIGIT = 8
@@ -120,12 +120,7 @@ class MultiDigits(Problem):
         RNG state is left as it was. The ``sum`` head outputs shape (N, 1).
         """
         with seeded_init(seed):
-            trunk = nn.Sequential(
-                nn.Linear(self.input_dim, self.hidden_dim),
-                nn.ReLU(),
-                nn.Linear(self.hidden_dim, self.hidden_dim),
-                nn.ReLU(),
-            )
+            trunk = relu_mlp([self.input_dim, self.hidden_dim, self.hidden_dim])
             heads = [
                 nn.Linear(self.hidden_dim, self.num_classes),
                 nn.Linear(self.hidden_dim, self.num_classes),

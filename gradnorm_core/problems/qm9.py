@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from ..data.qm9 import load_qm9
 from .base import MultiHeadNet, Problem, Split
-from .base import check_seed, check_size, regression_metrics, seeded_init
+from .base import check_seed, check_size, regression_metrics, relu_mlp, seeded_init
 
 
 class QM9(Problem):
@@ -136,12 +136,7 @@ class QM9(Problem):
         RNG state is left as it was.
         """
         with seeded_init(seed):
-            trunk = nn.Sequential(
-                nn.Linear(self.input_dim, self.hidden_dim),
-                nn.ReLU(),
-                nn.Linear(self.hidden_dim, self.hidden_dim),
-                nn.ReLU(),
-            )
+            trunk = relu_mlp([self.input_dim, self.hidden_dim, self.hidden_dim])
             heads = [
                 nn.Sequential(
                     nn.Linear(self.hidden_dim, self.head_dim),

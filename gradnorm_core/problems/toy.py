@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import MultiHeadNet, Problem, Split, check_seed, check_size, regression_metrics, seeded_init
+from .base import MultiHeadNet, Problem, Split, check_seed, check_size, regression_metrics, relu_mlp, seeded_init
 
 
 def _generator(*stream: int) -> torch.Generator:
@@ -143,13 +143,9 @@ class ToyRegression(Problem):
         RNG state is left as it was.
         """
         with seeded_init(seed):
-            layers: list[nn.Module] = []
-            width = self.input_dim
-            for _ in range(self.num_layers):
-                layers += [nn.Linear(width, self.hidden_dim), nn.ReLU()]
-                width = self.hidden_dim
+            trunk = relu_mlp([self.input_dim] + [self.hidden_dim] * self.num_layers)
             heads = [nn.Linear(self.hidden_dim, self.output_dim) for _ in self.task_names]
-            return MultiHeadNet(nn.Sequential(*layers), heads)
+            return MultiHeadNet(trunk, heads)
 
     def task_losses(
         self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
