@@ -151,14 +151,15 @@ class Training:
         branch = getattr(self.balancer, "branch", None)
         self.model.train()
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
-        weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64)
+        # summed on the device: a copy to the host every step would synchronise a GPU each time
+        weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
         steps = 0
         order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
         for begin in range(0, len(train), self.config.batch_size):
             x, targets = train.batch(order[begin : begin + self.config.batch_size])
             self.optimizer.zero_grad(set_to_none=True)
             losses = self.problem.task_losses(self.model(x, branch=branch), targets)
-            weight_totals += self.balancer.weights.cpu()
+            weight_totals += self.balancer.weights.to(self.device)
             self.balancer.backward(losses)
             self.optimizer.step()
             totals += losses.detach().double()
