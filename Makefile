@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/gradnorm-tune sweep demo
 
+# The tests' servers (Ray nodes, PostgreSQL, MLflow) live in a loopback-only network namespace.
 test: install
-	$(PY) -m pytest -q
+	scripts/on-loopback $(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/step_overhead.py

@@ -32,7 +32,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raw["resources"] = {**(raw.get("resources") or {}), **overrides}
         spec = parse_spec(raw, spec.source)
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
-                      ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose)
+                      ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
+                      tracking_patience=args.tracking_patience)
     print_ui_hint(state.tracking_uri)
     return 0
 
@@ -41,7 +42,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from .runner import resume_sweep
 
     state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
-                         quiet=not args.verbose, tracking_uri=args.tracking_uri)
+                         quiet=not args.verbose, tracking_uri=args.tracking_uri,
+                         tracking_patience=args.tracking_patience)
     print_ui_hint(state.tracking_uri)
     return 0
 
@@ -112,11 +114,13 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def print_ui_hint(tracking_uri: str) -> None:
-    if tracking_uri.startswith("sqlite:") or tracking_uri.startswith("file:"):
+    from .runner import redact
+
+    if tracking_uri.startswith(("sqlite:", "file:")):
         print(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000  "
               f"then open http://127.0.0.1:5000")
     else:
-        print(f"browse it: open {tracking_uri}")
+        print(f"browse it: open {redact(tracking_uri)}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -128,7 +132,11 @@ def parser() -> argparse.ArgumentParser:
                          help="Ray cluster address (ray://host:10001 or host:6379); default $RAY_ADDRESS or local Ray")
         sub.add_argument("--tracking-uri", default=None,
                          help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
-        sub.add_argument("--max-failures", type=int, default=2, help="retries per trial (default: %(default)s)")
+        sub.add_argument("--max-failures", type=int, default=2,
+                         help="retries per trial, each from its last checkpoint (default: %(default)s)")
+        sub.add_argument("--tracking-patience", type=float, default=300.0, metavar="SECONDS",
+                         help="how long a search's end waits for an unreachable tracking server; trials go on "
+                              "meanwhile and their updates are kept (default: %(default)s)")
         sub.add_argument("--verbose", action="store_true", help="show Ray's own logs")
 
     sweep = commands.add_parser("sweep", help="run a sweep spec (a path, or a name in sweeps/specs)")
@@ -174,9 +182,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from trainables import TrialConfigError
+
     from .runner import SweepError
     from .spec import SpecError
-    from trainables import TrialConfigError
 
     try:
         return args.run(args)

@@ -14,6 +14,7 @@ import os
 import socket
 import tempfile
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,15 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from trainables import MlflowTrialLogger, TrialConfig, train_trial
-from trainables.mlflow_logger import PARENT, ROLE, SEARCH, SWEEP, TAG_PREFIX
+from trainables.mlflow_logger import (
+    PARENT,
+    ROLE,
+    SEARCH,
+    SWEEP,
+    TAG_PREFIX,
+    fail_fast,
+    first_line,
+)
 
 from . import report
 from .results import SearchSummary, TrialSummary
@@ -46,8 +55,18 @@ def default_tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def redact(uri: str) -> str:
+    """The URI with any password in it masked, for messages: credentials belong in
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, but a URI may still carry one."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def is_local_store(uri: str) -> bool:
-    return uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
 @dataclass
@@ -71,7 +90,7 @@ class SweepState:
         temporary.replace(self.directory / STATE_FILE)
 
     @classmethod
-    def load(cls, directory: Path) -> "SweepState":
+    def load(cls, directory: Path) -> SweepState:
         path = Path(directory) / STATE_FILE
         if not path.is_file():
             raise SweepError(f"{directory} is not a sweep directory (no {STATE_FILE}); pass the directory a sweep printed at its start")
@@ -79,30 +98,27 @@ class SweepState:
 
 
 def check_tracking_server(uri: str) -> MlflowClient:
-    """Fail fast, before any compute, when the tracking store cannot be reached."""
+    """Fail fast, before any compute, when the tracking store cannot be reached or refuses us."""
     client = MlflowClient(uri)
-    # one quick try: the client's default retries with backoff would take minutes to say no
-    saved = {key: os.environ.get(key) for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
-        client.search_experiments(max_results=1)
-    except Exception as error:  # noqa: BLE001 - any failure here means: unreachable
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SweepError(
-            f"tracking server {uri} is unreachable ({first[:200]}); start it or pass --tracking-uri"
-        ) from None
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        with fail_fast():
+            client.search_experiments(max_results=1)
+    except Exception as error:  # noqa: BLE001 - any failure here means: unusable
+        reason = first_line(error)
+        if any(code in reason for code in ("401", "403", "UNAUTHENTICATED", "PERMISSION_DENIED")):
+            raise SweepError(
+                f"tracking server {redact(uri)} refused the request ({reason}); set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD to an account of that server"
+            ) from None
+        raise SweepError(f"tracking server {redact(uri)} is unreachable ({reason}); start it or pass --tracking-uri") from None
     return client
 
 
 def quiet_logs() -> None:
     """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow prints two links per finished run on a tracking server; the sweep prints its own
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -139,7 +155,10 @@ def start_ray(address: str | None, quiet: bool = True) -> None:
         if address:
             ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
         else:
-            ray.init(include_dashboard=False, log_to_driver=not quiet, logging_level=logging.ERROR)
+            # a new Ray of our own, even when `ray start` left a cluster on this machine
+            # (plain ray.init() would join that one); --ray-address auto joins it on purpose
+            ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
+                     logging_level=logging.ERROR)
     except Exception as error:  # noqa: BLE001
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SweepError(f"cannot connect to Ray at {address!r} ({first[:200]}); check --ray-address") from None
@@ -244,16 +263,15 @@ def make_tuner(state: SweepState, spec: SweepSpec, search: SearchSpec, callbacks
 
 
 def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: MlflowClient,
-               max_failures: int) -> None:
+               max_failures: int, tracking_patience: float = 300.0) -> None:
     """Run (or restore and finish) one search as a Tune experiment under its MLflow parent run."""
     if state.searches.get(search.name, {}).get("status") == "done":
         return
     entry = open_search(state, spec, search, client)
     total = search.trial_count(spec.num_tasks)
-    callbacks = [
-        MlflowTrialLogger(state.tracking_uri, state.experiment_id, entry["parent_run_id"], search.name, state.sweep_id),
-        Progress(search.name, total),
-    ]
+    logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, entry["parent_run_id"], search.name,
+                               state.sweep_id, patience_seconds=tracking_patience)
+    callbacks = [logger, Progress(search.name, total)]
     grid = ""
     if search.type == "static_grid":
         grid = f" of a {entry['grid_size']}-point grid" + (", sampled at random" if entry["sampled"] else "")
@@ -264,6 +282,15 @@ def run_search(state: SweepState, spec: SweepSpec, search: SearchSpec, client: M
     tuner = make_tuner(state, spec, search, callbacks, max_failures)
     results = tuner.fit()
     entry["wall_seconds"] = entry.get("wall_seconds", 0.0) + time.time() - start
+    # the checkpoints are the record: whatever the tracking server missed is written now
+    logger.reconcile(results)
+    if logger.pending:
+        state.save()
+        raise SweepError(
+            f"tracking server {redact(state.tracking_uri)} unreachable for {tracking_patience:.0f} s "
+            f"({logger.last_error}); search {search.name}'s trials are checkpointed: "
+            f"bring the server back and run: gradnorm-tune resume {state.directory}"
+        )
     ended = results.num_terminated + results.num_errors
     if ended < total:
         # Tune stops cleanly on Ctrl-C and returns; what it left is for `resume`
@@ -287,7 +314,8 @@ def recommended_weights(client: MlflowClient, state: SweepState, spec: SweepSpec
 
 
 def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
-              ray_address: str | None = None, max_failures: int = 2, quiet: bool = True) -> SweepState:
+              ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
+              tracking_patience: float = 300.0) -> SweepState:
     """Start a sweep in a new directory under ``storage`` and run it to the end."""
     if quiet:
         quiet_logs()
@@ -303,7 +331,9 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
         location = None
         if is_local_store(tracking_uri):
             location = (Path.cwd() / "mlartifacts" / experiment_name.replace("/", "_")).as_uri()
-        experiment_id = client.create_experiment(experiment_name, artifact_location=location)
+        # MLflow 3's UI opens an experiment without this tag as a GenAI one, with the runs hidden
+        experiment_id = client.create_experiment(experiment_name, artifact_location=location,
+                                                 tags={"mlflow.experimentKind": "custom_model_development"})
     else:
         experiment_id = experiment.experiment_id
     sweep_id = uuid.uuid4().hex[:12]
@@ -315,11 +345,11 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
                        comparison.info.run_id)
     state.save()
     print(f"sweep {spec.name} in {directory}\n  (if interrupted: gradnorm-tune resume {directory})", flush=True)
-    return finish_sweep(state, spec, client, max_failures)
+    return finish_sweep(state, spec, client, max_failures, tracking_patience)
 
 
 def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
-                 quiet: bool = True, tracking_uri: str | None = None) -> SweepState:
+                 quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0) -> SweepState:
     """Finish an interrupted sweep: done searches are kept, the others restored or started."""
     state = SweepState.load(Path(directory).resolve())
     if tracking_uri:
@@ -328,12 +358,13 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
     client = check_tracking_server(state.tracking_uri)
     start_ray(ray_address, quiet)
     print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
-    return finish_sweep(state, spec, client, max_failures)
+    return finish_sweep(state, spec, client, max_failures, tracking_patience)
 
 
-def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int) -> SweepState:
+def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int,
+                 tracking_patience: float = 300.0) -> SweepState:
     for search in spec.searches:
-        run_search(state, spec, search, client, max_failures)
+        run_search(state, spec, search, client, max_failures, tracking_patience)
     if spec.recommended_static:
         weights = state.searches.get(RECOMMENDED, {}).get("weights") or recommended_weights(client, state, spec)
         if weights is not None:
@@ -341,7 +372,7 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, max_f
             rounded = [round(w, 4) for w in weights]
             print(f"recommended static weights (time-averaged GradNorm weights of the best alpha): {rounded}")
             search = SearchSpec(name=RECOMMENDED, type="static", options={"weights": rounded})
-            run_search(state, spec, search, client, max_failures)
+            run_search(state, spec, search, client, max_failures, tracking_patience)
     build_comparison(state, spec, client)
     return state
 

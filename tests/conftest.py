@@ -15,6 +15,48 @@ def local_ray():
     tests = os.path.dirname(os.path.abspath(__file__))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # "local": never the `ray start` cluster of the cluster tests
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+# Real servers for the cluster, fault, security and dashboard tests (tests/servers.py): each is
+# started once, bound to 127.0.0.1 and stopped by its PID at the end of the session.
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    from servers import Postgres
+
+    server = Postgres()
+    if not server.available:
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres); apt-get install postgresql")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """``mlflow server`` with basic auth, its runs on PostgreSQL, its artifacts in a local folder."""
+    from servers import MlflowServer
+
+    server = MlflowServer(postgres.create_database("mlflow"), postgres.create_database("mlflow_auth"),
+                          tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A Ray head with 1 CPU and a worker node with 2, started with ``ray start``."""
+    from servers import RayCluster
+
+    cluster = RayCluster(head_cpus=1).start()
+    try:
+        cluster.add_worker(cpus=2)
+        yield cluster
+    finally:
+        cluster.stop()

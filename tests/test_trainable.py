@@ -119,7 +119,7 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
         config = dict(BASE, alpha=0.5)
         checkpoint = None
 
-    assert again.run_id(Trial) == finished.info.run_id
+    assert again.run_id(Trial.trial_id, Trial.config) == finished.info.run_id
     again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0})
     assert [m.value for m in client.get_metric_history(finished.info.run_id, "score")][-1] != 123.0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str)
         "test/score": record.test["score"],
         "compute_seconds": record.elapsed_seconds,
         "device": device,
+        # when the epoch ended: the time of its MLflow points, the same however often they are written
+        "reported_at": round(time.time(), 3),
     }
     for split in ("train", "val", "test"):
         for key, value in getattr(record, split).items():
@@ -33,6 +36,13 @@ def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str)
         metrics[f"weight/{task}"] = weight
         metrics[f"mean_weight/{task}"] = mean_weight
     return metrics
+
+
+def node_id() -> str:
+    """The Ray node this trial runs on (a restored trial may move to another)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
 def device_name(training: Training) -> str:
@@ -56,9 +66,9 @@ def train_trial(config: dict[str, Any]) -> None:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
     problem, training = trial.start(state)
-    device = device_name(training)
+    device, node = device_name(training), node_id()
     for record in training:
-        metrics = epoch_metrics(record, problem.task_names, device)
+        metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
         best = min(history + [metrics], key=lambda m: m["score"])
         # what searches select on: the best validation score so far, and the test score there
         metrics["best_score"], metrics["best_test_score"] = best["score"], best["test/score"]

@@ -1,0 +1,353 @@
+"""Real servers for the tests, each bound to 127.0.0.1 and stopped by its PID.
+
+- :class:`Postgres`: Debian's PostgreSQL in a throwaway data directory.
+- :class:`MlflowServer`: ``mlflow server`` with MLflow's basic-auth app, on PostgreSQL, serving
+  artifacts from a local folder (clients upload through the server, as in ``docker/``).
+- :class:`RayCluster`: a head and worker nodes started with ``ray start --block``, token
+  authentication on, each node in its own session so that killing a node kills all of its
+  processes.
+
+Run under ``scripts/on-loopback`` (``make test`` does) so that Ray, which advertises an interface
+address rather than 127.0.0.1 for a cluster, has only loopback to advertise.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import glob
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from trainables.mlflow_logger import temporary_environment
+
+HOST = "127.0.0.1"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what}")
+        time.sleep(interval)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 15.0, first: int = signal.SIGTERM) -> None:
+    """Stop a process started in its own session, and everything it started, by its PID."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, first)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    # the leader may be gone while its children linger
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(5)
+
+
+def group_alive(pgid: int) -> list[int]:
+    """PIDs still in a process group."""
+    alive = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.split("/")[2]))
+    return alive
+
+
+def node_id_of(pgid: int) -> str | None:
+    """The Ray node id of the node whose processes are in this group (from its raylet's command line)."""
+    for pid in group_alive(pgid):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for argument in arguments:
+            if argument.startswith(b"--node_id="):
+                return argument.split(b"=", 1)[1].decode()
+    return None
+
+
+def listening_addresses(pids: set[int]) -> set[str]:
+    """``host:port`` of the TCP sockets these processes, or their process groups, listen on."""
+    output = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    pids = {pid for pgid in pids for pid in group_alive(pgid)} | set(pids)
+    found = set()
+    for line in output.splitlines():
+        if any(f"pid={pid}," in line for pid in pids):
+            found.add(line.split()[3])
+    return found
+
+
+def is_loopback(address: str) -> bool:
+    """Whether an ``ss`` local address (``127.0.0.1:5000``, ``[::ffff:127.0.0.1]:80``) is loopback only."""
+    host = address.rsplit(":", 1)[0].strip("[]").split("%")[0]
+    if host == "*":
+        return False
+    ip = ipaddress.ip_address(host)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def missing_tool(*names: str) -> str | None:
+    for name in names:
+        if shutil.which(name) is None and not Path(name).exists():
+            return name
+    return None
+
+
+class Postgres:
+    """A PostgreSQL server on 127.0.0.1 in a temporary data directory."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+        self.bindir = Path(found[-1]).parent if found else None
+        self.port = free_port()
+        self.user = "gradnorm"
+        self.password = secrets.token_urlsafe(16)
+        self.process: subprocess.Popen | None = None
+        self.root: Path | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.bindir is not None
+
+    def _as_owner(self) -> dict:
+        # PostgreSQL refuses to run as root; Debian's package makes a postgres user for it
+        return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+    def start(self) -> Postgres:
+        self.root = Path(tempfile.mkdtemp(prefix="gradnorm-pg-"))
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        data = self.root / "data"
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password)
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        pwfile.chmod(0o600)
+        subprocess.run(
+            [self.bindir / "initdb", "-D", data, "-U", self.user, f"--pwfile={pwfile}", "--auth=scram-sha-256",
+             "--encoding=UTF8", "--no-sync"],
+            check=True, capture_output=True, **self._as_owner(),
+        )
+        pwfile.unlink()
+        self.log = open(self.root / "postgres.log", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [self.bindir / "postgres", "-D", data, "-h", HOST, "-p", str(self.port), "-k", self.root,
+             "-c", "fsync=off"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, **self._as_owner(),
+        )
+        wait_until(self._ready, 30, "PostgreSQL to accept connections")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited: {(self.root / 'postgres.log').read_text()[-500:]}")
+        result = subprocess.run([self.bindir / "pg_isready", "-h", HOST, "-p", str(self.port)], capture_output=True,
+                                check=False)
+        return result.returncode == 0
+
+    def create_database(self, name: str) -> str:
+        subprocess.run(
+            [self.bindir / "createdb", "-h", HOST, "-p", str(self.port), "-U", self.user, name],
+            check=True, capture_output=True, env={**os.environ, "PGPASSWORD": self.password},
+        )
+        return self.uri(name)
+
+    def uri(self, database: str) -> str:
+        # SQLAlchemy 2.1 picks psycopg 3 for a bare postgresql://; psycopg2 is what is installed
+        return f"postgresql+psycopg2://{self.user}:{self.password}@{HOST}:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process, first=signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
+            self.log.close()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class MlflowServer:
+    """``mlflow server --app-name basic-auth`` on PostgreSQL, on 127.0.0.1."""
+
+    def __init__(self, backend_uri: str, auth_uri: str, root: Path) -> None:
+        self.backend_uri, self.auth_uri, self.root = backend_uri, auth_uri, Path(root)
+        self.port = free_port()
+        self.admin = ("admin", secrets.token_urlsafe(16))
+        self.secret_key = secrets.token_hex(32)  # the auth app's CSRF key, the same across restarts
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    @property
+    def uri(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> MlflowServer:
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "basic_auth.ini"
+        # the admin password goes through the environment, not the file
+        config.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = {self.auth_uri}\nadmin_username = {self.admin[0]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # a password check is a PBKDF2 hash, about 0.8 s on these cores: without the cache
+            # every request of a sweep pays it
+            "auth_cache_ttl_seconds = 60\n"
+        )
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin[1],
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key}
+        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            env.pop(key, None)
+        self.starts += 1
+        self.log_path = self.root / f"server-{self.starts}.log"
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [BIN / "mlflow", "server", "--app-name", "basic-auth", "--host", HOST, "--port", str(self.port),
+                 "--backend-store-uri", self.backend_uri, "--artifacts-destination", str(self.root / "artifacts"),
+                 "--workers", "1"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            )
+        wait_until(self._healthy, 120, "the MLflow server's /health", interval=0.5)
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {self.log_path.read_text()[-1500:]}")
+        try:
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            # its background job runners ignore SIGTERM; the data is in PostgreSQL already
+            stop_group(self.process, grace=5)
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                auth: tuple[str, str] | None = None) -> tuple[int, dict]:
+        """One REST call; returns (HTTP status, JSON body)."""
+        headers = {"Content-Type": "application/json"}
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.uri + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            return error.code, {}
+
+    def create_user(self, username: str) -> tuple[str, str]:
+        password = secrets.token_urlsafe(16)
+        status, _ = self.request("POST", "/api/2.0/mlflow/users/create",
+                                 {"username": username, "password": password}, auth=self.admin)
+        if status != 200:
+            raise RuntimeError(f"could not create MLflow user {username}: HTTP {status}")
+        return username, password
+
+
+def mlflow_credentials(username: str, password: str):
+    """MLflow clients in this process authenticate as this user inside the block."""
+    return temporary_environment(MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
+
+
+class RayCluster:
+    """A Ray head and workers started with ``ray start --block`` on 127.0.0.1, token auth on."""
+
+    def __init__(self, head_cpus: int = 1) -> None:
+        self.port = free_port()
+        self.token = secrets.token_hex(32)
+        self.head_cpus = head_cpus
+        self.head: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.logs = Path(tempfile.mkdtemp(prefix="gradnorm-ray-"))
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What every node and every driver needs: Ray refuses clients without the token."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+
+    def _start_node(self, name: str, args: list[str]) -> subprocess.Popen:
+        env = {**os.environ, **self.env, "RAY_USAGE_STATS_ENABLED": "0"}
+        env.pop("RAY_ADDRESS", None)
+        with open(self.logs / f"{name}.log", "w") as log:
+            return subprocess.Popen(
+                [BIN / "ray", "start", "--block", "--node-ip-address", HOST, "--disable-usage-stats",
+                 f"--dashboard-agent-listen-port={free_port()}", *args],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+            )
+
+    def start(self) -> RayCluster:
+        self.head = self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
+                                              "--include-dashboard=false"])
+        wait_until(lambda: self.alive_nodes() == 1, 60, "the Ray head", interval=0.5)
+        self.head_node_id = node_id_of(self.head.pid)
+        return self
+
+    def add_worker(self, cpus: int = 2) -> subprocess.Popen:
+        worker = self._start_node(f"worker-{len(self.workers)}", [f"--address={self.address}", f"--num-cpus={cpus}"])
+        self.workers.append(worker)
+        node = wait_until(lambda: node_id_of(worker.pid), 60, "the Ray worker's raylet", interval=0.5)
+        wait_until(lambda: node in self.alive_node_ids(), 60, "the Ray worker to join", interval=0.5)
+        return worker
+
+    def alive_nodes(self) -> int:
+        return len(self.alive_node_ids())
+
+    def alive_node_ids(self) -> set[str]:
+        """Nodes the head lists as active (``ray status``)."""
+        if self.head.poll() is not None:
+            raise RuntimeError(f"ray head exited: {(self.logs / 'head.log').read_text()[-1500:]}")
+        result = subprocess.run([BIN / "ray", "status", f"--address={self.address}"], capture_output=True,
+                                text=True, env={**os.environ, **self.env}, timeout=60, check=False)
+        if result.returncode != 0:
+            return set()
+        active = result.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
+        return {line.split("node_", 1)[1].strip() for line in active.splitlines() if "node_" in line}
+
+    def kill_worker(self, worker: subprocess.Popen) -> None:
+        """SIGKILL every process of the worker node (raylet, its Ray workers, agents)."""
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        wait_until(lambda: not group_alive(worker.pid), 20, "the worker node's processes to die")
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.head]:
+            if process is not None:
+                stop_group(process, grace=5)
+        shutil.rmtree(self.logs, ignore_errors=True)

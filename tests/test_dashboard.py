@@ -1,0 +1,203 @@
+"""The MLflow UI of a finished sweep, seen in headless Chromium as a user would see it.
+
+A small sweep runs in-process (local Ray) against a real ``mlflow server --app-name basic-auth``
+on PostgreSQL (the ``mlflow_server`` fixture). The browser signs in with HTTP basic auth, opens
+the experiment's runs table (the sweep tags the experiment as model training, not GenAI), finds
+the sweep's comparison run there (its search runs nested under it), opens its Artifacts tab, and
+checks that the rendered ``cost_table.md`` is the artifact's table cell for cell and that
+``best_so_far.png`` is shown byte for byte. Without credentials the UI and the API answer 401.
+
+The test keeps a screenshot of the plot in ``tmp_path``; with ``GRADNORM_TUNE_UPDATE_SCREENSHOT=1``
+it also writes ``docs/mlflow_comparison.png`` (shown in the README).
+
+Needs Debian's Chromium (``apt-get install chromium chromium-driver``): Playwright cannot download
+its own browser here, so it is pointed at ``/usr/bin/chromium``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from servers import mlflow_credentials
+
+from sweeps.runner import run_sweep
+from sweeps.spec import parse_spec
+from trainables.mlflow_logger import PARENT, ROLE
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "mlflow_comparison.png"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TIMEOUT_MS = 90_000  # the UI is a heavy single-page app and the machine has 2 cores
+
+SPEC = {
+    "name": "dashboard",
+    "experiment": "dashboard-test",
+    "problem": {"name": "multidigits", "options": {"num_train": 192, "num_val": 64, "num_test": 64}},
+    "training": {"epochs": 2, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
+    "resources": {"cpu": 1, "max_concurrent": 2},
+    "searches": {
+        "gradnorm": {"type": "gradnorm", "search": "grid", "alpha": [0.5, 1.5]},
+        "grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 2]]},
+        "equal": {"type": "equal"},
+    },
+    "recommended_static": False,
+}
+
+
+def chromium_executable() -> str:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    pytest.skip("Chromium is not installed (no /usr/bin/chromium); apt-get install chromium chromium-driver "
+                "(Playwright's own browser download does not work here)")
+
+
+def markdown_table(text: str) -> list[list[str]]:
+    """The cells of a markdown table, header first, the |---| line left out."""
+    rows = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.lstrip().startswith("|")]
+    return [row for row in rows if not all(cell and set(cell) <= set("-:") for cell in row)]
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_server, tmp_path):
+    chromium = chromium_executable()
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
+    uri = mlflow_server.uri
+    user, password = mlflow_server.create_user("dashboard")
+
+    with mlflow_credentials(user, password):
+        state = run_sweep(parse_spec(SPEC, "test_dashboard"), storage=tmp_path / "runs", tracking_uri=uri)
+        client = MlflowClient(uri)
+        comparison = client.get_run(state.comparison_run_id)
+        table_md = Path(client.download_artifacts(comparison.info.run_id, "cost_table.md", str(tmp_path))).read_text()
+        plot = Path(client.download_artifacts(comparison.info.run_id, "best_so_far.png", str(tmp_path))).read_bytes()
+        artifacts = sorted(item.path for item in client.list_artifacts(comparison.info.run_id))
+        search_runs = client.search_runs(
+            [state.experiment_id], filter_string=f"tags.`{PARENT}` = '{comparison.info.run_id}'")
+    eid, run_id = state.experiment_id, comparison.info.run_id
+    run_name = f"{SPEC['name']} comparison"
+    assert comparison.info.run_name == run_name and comparison.data.tags[ROLE] == "comparison"
+    expected_table = markdown_table(table_md)
+    assert expected_table[0][:3] == ["search", "trials", "compute s"], table_md
+    assert [row[0] for row in expected_table[1:]] == list(SPEC["searches"])
+    assert {"cost_table.md", "cost_table.csv", "best_so_far.png"} <= set(artifacts)
+    search_names = sorted(run.info.run_name for run in search_runs)
+    assert len(search_names) == len(SPEC["searches"])
+
+    expect = playwright.expect
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            # no credentials, or a wrong password: the UI's page and the REST API both refuse
+            anonymous = browser.new_context()
+            assert anonymous.request.get(f"{uri}/").status == 401
+            assert anonymous.request.get(f"{uri}/api/2.0/mlflow/experiments/get?experiment_id={eid}").status == 401
+            try:  # Chromium without credentials to offer ends the navigation itself
+                response = anonymous.new_page().goto(f"{uri}/#/experiments/{eid}")
+            except playwright.Error as error:
+                assert "ERR_INVALID_AUTH_CREDENTIALS" in str(error)
+            else:
+                assert response.status == 401
+            anonymous.close()
+            impostor = browser.new_context(http_credentials={"username": user, "password": password + "x"})
+            assert impostor.request.get(f"{uri}/").status == 401
+            impostor.close()
+
+            context = browser.new_context(http_credentials={"username": user, "password": password},
+                                          viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            try:
+                # the runs table (the sweep tags its experiment as model training, not GenAI)
+                page.goto(f"{uri}/#/experiments/{eid}/runs", wait_until="domcontentloaded")
+
+                # one top-level row, the comparison run, with the search runs nested under it
+                link = page.get_by_role("link", name=run_name, exact=True)
+                expect(link).to_be_visible(timeout=TIMEOUT_MS)
+                close_assistant(page)
+                # (ag-grid splits a row into its pinned and scrolling parts, all with the row's id)
+                row = page.locator(f'[role="row"][row-id="{run_id}"]').filter(has=link)
+                expect(row).to_have_count(1)
+                for name in search_names:
+                    expect(page.get_by_role("link", name=name, exact=True)).to_have_count(0)
+                row.locator('button[data-component-id*="runnamecellrenderer"]').click()
+                for name in search_names:
+                    expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+
+                # the run's page, its Artifacts tab
+                link.click()
+                expect(page).to_have_url(re.compile(rf"#/experiments/{eid}/runs/{run_id}\b"), timeout=TIMEOUT_MS)
+                tab = page.get_by_role("tab", name="Artifacts")
+                expect(tab).to_be_visible(timeout=TIMEOUT_MS)
+                close_assistant(page)
+                tab.click()
+                expect(page).to_have_url(re.compile(rf"/runs/{run_id}/artifacts\b"), timeout=TIMEOUT_MS)
+                for name in artifacts:
+                    expect(page.get_by_text(name, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+
+                # cost_table.md, rendered: the artifact's table, cell for cell
+                page.get_by_text("cost_table.md", exact=True).click()
+                table = page.get_by_role("table")
+                expect(table.get_by_role("row")).to_have_count(len(expected_table), timeout=TIMEOUT_MS)
+                shown = [row.locator('[role="columnheader"], [role="cell"]').all_inner_texts()
+                         for row in table.get_by_role("row").all()]
+                assert [[cell.strip() for cell in row] for row in shown] == expected_table
+                page.screenshot(path=tmp_path / "mlflow_cost_table.png")
+
+                # best_so_far.png: an <img> that has loaded the artifact's bytes
+                page.get_by_text("best_so_far.png", exact=True).click()
+                width, height = png_size(plot)
+                page.wait_for_function(
+                    "([w, h]) => [...document.images].some(i => i.complete && i.naturalWidth === w"
+                    " && i.naturalHeight === h && i.src.startsWith('blob:'))",
+                    arg=[width, height], timeout=TIMEOUT_MS)
+                image = page.locator("img[src^='blob:']").filter(visible=True).first
+                assert image.evaluate("i => i.naturalWidth") == width > 0
+                shown_bytes = base64.b64decode(image.evaluate(FETCH_BASE64))
+                assert shown_bytes == plot, "the image shown is not the best_so_far.png artifact"
+                page.screenshot(path=tmp_path / "mlflow_comparison.png")
+            except Exception:
+                page.screenshot(path=tmp_path / "failure.png")
+                print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'} ({page.url})")
+                raise
+            finally:
+                context.close()
+        finally:
+            browser.close()
+
+    print(f"\nscreenshots: {tmp_path / 'mlflow_comparison.png'}, {tmp_path / 'mlflow_cost_table.png'}")
+    if os.environ.get("GRADNORM_TUNE_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(tmp_path / "mlflow_comparison.png", SCREENSHOT)
+        print(f"updated {SCREENSHOT}")
+
+
+# the bytes behind an <img>'s blob: URL, base64-encoded
+FETCH_BASE64 = """async img => {
+    const blob = await (await fetch(img.src)).blob();
+    return await new Promise(resolve => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result.split(',')[1]);
+        reader.readAsDataURL(blob);
+    });
+}"""
+
+
+def close_assistant(page) -> None:
+    """Close the "MLflow Assistant" side panel if it is open (it takes a third of the window)."""
+    close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if close.count() and close.first.is_visible():
+        close.first.click()
