@@ -152,3 +152,31 @@ def test_trial_params_round_trip_to_the_trial_config():
                   method_options={}, search="grid")
     back = trial_config_from_params(trial_params(config))
     assert TrialConfig.from_dict(back) == TrialConfig.from_dict(config)
+
+
+def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_checkpoints(local_ray, tmp_path):
+    from servers import free_port
+
+    # nothing listens there: every write fails at once, the trials go on regardless
+    away = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", "0", "parent", "alphas", "sweep0",
+                             retry_seconds=0.05, patience_seconds=0.3)
+    results = run(tmp_path, dict(BASE, alpha=tune.grid_search([0.5, 1.0])), "away", [away])
+    assert all(result.error is None for result in results)
+    assert away.pending >= 2 * (1 + 3 + 1) and away.outages == 1  # start, 3 epochs, end: per trial
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("reconcile", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    back = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
+    for attempt in range(2):  # the second pass finds everything written and writes nothing
+        back.reconcile(results)
+        assert back.pending == 0
+        logged = client.search_runs([experiment], filter_string=f"tags.`{PARENT}` = '{parent}'")
+        assert sorted(trial_run.data.params["alpha"] for trial_run in logged) == ["0.5", "1.0"]
+        for trial_run in logged:
+            assert trial_run.info.status == "FINISHED"
+            (result,) = [r for r in results if r.metrics["trial_id"] == trial_run.data.tags[TRIAL_ID]]
+            scores = client.get_metric_history(trial_run.info.run_id, "score")
+            assert [m.step for m in scores] == [1, 2, 3], attempt
+            assert [m.value for m in scores] == list(result.metrics_dataframe["score"])
