@@ -160,8 +160,7 @@ def start_ray(address: str | None, quiet: bool = True) -> None:
             ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
                      logging_level=logging.ERROR)
     except Exception as error:  # noqa: BLE001
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SweepError(f"cannot connect to Ray at {address!r} ({first[:200]}); check --ray-address") from None
+        raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
 
 
 def base_config(spec: SweepSpec) -> dict[str, Any]:

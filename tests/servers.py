@@ -118,13 +118,6 @@ def is_loopback(address: str) -> bool:
     return (mapped or ip).is_loopback
 
 
-def missing_tool(*names: str) -> str | None:
-    for name in names:
-        if shutil.which(name) is None and not Path(name).exists():
-            return name
-    return None
-
-
 class Postgres:
     """A PostgreSQL server on 127.0.0.1 in a temporary data directory."""
 

@@ -276,12 +276,14 @@ def bad_spec(tmp_path: Path, case: str) -> Path:
     if isinstance(change, str):
         path.write_text(change)
         return path
-    raw = spec(case)
-    for key, value in change.items():
-        raw[key] = {**raw[key], **value} if key == "problem" else {
-            name: {**raw[key].get(name, {}), **options} for name, options in {**raw[key], **value}.items()}
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    path.write_text(yaml.safe_dump(merged(spec(case), change), sort_keys=False))
     return path
+
+
+def merged(base: dict, change: dict) -> dict:
+    """``base`` with ``change`` written over it, nested dicts merged key by key."""
+    return base | {key: merged(base.get(key, {}), value) if isinstance(value, dict) else value
+                   for key, value in change.items()}
 
 
 @pytest.mark.parametrize("case", [*BAD_SPECS, "tracking-unreachable", "ray-unreachable", "no-credentials"])

@@ -120,10 +120,10 @@ class MlflowTrialLogger(tune.Callback):
         self._runs: dict[str, str] = {}
         self._status: dict[str, str] = {}
         self._last_epoch: dict[str, int] = {}
-        self._restarts: dict[str, int] = {}
         self._pending: list[TrialUpdate] = []
         self._retry_at = 0.0
         self._outage_since: float | None = None
+        self._end_deadline: float | None = None  # set when the search ends: all waiting shares it
         self.outages = 0
         self.last_error = ""
 
@@ -142,7 +142,7 @@ class MlflowTrialLogger(tune.Callback):
         # Tune pickles its callbacks with the experiment; a restored one starts with a new client
         # and finds its runs again by tag. Unwritten updates are rebuilt from the checkpoints.
         return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {},
-                "_pending": [], "_retry_at": 0.0, "_outage_since": None}
+                "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None}
 
     def run_id(self, trial_id: str, config: dict[str, Any]) -> str:
         """The trial's run: found by its trial id tag, or created."""
@@ -179,9 +179,9 @@ class MlflowTrialLogger(tune.Callback):
         self._queue(TrialUpdate(trial.trial_id, trial.config, [result], checkpoint=trial.checkpoint))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        # a failed attempt (its node died, say) that Tune retries from the last checkpoint
-        restarts = self._restarts[trial.trial_id] = self._restarts.get(trial.trial_id, 0) + 1
-        self._queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(restarts)}))
+        # a failed attempt (its node died, say) that Tune retries from the last checkpoint; Tune
+        # counts them, and keeps the count across a restored sweep
+        self._queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(trial.num_failures)}))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED"))
@@ -190,7 +190,7 @@ class MlflowTrialLogger(tune.Callback):
         self._queue(TrialUpdate(trial.trial_id, trial.config, status="FAILED", error=trial_error_message(trial)))
 
     def on_experiment_end(self, trials, **info):
-        self.flush(self.patience_seconds)
+        self.flush()
 
     def reconcile(self, results) -> None:
         """Make every trial's run match its checkpointed history and its end (a Tune ResultGrid)."""
@@ -198,23 +198,24 @@ class MlflowTrialLogger(tune.Callback):
             trial_id = (result.metrics or {}).get("trial_id")
             if not trial_id:
                 continue
-            history = []
-            if result.checkpoint is not None:
-                try:
-                    history = checkpoint_history(result.checkpoint)
-                except (OSError, KeyError, RuntimeError):
-                    history = []
+            try:
+                history = checkpoint_history(result.checkpoint) if result.checkpoint is not None else []
+            except (OSError, KeyError, RuntimeError):
+                history = []
             failed = result.error is not None
             self._pending.append(TrialUpdate(
                 trial_id, dict(result.config or {}), history,
                 status="FAILED" if failed else "FINISHED",
                 error=first_line(result.error) if failed else None,
             ))
-        self.flush(self.patience_seconds)
+        self.flush()
 
-    def flush(self, patience_seconds: float = 0.0) -> None:
-        """Write the buffered updates, retrying for up to ``patience_seconds``."""
-        deadline = time.monotonic() + patience_seconds
+    def flush(self) -> None:
+        """Write the buffered updates, retrying until ``patience_seconds`` after the search's end
+        (the first flush marks it: the end and the reconcile after it wait once, not twice)."""
+        if self._end_deadline is None:
+            self._end_deadline = time.monotonic() + self.patience_seconds
+        deadline = self._end_deadline
         while True:
             self._retry_at = 0.0
             self._write_pending()

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -40,8 +41,6 @@ def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str)
 
 def node_id() -> str:
     """The Ray node this trial runs on (a restored trial may move to another)."""
-    import ray
-
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
 
