@@ -1,83 +1,119 @@
-"""What running trials through Ray Tune (with checkpoints and MLflow logging) costs over plain
-training: the wall-clock of an 8-trial sweep, divided by the time of the same 8 trainings run
-in-process one after another, divided by the concurrency.
+"""How close a whole sweep comes to the wall-clock its trials need: the demo spec end to end, as
+``gradnorm-tune sweep`` runs it, compared with (sum of trial compute) / (trial slots).
 
-    python bench/sweep_overhead.py                  # 8 trials, 2 at a time, 1 CPU each
-    python bench/sweep_overhead.py --epochs 20      # longer trials: the fixed cost weighs less
+    python bench/sweep_overhead.py                        # this tree, on the demo spec
+    python bench/sweep_overhead.py --baseline-ref d211ee2  # and an older commit, side by side
+    python bench/sweep_overhead.py --spec toy_t2 --epochs 5
 
-A ratio of 1.0 means Tune's scheduling, checkpoints and logging cost nothing; Ray's own start-up
-is reported on its own line and left out of the ratio (a cluster is started once, not per sweep).
-The cost is mostly per report (every epoch: a result handed to the driver, a checkpoint, an
-MLflow batch), about 0.1 s here, so the default trials have epochs of about a second; shorter
-epochs show a larger ratio (see --num-train).
+Two ratios per run, read from the MLflow record the sweep wrote (a fresh SQLite file each):
+- trial phase: first trial start to last trial end, over the ideal (sum of every trial's
+  ``compute_seconds``) / slots. 1.0 means the slots never idled and Tune cost nothing.
+- whole command: the ``gradnorm-tune sweep`` process from start to exit (imports, Ray's
+  start-up, MLflow, the report included), over the same ideal.
+
+``--baseline-ref`` checks that commit out into a temporary git worktree and runs its CLI the
+same way, on the same machine, one after the other, so the two are compared in one run. The
+ideal uses each run's own measured compute, so noise in the trials themselves cancels out.
+Targets (issue 10): at most 1.3 for the trial phase and 1.6 for the whole command.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+import yaml
+from mlflow.tracking import MlflowClient
 
-from sweeps.runner import run_sweep, start_ray
-from sweeps.spec import parse_spec
-from trainables import TrialConfig
-
-
-def spec(args: argparse.Namespace) -> dict:
-    alphas = [round(0.25 + 0.25 * i, 2) for i in range(args.trials)]
-    return {
-        "name": "overhead",
-        "experiment": "bench-sweep-overhead",
-        "problem": {"name": "multidigits", "options": {"num_train": args.num_train, "num_val": 500, "num_test": 500}},
-        "training": {"epochs": args.epochs, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
-        "resources": {"cpu": 1, "max_concurrent": args.concurrency},
-        "searches": {"alphas": {"type": "gradnorm", "search": "grid", "alpha": alphas}},
-        "recommended_static": False,
-    }
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "sweeps" / "specs"
 
 
-def in_process_seconds(data: dict) -> tuple[float, list[float]]:
-    """The same trainings, one after another in this process, with the CPUs a trial gets."""
-    torch.set_num_threads(1)
-    base = {"problem": data["problem"]["name"], "problem_options": data["problem"]["options"],
-            "method": "gradnorm", **data["training"]}
-    each = []
-    for alpha in data["searches"]["alphas"]["alpha"]:
-        start = time.perf_counter()
-        _, training = TrialConfig.from_dict(dict(base, alpha=alpha)).start()
-        for _ in training:
-            pass
-        each.append(time.perf_counter() - start)
-    return sum(each), each
+def write_spec(args: argparse.Namespace, folder: Path) -> Path:
+    data = yaml.safe_load((SPECS / f"{args.spec}.yaml").read_text())
+    data["experiment"] = "bench-sweep-overhead"
+    if args.epochs:
+        data["training"]["epochs"] = args.epochs
+    data.setdefault("resources", {})["max_concurrent"] = args.slots
+    data["training"]["device"] = "cpu"
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_cli(source: Path, spec: Path, folder: Path) -> tuple[float, str]:
+    """One ``gradnorm-tune sweep`` in a fresh process on the code in ``source``."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = dict(os.environ, PYTHONPATH=str(source), RAY_ADDRESS="")
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec), "--storage", str(folder / "runs"),
+         "--tracking-uri", uri],
+        cwd=folder, env=env, capture_output=True, text=True,
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"sweep on {source} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return seconds, uri
+
+
+def measure(uri: str) -> dict[str, float]:
+    """Trial count, summed compute and the trial phase, from the trial runs in MLflow."""
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("bench-sweep-overhead")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`gradnorm_tune.role` = 'trial'",
+                              max_results=10000)
+    starts = [run.info.start_time / 1000 for run in runs]
+    ends = [run.info.end_time / 1000 for run in runs]
+    compute = sum(run.data.metrics["compute_seconds"] for run in runs)
+    return {"trials": len(runs), "compute": compute, "phase": max(ends) - min(starts)}
+
+
+def report(label: str, command: float, numbers: dict[str, float], slots: int) -> None:
+    ideal = numbers["compute"] / slots
+    print(f"{label:<28} {numbers['trials']:>6.0f} {numbers['compute']:>9.1f} {ideal:>7.1f} "
+          f"{numbers['phase']:>8.1f} {numbers['phase'] / ideal:>6.2f}x {command:>8.1f} {command / ideal:>6.2f}x",
+          flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--num-train", type=int, default=40000)
+    parser.add_argument("--spec", default="demo", help="a spec in sweeps/specs (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=None, help="override training.epochs")
+    parser.add_argument("--slots", type=int, default=2, help="resources.max_concurrent (default: %(default)s)")
+    parser.add_argument("--baseline-ref", default=None, help="a git commit to run first, side by side")
     args = parser.parse_args()
-    data = spec(args)
 
-    sequential, each = in_process_seconds(data)
-    start = time.perf_counter()
-    start_ray(None)
-    ray_start = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as directory:
-        uri = f"sqlite:///{Path(directory) / 'mlflow.db'}"
-        state = run_sweep(parse_spec(data, "bench"), storage=Path(directory) / "runs", tracking_uri=uri)
-        sweep_wall = state.searches["alphas"]["wall_seconds"]
-    ideal = sequential / args.concurrency
-    print(f"\n{args.trials} trials of {args.epochs} epochs on multidigits ({args.num_train} training pairs), "
-          f"{args.concurrency} at a time, 1 CPU each")
-    print(f"one trial in-process:          {sum(each) / len(each):8.1f} s (mean)")
-    print(f"in-process, one after another: {sequential:8.1f} s  -> ideal with {args.concurrency} at once: {ideal:.1f} s")
-    print(f"through Ray Tune + MLflow:     {sweep_wall:8.1f} s")
-    print(f"ratio (Tune wall / ideal):     {sweep_wall / ideal:8.2f}x   (Ray start-up, not counted: {ray_start:.1f} s)")
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        spec = write_spec(args, folder)
+        sources = [("this tree", ROOT)]
+        if args.baseline_ref:
+            baseline = folder / "baseline"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline), args.baseline_ref],
+                           check=True, capture_output=True)
+            sources.insert(0, (f"baseline {args.baseline_ref}", baseline))
+        results = []
+        try:
+            for label, source in sources:
+                run_folder = folder / label.replace(" ", "_")
+                run_folder.mkdir()
+                command, uri = run_cli(source, spec, run_folder)
+                results.append((label, command, measure(uri)))
+        finally:
+            if args.baseline_ref:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder / "baseline")],
+                               capture_output=True)
+    print(f"\n{args.spec} spec, {args.slots} trial slots, 1 CPU each, on {os.cpu_count()} cores; "
+          "ideal = sum of trial compute / slots")
+    print(f"{'':<28} {'trials':>6} {'compute':>9} {'ideal':>7} {'phase':>8} {'ratio':>7} {'command':>8} {'ratio':>7}")
+    for label, command, numbers in results:
+        report(label, command, numbers, args.slots)
 
 
 if __name__ == "__main__":

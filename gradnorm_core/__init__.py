@@ -19,7 +19,7 @@ from .balancers import (
     UncertaintyWeighting,
     make_balancer,
 )
-from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem
+from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem, problem_tasks
 from .training import EpochRecord, TrainConfig, Training, fit
 
 __all__ = [
@@ -40,4 +40,5 @@ __all__ = [
     "fit",
     "make_balancer",
     "make_problem",
+    "problem_tasks",
 ]

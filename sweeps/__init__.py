@@ -1,0 +1,40 @@
+"""Sweeps: alpha searches next to static-weight grids and baselines, all in one Ray Tune
+experiment under one MLflow comparison run, and the report of what each search cost and found.
+
+Importing this package is cheap: each name below is imported from its module on first use
+(so ``gradnorm-tune --help`` and the spec checks do not start Ray or MLflow).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SpecError": "spec",
+    "SweepSpec": "spec",
+    "load_spec": "spec",
+    "parse_spec": "spec",
+    "SEARCH_TYPES": "searches",
+    "SweepState": "state",
+    "SweepError": "state",
+    "SweepInterrupted": "state",
+    "run_sweep": "runner",
+    "resume_sweep": "runner",
+    "start_ray": "runner",
+    "RECOMMENDED": "searcher",
+    "SweepSearcher": "searcher",
+    "build_comparison": "comparison",
+    "search_summary": "comparison",
+    "sweep_summaries": "comparison",
+    "SearchSummary": "results",
+    "TrialSummary": "results",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -21,16 +20,14 @@ def _spec_path(text: str) -> Path:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .runner import run_sweep
-    from .spec import load_spec, parse_spec
+    from .spec import load_spec
 
     spec = load_spec(_spec_path(args.spec))
     overrides = {key: value for key, value in (("cpu", args.cpus_per_trial), ("gpu", args.gpus_per_trial),
                                                ("max_concurrent", args.max_concurrent)) if value is not None}
     if overrides:
         # flags go through the spec's own checks, and into the spec a resume reads back
-        raw = copy.deepcopy(spec.raw)
-        raw["resources"] = {**(raw.get("resources") or {}), **overrides}
-        spec = parse_spec(raw, spec.source)
+        spec = spec.with_resources(**overrides)
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
                       tracking_patience=args.tracking_patience)
@@ -49,23 +46,31 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .runner import SweepState, build_comparison, check_tracking_server
+    from .comparison import build_comparison
+    from .runner import tracking_client
     from .spec import parse_spec
+    from .state import SweepState
 
     state = SweepState.load(Path(args.directory).resolve())
     if args.tracking_uri:
         state.tracking_uri = args.tracking_uri
-    client = check_tracking_server(state.tracking_uri)
-    build_comparison(state, parse_spec(state.spec, state.spec_source), client)
+    build_comparison(state, parse_spec(state.spec, state.spec_source), tracking_client(state.tracking_uri))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import mlflow
+    from trainables import (
+        TrialConfig,
+        epoch_metrics,
+        ensure_experiment,
+        finish_run,
+        first_line,
+        log_epoch,
+        start_train_run,
+    )
 
-    from trainables import TrialConfig, epoch_metrics
-
-    from .runner import check_tracking_server, default_tracking_uri
+    from .runner import tracking_client
+    from .searches import label_for_method
 
     config = {"problem": args.problem, "method": args.method, "epochs": args.epochs,
               "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "device": args.device}
@@ -73,30 +78,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         config["alpha"] = args.alpha
     if args.weights is not None:
         config["weights"] = args.weights
+    config["label"] = label_for_method(args.method, config)
     trial = TrialConfig.from_dict(config)
     problem, training = trial.start()
     tracking_uri = args.tracking_uri or default_tracking_uri()
+    client = run_id = None
     if not args.no_mlflow:
-        check_tracking_server(tracking_uri)
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_experiment(args.experiment)
-        mlflow.start_run(run_name=f"train {trial.method} {trial.describe()}")
-        mlflow.log_params({k: str(v) for k, v in config.items()})
-    for record in training:
-        metrics = epoch_metrics(record, problem.task_names, training.device.type)
-        weights = " ".join(f"{w:.2f}" for w in record.weights)
-        print(f"epoch {record.epoch:>3}  val score {record.score:.4f}  test score {record.test['score']:.4f}  "
-              f"weights {weights}", flush=True)
-        if not args.no_mlflow:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if k != "device"}, step=record.epoch)
-    if not args.no_mlflow:
-        mlflow.end_run()
+        client = tracking_client(tracking_uri)
+        run_id = start_train_run(client, ensure_experiment(client, args.experiment, tracking_uri), config)
+    try:
+        for record in training:
+            metrics = epoch_metrics(record, problem.task_names, training.device.type)
+            weights = " ".join(f"{w:.2f}" for w in record.weights)
+            print(f"epoch {record.epoch:>3}  val score {record.score:.4f}  test score {record.test['score']:.4f}  "
+                  f"weights {weights}", flush=True)
+            if run_id is not None:
+                log_epoch(client, run_id, metrics)
+    except BaseException as error:
+        if run_id is not None:
+            finish_run(client, run_id, "FAILED", error=first_line(error))
+        raise
+    if run_id is not None:
+        finish_run(client, run_id)
         print_ui_hint(tracking_uri)
     return 0
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .runner import SweepError
+    from .state import SweepError
 
     try:
         if args.dataset == "mnist":
@@ -113,8 +122,14 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_tracking_uri() -> str:
+    from trainables import default_tracking_uri as default
+
+    return default()
+
+
 def print_ui_hint(tracking_uri: str) -> None:
-    from .runner import redact
+    from trainables import redact
 
     if tracking_uri.startswith(("sqlite:", "file:")):
         print(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000  "
@@ -182,14 +197,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from trainables import TrialConfigError
+    from trainables import TrackingError, TrialConfigError
 
-    from .runner import SweepError
     from .spec import SpecError
+    from .state import SweepError
 
     try:
         return args.run(args)
-    except (SpecError, SweepError, TrialConfigError) as error:
+    except (SpecError, SweepError, TrackingError, TrialConfigError) as error:
         print(f"gradnorm-tune: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

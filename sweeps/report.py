@@ -39,30 +39,9 @@ def best_trial(search: SearchSummary) -> TrialSummary | None:
 
 
 def config_label(config: dict[str, Any]) -> str:
-    """A short string of a trial's varied parameters: ``"alpha=0.12"``, ``"weights=[1, 0.5]"``
-    (both when both are present), or ``"-"``. Looks at the top level of ``config`` and, failing
-    that, one level down (e.g. ``{"balancer": {"alpha": 0.12}}``)."""
-    scopes = [config] + [v for v in config.values() if isinstance(v, dict)]
-    for scope in scopes:
-        parts = []
-        if "alpha" in scope:
-            parts.append(f"alpha={_short(scope['alpha'])}")
-        if "weights" in scope:
-            weights = scope["weights"]
-            if isinstance(weights, (list, tuple)):
-                parts.append("weights=[" + ", ".join(_short(w) for w in weights) + "]")
-            else:
-                parts.append(f"weights={_short(weights)}")
-        if parts:
-            return " ".join(parts)
-    return "-"
-
-
-def _short(value: Any) -> str:
-    """``0.12`` -> ``"0.12"``, ``1.0`` -> ``"1"``, ``1/3`` -> ``"0.3333"``; non-numbers as str."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:.4g}"
-    return str(value)
+    """A trial's varied parameters as its search type labelled them (``"alpha=0.12"``,
+    ``"weights=[1, 0.5]"``, ``"-"``): the ``label`` key of its config."""
+    return str(config.get("label", "-"))
 
 
 # ----------------------------------------------------------------------------- cost table

@@ -26,6 +26,7 @@ class TrialSummary:
     end_time: float  # unix seconds when the trial finished (orders trials on the cost axis)
     history: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
+    start_time: float = 0.0  # unix seconds when the trial started
 
     @property
     def best_epoch(self) -> dict[str, float] | None:

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from trainables.mlflow_logger import temporary_environment
+from trainables import temporary_environment
 
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent

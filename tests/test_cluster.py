@@ -27,7 +27,7 @@ from servers import (
     wait_until,
 )
 
-from trainables.mlflow_logger import PARENT, RESTARTS, ROLE, SEARCH, TRIAL_ID
+from trainables import PARENT, RESTARTS, ROLE, SEARCH, TRIAL_ID
 
 BIN = Path(sys.executable).parent
 EPOCHS = 10

@@ -29,7 +29,7 @@ from servers import mlflow_credentials
 
 from sweeps.runner import run_sweep
 from sweeps.spec import parse_spec
-from trainables.mlflow_logger import PARENT, ROLE
+from trainables import PARENT, ROLE
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "mlflow_comparison.png"

@@ -46,15 +46,15 @@ def gradnorm() -> SearchSummary:
     t_test_bait has a better test score with a worse validation score; t_failed reached the best
     validation score of all before failing, and must be ignored for scores."""
     trials = [
-        trial("gradnorm", "t_test_bait", {"method": "gradnorm", "alpha": 1.5}, compute=30.0, end=300.0,
+        trial("gradnorm", "t_test_bait", {"method": "gradnorm", "alpha": 1.5, "label": "alpha=1.5"}, compute=30.0, end=300.0,
               history=[epoch(0, 0.60, 0.05, acc=(0.99, 0.98)), epoch(1, 0.50, 0.04, acc=(0.99, 0.99))]),
-        trial("gradnorm", "t_good", {"method": "gradnorm", "alpha": 0.12}, compute=20.0, end=200.0,
+        trial("gradnorm", "t_good", {"method": "gradnorm", "alpha": 0.12, "label": "alpha=0.12"}, compute=20.0, end=200.0,
               history=[epoch(0, 0.45, 0.40, weights=(1.2, 0.8), mean=(1.1, 0.9)),
                        epoch(1, 0.30, 0.35, weights=(1.4, 0.6), mean=(1.3, 0.7), acc=(0.91, 0.87)),
                        epoch(2, 0.32, 0.20, weights=(1.5, 0.5), mean=(1.45, 0.55), acc=(0.95, 0.96))]),
-        trial("gradnorm", "t_failed", {"method": "gradnorm", "alpha": 3.0}, status="FAILED",
+        trial("gradnorm", "t_failed", {"method": "gradnorm", "alpha": 3.0, "label": "alpha=3.0"}, status="FAILED",
               compute=5.0, end=100.0, history=[epoch(0, 0.01, 0.01)]),
-        trial("gradnorm", "t_late", {"method": "gradnorm", "alpha": 0.5}, compute=40.0, end=400.0,
+        trial("gradnorm", "t_late", {"method": "gradnorm", "alpha": 0.5, "label": "alpha=0.5"}, compute=40.0, end=400.0,
               history=[epoch(0, 0.70, 0.70), epoch(1, 0.31, 0.31)]),
     ]
     return SearchSummary(name="gradnorm", kind="gradnorm", wall_seconds=55.5, trials=trials)
@@ -63,7 +63,7 @@ def gradnorm() -> SearchSummary:
 @pytest.fixture
 def grid() -> SearchSummary:
     trials = [
-        trial("grid", f"g{i}", {"method": "static", "weights": [1.0, w]}, compute=1.0 + i, end=float(i),
+        trial("grid", f"g{i}", {"method": "static", "weights": [1.0, w], "label": f"weights=[1, {w:g}]"}, compute=1.0 + i, end=float(i),
               history=[epoch(0, 0.9 - 0.1 * i, 0.8)])
         for i, w in enumerate([0.5, 1.0, 2.0])
     ]
@@ -152,8 +152,8 @@ def test_cost_rows_specifics(gradnorm, grid, all_failed):
     assert e["best_config"] is None
 
 
-def test_best_config_nested_and_missing():
-    nested = SearchSummary("n", "gradnorm", 1.0, [trial("n", "a", {"balancer": {"alpha": 0.25}},
+def test_best_config_is_the_search_types_label_or_a_dash():
+    nested = SearchSummary("n", "gradnorm", 1.0, [trial("n", "a", {"alpha": 0.25, "label": "alpha=0.25"},
                                                         history=[epoch(0, 1.0, 1.0)])])
     plain = SearchSummary("p", "equal", 1.0, [trial("p", "b", {"method": "equal"},
                                                     history=[epoch(0, 1.0, 1.0)])])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from sweeps.searches import StaticGridSearch
 from sweeps.spec import (
-    SearchSpec,
     SpecError,
     SweepSpec,
     load_spec,
@@ -353,8 +353,8 @@ def test_error_from_a_file_names_the_file(tmp_path):
 # -- static grids ----------------------------------------------------------------------------
 
 
-def grid(levels, max_trials=None) -> SearchSpec:
-    return SearchSpec(name="g", type="static_grid", options={"levels": levels, "max_trials": max_trials})
+def grid(levels, max_trials=None) -> StaticGridSearch:
+    return StaticGridSearch(name="g", type="static_grid", levels=levels, max_trials=max_trials)
 
 
 def test_full_grid_in_product_order():

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.runner import SweepState, resume_sweep, run_sweep
 from sweeps.spec import parse_spec
-from trainables.mlflow_logger import PARENT, ROLE, SEARCH, TRIAL_ID
+from trainables import PARENT, ROLE, SEARCH, TRIAL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,18 +136,26 @@ def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_
     client = MlflowClient(uri)
     deadline = time.time() + 240
     try:
-        # interrupt once the grid search has started: the first search is done, the grid is not
+        # interrupt once the grid search has started and the GradNorm search has ended (all
+        # searches share the slots, so both can be true while the grid is still unfinished)
         while time.time() < deadline:
-            time.sleep(1)
+            time.sleep(0.5)
             try:
                 experiment = client.get_experiment_by_name(SPEC["experiment"])
             except Exception:  # noqa: BLE001 - the database is being created
                 experiment = None
-            runs = [] if experiment is None else client.search_runs(
+            if experiment is None:
+                continue
+            grid_trials = client.search_runs(
                 [experiment.experiment_id],
                 filter_string=f"tags.`{SEARCH}` = 'grid' and tags.`{ROLE}` = 'trial'",
             )
-            if runs:
+            gradnorm_done = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{SEARCH}` = 'gradnorm' and tags.`{ROLE}` = 'search' "
+                              "and attributes.status = 'FINISHED'",
+            )
+            if grid_trials and gradnorm_done:
                 break
         assert driver.poll() is None, driver.stdout.read()
         driver.send_signal(signal.SIGINT)

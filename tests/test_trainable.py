@@ -8,12 +8,20 @@ import torch
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from trainables import MlflowTrialLogger, TrialConfig, TrialConfigError, train_trial
-from trainables.mlflow_logger import ERROR_TAG, PARENT, TRIAL_ID
+from trainables import (
+    ERROR_TAG,
+    PARENT,
+    TRIAL_ID,
+    MlflowTrialLogger,
+    TrialConfig,
+    TrialConfigError,
+    train_trial,
+    trial_runs,
+)
 
 SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
 BASE = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,
-            batch_size=64, lr=2e-3, seed=4, device="cpu")
+            batch_size=64, lr=2e-3, seed=4, device="cpu", search="alphas")
 
 
 def run(tmp_path, space, name, callbacks=(), max_failures=0):
@@ -94,8 +102,10 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     client = MlflowClient(uri)
     experiment = client.create_experiment("trainable", artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment).info.run_id
-    logger = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
-    results = run(tmp_path, dict(BASE, alpha=tune.grid_search([0.5, -2.0])), "logged", [logger])
+    logger = MlflowTrialLogger(uri, experiment, {"alphas": parent}, "sweep0")
+    # the search type puts each trial's label in its config; the run shows it as "varied"
+    space = dict(BASE, alpha=tune.grid_search([0.5, -2.0]), label=tune.sample_from(lambda spec: f"alpha={spec.config.alpha:g}"))
+    results = run(tmp_path, space, "logged", [logger])
     assert sorted(r.error is None for r in results) == [False, True]
 
     runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT}` = '{parent}'")
@@ -103,16 +113,19 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     by_status = {r.info.status: r for r in runs}
     failed, finished = by_status["FAILED"], by_status["FINISHED"]
     assert failed.data.tags[ERROR_TAG] == "alpha: must be a finite number >= 0, got -2.0"
-    assert finished.data.params["alpha"] == "0.5"
+    assert finished.data.params["alpha"] == "0.5" and finished.data.params["varied"] == "alpha=0.5"
+    assert failed.data.params["varied"] == "alpha=-2"
     assert finished.data.tags["gradnorm_tune.device"] == "cpu"
     scores = client.get_metric_history(finished.info.run_id, "score")
     assert [m.step for m in scores] == [1, 2, 3]
+    # the run spans the trial: it started before its first epoch and ended after its last
+    assert finished.info.start_time <= scores[0].timestamp <= scores[-1].timestamp <= finished.info.end_time
     weights = client.get_metric_history(finished.info.run_id, "weight/right")
     assert len(weights) == 3
     assert len({r.data.tags[TRIAL_ID] for r in runs}) == 2
 
     # a second logger (a restarted driver) finds the same run and logs nothing twice
-    again = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
+    again = MlflowTrialLogger(uri, experiment, {"alphas": parent}, "sweep0")
 
     class Trial:
         trial_id = finished.data.tags[TRIAL_ID]
@@ -144,38 +157,36 @@ def test_trainable_runs_without_ray_session_for_bad_config():
     assert torch.get_num_threads() >= 1
 
 
-def test_trial_params_round_trip_to_the_trial_config():
-    from sweeps.runner import trial_config_from_params
-    from trainables import trial_params
-
-    config = dict(BASE, method="static", weights=[1.0, 0.5, 2.0], alpha=None,
-                  method_options={}, search="grid")
-    back = trial_config_from_params(trial_params(config))
-    assert TrialConfig.from_dict(back) == TrialConfig.from_dict(config)
-
-
 def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_checkpoints(local_ray, tmp_path):
     from servers import free_port
 
     # nothing listens there: every write fails at once, the trials go on regardless
-    away = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", "0", "parent", "alphas", "sweep0",
+    away = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", "0", {"alphas": "p1", "more": "p2"}, "sweep0",
                              retry_seconds=0.05, patience_seconds=0.3)
-    results = run(tmp_path, dict(BASE, alpha=tune.grid_search([0.5, 1.0])), "away", [away])
+    # two searches in one Tune experiment, one logger for both
+    space = dict(BASE, alpha=tune.grid_search([0.5, 1.0]),
+                 search=tune.sample_from(lambda spec: "alphas" if spec.config.alpha == 0.5 else "more"))
+    results = run(tmp_path, space, "away", [away])
     assert all(result.error is None for result in results)
     assert away.pending >= 2 * (1 + 3 + 1) and away.outages == 1  # start, 3 epochs, end: per trial
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment = client.create_experiment("reconcile", artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(experiment).info.run_id
-    back = MlflowTrialLogger(uri, experiment, parent, "alphas", "sweep0")
+    parents = {"alphas": client.create_run(experiment).info.run_id, "more": client.create_run(experiment).info.run_id}
+    back = MlflowTrialLogger(uri, experiment, parents, "sweep0")
     for attempt in range(2):  # the second pass finds everything written and writes nothing
         back.reconcile(results)
         assert back.pending == 0
-        logged = client.search_runs([experiment], filter_string=f"tags.`{PARENT}` = '{parent}'")
+        logged = [trial_run for parent in parents.values() for trial_run in trial_runs(client, experiment, parent)]
         assert sorted(trial_run.data.params["alpha"] for trial_run in logged) == ["0.5", "1.0"]
+        assert {trial_run.data.tags[PARENT]: trial_run.data.params["search"] for trial_run in logged} == {
+            parent: search for search, parent in parents.items()}
         for trial_run in logged:
             assert trial_run.info.status == "FINISHED"
+            # written late, the run still spans its trial's epochs, not the time of writing
+            scores = client.get_metric_history(trial_run.info.run_id, "score")
+            assert trial_run.info.start_time <= scores[0].timestamp <= scores[-1].timestamp == trial_run.info.end_time
             (result,) = [r for r in results if r.metrics["trial_id"] == trial_run.data.tags[TRIAL_ID]]
             scores = client.get_metric_history(trial_run.info.run_id, "score")
             assert [m.step for m in scores] == [1, 2, 3], attempt

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gradnorm_core import METHODS, fit, make_balancer, make_problem
@@ -16,9 +16,10 @@ class TrialConfigError(ValueError):
     """A trial's config is invalid; the message is one line naming the key and the fix."""
 
 
-TRAINING_KEYS = ("epochs", "batch_size", "lr", "weight_decay", "seed", "device")
-# keys a search adds for its own bookkeeping; the trial ignores them
-LABEL_KEYS = ("search",)
+TRAINING_KEYS = tuple(f.name for f in fields(TrainConfig))
+# keys a search adds for its own bookkeeping, which the trial ignores: the search's name, and what
+# the search varied in this trial ("alpha=0.5"), for tables and the run's "varied" param
+LABEL_KEYS = ("search", "label")
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,3 @@ class TrialConfig:
         """Build the problem, model and balancer, and the training run (resumed from ``state``)."""
         problem, model, balancer = self.build()
         return problem, fit(problem, balancer, model=model, state=state, **asdict(self.training))
-
-    def describe(self) -> str:
-        """The varied part of the config, for tables: ``alpha=0.5``, ``weights=[1, 2]``, or ``-``."""
-        if self.method == "gradnorm":
-            return f"alpha={self.alpha:.4g}"
-        if self.method == "static":
-            return "weights=[" + ", ".join(f"{w:g}" for w in self.weights or ()) + "]"
-        return "-"

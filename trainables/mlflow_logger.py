@@ -5,89 +5,42 @@ trial restored from a checkpoint, or a whole sweep resumed after its driver died
 again by the trial id tag: a trial never gets two runs, and an epoch is logged at most once.
 
 When the tracking server cannot be reached, updates wait in order in a buffer and are retried
-every ``retry_seconds`` while the trials go on; the search's end waits up to
+every ``retry_seconds`` while the trials go on; the experiment's end waits up to
 ``patience_seconds`` for the server. Every write is idempotent (a run is found by its tag before
 one is created; a metric point carries its report time, so writing it twice stores it once), so
 a write whose answer was lost can be retried safely. :meth:`MlflowTrialLogger.reconcile` finally
 compares every trial's runs with its checkpointed history and writes what is missing: the
-checkpoints, not the buffer, are the record.
+checkpoints, not the buffer, are the record. A run's start and end are the trial's own, however
+late they are written. The record's format is :mod:`trainables.tracking`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from .config import TrialConfig, TrialConfigError
 from .trainable import checkpoint_history
-
-TAG_PREFIX = "gradnorm_tune."
-TRIAL_ID = TAG_PREFIX + "trial_id"
-ROLE = TAG_PREFIX + "role"
-SEARCH = TAG_PREFIX + "search"
-SWEEP = TAG_PREFIX + "sweep_id"
-ERROR_TAG = TAG_PREFIX + "error"
-RESTARTS = TAG_PREFIX + "restarts"
-PARENT = "mlflow.parentRunId"
-METRIC_KEYS = ("score", "best_score", "best_test_score", "compute_seconds")
-MAX_BATCH_METRICS = 1000  # MLflow's limit per log_batch
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, str]:
-    """A trial config flattened into MLflow params (strings)."""
-    params: dict[str, str] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            for inner, inner_value in value.items():
-                params[f"{key}.{inner}"] = json.dumps(inner_value) if isinstance(inner_value, (list, dict)) else str(inner_value)
-        elif value is not None:
-            params[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    return params
-
-
-def find_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str):
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}' and tags.`{PARENT}` = '{parent_run_id}'",
-        max_results=2,
-    )
-    return runs[0] if runs else None
-
-
-@contextlib.contextmanager
-def temporary_environment(**values: str) -> Iterator[None]:
-    """These environment variables inside the block, their old values (or absence) after it."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def fail_fast(timeout_seconds: float = 10.0):
-    """MLflow requests in this block try once: the client's own retries back off for minutes."""
-    return temporary_environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",
-                                 MLFLOW_HTTP_REQUEST_TIMEOUT=str(int(timeout_seconds)))
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__
+from .tracking import (  # noqa: F401 - the tag names, also importable from here
+    ERROR_TAG,
+    PARENT,
+    RESTARTS,
+    ROLE,
+    SEARCH,
+    SWEEP,
+    TAG_PREFIX,
+    TRIAL_ID,
+    create_trial_run,
+    ensure_trial_params,
+    find_trial_run,
+    finish_run,
+    log_epoch,
+)
+from .tracking_store import fail_fast, first_line, temporary_environment  # noqa: F401
 
 
 @dataclass
@@ -101,19 +54,33 @@ class TrialUpdate:
     status: str | None = None
     error: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    started: float | None = None  # when the trial started / ended (unix seconds), however late written
+    ended: float | None = None
+
+    def start_time(self) -> float:
+        """When the trial started: as seen, else its first epoch's end less its compute, else now."""
+        if self.started is not None:
+            return self.started
+        for record in self.records[:1]:
+            if "reported_at" in record:
+                return float(record["reported_at"]) - float(record.get("compute_seconds", 0.0))
+        return time.time()
 
 
 class MlflowTrialLogger(tune.Callback):
-    """Logs params, per-epoch metrics (step = epoch), device, status and errors of every trial
-    of one search under that search's parent run."""
+    """Logs params, per-epoch metrics (step = epoch), device, status, times and errors of every
+    trial of a sweep under the run of the trial's search (``config["search"]``).
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, search: str, sweep_id: str,
+    ``parents`` maps each search's name to its MLflow run id; the logger keeps this very dict
+    (``logger.parents``), so a search added while the experiment runs is added to it.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parents: dict[str, str], sweep_id: str,
                  retry_seconds: float = 2.0, patience_seconds: float = 300.0):
         self.tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
         self.experiment_id = experiment_id
-        self.parent_run_id = parent_run_id
-        self.search = search
+        self.parents = parents
         self.sweep_id = sweep_id
         self.retry_seconds = retry_seconds
         self.patience_seconds = patience_seconds
@@ -123,7 +90,7 @@ class MlflowTrialLogger(tune.Callback):
         self._pending: list[TrialUpdate] = []
         self._retry_at = 0.0
         self._outage_since: float | None = None
-        self._end_deadline: float | None = None  # set when the search ends: all waiting shares it
+        self._end_deadline: float | None = None  # set when the experiment ends: all waiting shares it
         self.outages = 0
         self.last_error = ""
 
@@ -144,26 +111,29 @@ class MlflowTrialLogger(tune.Callback):
         return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {},
                 "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None}
 
-    def run_id(self, trial_id: str, config: dict[str, Any]) -> str:
-        """The trial's run: found by its trial id tag, or created."""
+    def search_of(self, config: dict[str, Any]) -> str:
+        """The trial's search, which must have a run in ``parents``."""
+        search = config.get("search")
+        if search not in self.parents:
+            known = ", ".join(sorted(self.parents)) or "none"
+            raise ValueError(f"trial config's search {search!r} has no MLflow run in MlflowTrialLogger.parents "
+                             f"(known: {known}); add it before the search's trials start")
+        return search
+
+    def run_id(self, trial_id: str, config: dict[str, Any], started: float | None = None) -> str:
+        """The trial's run: found by its trial id tag under its search's run, or created
+        (started at ``started``, unix seconds; default now)."""
         if trial_id in self._runs:
             return self._runs[trial_id]
-        run = find_trial_run(self.client, self.experiment_id, self.parent_run_id, trial_id)
+        search = self.search_of(config)
+        parent = self.parents[search]
+        run = find_trial_run(self.client, self.experiment_id, parent, trial_id)
         if run is None:
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"{self.search}-{trial_id}",
-                tags={PARENT: self.parent_run_id, TRIAL_ID: trial_id, ROLE: "trial",
-                      SEARCH: self.search, SWEEP: self.sweep_id},
-            )
-            params = [Param(k, v[:6000]) for k, v in trial_params(config).items()]
-            try:
-                params.append(Param("varied", TrialConfig.from_dict(config).describe()))
-            except TrialConfigError:
-                pass
-            self.client.log_batch(run.info.run_id, params=params)
+            run = create_trial_run(self.client, self.experiment_id, parent, trial_id, search, self.sweep_id,
+                                   config, start_time=started)
             last = 0
         else:
+            ensure_trial_params(self.client, run, config)
             history = self.client.get_metric_history(run.info.run_id, "score")
             last = max((m.step for m in history), default=0)
         self._runs[trial_id] = run.info.run_id
@@ -173,7 +143,7 @@ class MlflowTrialLogger(tune.Callback):
 
     # Tune's callbacks: each queues an update, then writes what it can
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config))
+        self._queue(TrialUpdate(trial.trial_id, trial.config, started=time.time()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._queue(TrialUpdate(trial.trial_id, trial.config, [result], checkpoint=trial.checkpoint))
@@ -184,34 +154,42 @@ class MlflowTrialLogger(tune.Callback):
         self._queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(trial.num_failures)}))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED"))
+        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED", ended=time.time()))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FAILED", error=trial_error_message(trial)))
+        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FAILED", error=trial_error_message(trial),
+                                ended=time.time()))
 
     def on_experiment_end(self, trials, **info):
         self.flush()
 
     def reconcile(self, results) -> None:
-        """Make every trial's run match its checkpointed history and its end (a Tune ResultGrid)."""
+        """Make every trial's run match its checkpointed history and its end (a Tune ResultGrid).
+        A run not ended yet ends at its last checkpointed epoch (or now, without one)."""
+        updates = []
         for result in results:
             trial_id = (result.metrics or {}).get("trial_id")
             if not trial_id:
                 continue
+            config = dict(result.config or {})
+            self.search_of(config)
             try:
                 history = checkpoint_history(result.checkpoint) if result.checkpoint is not None else []
             except (OSError, KeyError, RuntimeError):
                 history = []
             failed = result.error is not None
-            self._pending.append(TrialUpdate(
-                trial_id, dict(result.config or {}), history,
+            ended = float(history[-1].get("reported_at", time.time())) if history else time.time()
+            updates.append(TrialUpdate(
+                trial_id, config, history,
                 status="FAILED" if failed else "FINISHED",
                 error=first_line(result.error) if failed else None,
+                ended=ended,
             ))
+        self._pending.extend(updates)
         self.flush()
 
     def flush(self) -> None:
-        """Write the buffered updates, retrying until ``patience_seconds`` after the search's end
+        """Write the buffered updates, retrying until ``patience_seconds`` after the experiment's end
         (the first flush marks it: the end and the reconcile after it wait once, not twice)."""
         if self._end_deadline is None:
             self._end_deadline = time.monotonic() + self.patience_seconds
@@ -224,6 +202,7 @@ class MlflowTrialLogger(tune.Callback):
             time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
 
     def _queue(self, update: TrialUpdate) -> None:
+        self.search_of(update.config)
         self._pending.append(update)
         self._write_pending()
 
@@ -240,50 +219,33 @@ class MlflowTrialLogger(tune.Callback):
                     if self._outage_since is None:
                         self._outage_since = time.time()
                         self.outages += 1
-                        print(f"  [{self.search}] tracking server unreachable ({self.last_error}); "
+                        print(f"  [mlflow] tracking server unreachable ({self.last_error}); "
                               f"keeping updates and retrying every {self.retry_seconds:g} s", flush=True)
                     return
                 self._pending.pop(0)
         if self._outage_since is not None:
-            print(f"  [{self.search}] tracking server back after {time.time() - self._outage_since:.0f} s; "
+            print(f"  [mlflow] tracking server back after {time.time() - self._outage_since:.0f} s; "
                   "buffered updates written", flush=True)
             self._outage_since = None
 
     def _write(self, update: TrialUpdate) -> None:
-        run_id = self.run_id(update.trial_id, update.config)
-        last = self._last_epoch[update.trial_id]
+        trial_id = update.trial_id
+        run_id = self.run_id(trial_id, update.config, update.start_time())
+        last = self._last_epoch[trial_id]
         records = [r for r in update.records if int(r.get("epoch", 0)) > last]
         if records and int(records[0]["epoch"]) > last + 1 and update.checkpoint is not None:
             # the driver died after these epochs were checkpointed but before they were logged
             first = int(records[0]["epoch"])
             records = [r for r in checkpoint_history(update.checkpoint) if last < r["epoch"] < first] + records
         for record in records:
-            self._log_epoch(run_id, record)
-            self._last_epoch[update.trial_id] = int(record["epoch"])
+            log_epoch(self.client, run_id, record)
+            self._last_epoch[trial_id] = int(record["epoch"])
         if update.tags:
             self.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in update.tags.items()])
-        if update.error and self._status.get(update.trial_id) != "FAILED":
-            self.client.set_tag(run_id, ERROR_TAG, update.error[:5000])
-        if update.status and self._status.get(update.trial_id) != update.status:
-            self.client.set_terminated(run_id, update.status)
-            self._status[update.trial_id] = update.status
-
-    def _log_epoch(self, run_id: str, record: dict[str, Any]) -> None:
-        step = int(record["epoch"])
-        # the trainable's own report time: the same point written twice is stored once
-        timestamp = int(float(record.get("reported_at", record.get("timestamp", 0))) * 1000)
-        metrics = [
-            Metric(key, float(value), timestamp, step)
-            for key, value in record.items()
-            if (key in METRIC_KEYS or "/" in key) and _is_number(value)
-        ]
-        tags = [RunTag(TAG_PREFIX + key, str(record[key])) for key in ("device", "node") if key in record]
-        for start in range(0, max(len(metrics), 1), MAX_BATCH_METRICS):
-            self.client.log_batch(run_id, metrics=metrics[start:start + MAX_BATCH_METRICS], tags=tags)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if update.status and self._status.get(trial_id) != update.status:
+            error = update.error if self._status.get(trial_id) != "FAILED" else None
+            finish_run(self.client, run_id, update.status, end_time=update.ended, error=error)
+            self._status[trial_id] = update.status
 
 
 def trial_error_message(trial) -> str:

@@ -71,6 +71,11 @@ def train_trial(config: dict[str, Any]) -> None:
         best = min(history + [metrics], key=lambda m: m["score"])
         # what searches select on: the best validation score so far, and the test score there
         metrics["best_score"], metrics["best_test_score"] = best["score"], best["test/score"]
+        # the step-mean weights averaged over all epochs so far (exact across restores: from the
+        # checkpointed history); a sweep's recommended static weights are this, at the end
+        for task in problem.task_names:
+            key = f"mean_weight/{task}"
+            metrics[f"avg_weight/{task}"] = sum(m[key] for m in history + [metrics]) / (len(history) + 1)
         history.append(metrics)
         with tempfile.TemporaryDirectory() as directory:
             torch.save({"training": training.state_dict(), "history": history},

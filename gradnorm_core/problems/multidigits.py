@@ -83,12 +83,7 @@ class MultiDigits(Problem):
         num_test: int = 1000,
         seed: int = 0,
     ) -> None:
-        sizes = (
-            check_size("num_train", num_train),
-            check_size("num_val", num_val),
-            check_size("num_test", num_test),
-        )
-        self.seed = check_seed(seed)
+        sizes, self.seed = self.check_options(num_train, num_val, num_test, seed)
         images, labels = _load_digits()
         order = np.random.default_rng([self.seed, 0]).permutation(len(images))
         n_train = round(self.pool_fractions[0] * len(images))
@@ -104,6 +99,32 @@ class MultiDigits(Problem):
         self.train, self.val, self.test = (
             self._make_split(s, images, labels) for s in sources
         )
+
+    @staticmethod
+    def check_options(
+        num_train: int, num_val: int, num_test: int, seed: int
+    ) -> tuple[tuple[int, int, int], int]:
+        """The constructor's checks of its options, without loading the digits.
+
+        Returns ``((num_train, num_val, num_test), seed)`` as ints; a bad value raises a
+        one-line ValueError (the sizes first, then the seed).
+        """
+        sizes = (
+            check_size("num_train", num_train),
+            check_size("num_val", num_val),
+            check_size("num_test", num_test),
+        )
+        return sizes, check_seed(seed)
+
+    @classmethod
+    def tasks(cls, num_train: int, num_val: int, num_test: int, seed: int) -> tuple[str, ...]:
+        """``task_names`` after the constructor's option checks, loading nothing.
+
+        Takes every constructor option explicitly (no defaults: callers bind them from the
+        constructor's signature, so the defaults live only there).
+        """
+        cls.check_options(num_train, num_val, num_test, seed)
+        return cls.task_names
 
     @staticmethod
     def _make_split(sources: np.ndarray, images: np.ndarray, labels: np.ndarray) -> Split:

@@ -118,9 +118,7 @@ class MultiMNIST(Problem):
         num_test: int = 2000,
         seed: int = 0,
     ) -> None:
-        sizes = self._check_sizes(num_train, num_val, num_test)
-        seed = check_seed(seed)
-        directory = Path(data_dir) if data_dir is not None else default_cache_dir()
+        directory, sizes, seed = self.check_options(data_dir, num_train, num_val, num_test, seed)
         self.data_dir = directory
         self._build(*_load(str(directory.expanduser().absolute())), sizes, seed)
 
@@ -145,6 +143,43 @@ class MultiMNIST(Problem):
         self.data_dir = None
         self._build(train_images, train_labels, test_images, test_labels, sizes, seed)
         return self
+
+    @classmethod
+    def check_options(
+        cls,
+        data_dir: str | os.PathLike | None,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        seed: int,
+    ) -> tuple[Path, tuple[int, int, int], int]:
+        """The constructor's checks of its options, without reading (or looking for) any file.
+
+        Returns ``(directory, (num_train, num_val, num_test), seed)``: ``directory`` is
+        ``data_dir`` as a Path, or ``default_cache_dir()`` when it is None. A bad size or seed
+        raises a one-line ValueError (the sizes first, then the seed).
+        """
+        sizes = cls._check_sizes(num_train, num_val, num_test)
+        seed = check_seed(seed)
+        directory = Path(data_dir) if data_dir is not None else default_cache_dir()
+        return directory, sizes, seed
+
+    @classmethod
+    def tasks(
+        cls,
+        data_dir: str | os.PathLike | None,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        seed: int,
+    ) -> tuple[str, ...]:
+        """``task_names`` after the constructor's option checks; no MNIST file is read.
+
+        Takes every constructor option explicitly (no defaults: callers bind them from the
+        constructor's signature, so the defaults live only there).
+        """
+        cls.check_options(data_dir, num_train, num_val, num_test, seed)
+        return cls.task_names
 
     @staticmethod
     def _check_sizes(num_train: int, num_val: int, num_test: int) -> tuple[int, int, int]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.qm9 import load_qm9
+from ..data.qm9 import TARGET_NAMES, load_qm9
 from .base import MultiHeadNet, Problem, Split
 from .base import check_seed, check_size, regression_metrics, relu_mlp, seeded_init
 
@@ -56,10 +58,47 @@ class QM9(Problem):
         num_test: int = 5000,
         seed: int = 0,
     ) -> None:
+        folder, sizes, seed = self.check_options(data_dir, num_train, num_val, num_test, seed)
+        targets, names, descriptors = load_qm9(folder)
+        self._setup(descriptors, targets, names, sizes, seed)
+
+    @staticmethod
+    def check_options(
+        data_dir: str | os.PathLike | None,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        seed: int,
+    ) -> tuple[Path | None, tuple[int, int, int], int]:
+        """The constructor's checks of its options, without reading (or looking for) any file.
+
+        Returns ``(folder, (num_train, num_val, num_test), seed)``: ``folder`` is ``data_dir``
+        as a Path, or None (``load_qm9`` then finds the installed data). A bad size or seed
+        raises a one-line ValueError (the sizes first, then the seed). Whether the split sizes
+        fit the molecules available can only be checked on the data, in ``_setup``.
+        """
         sizes = _check_sizes(num_train, num_val, num_test)
         seed = check_seed(seed)
-        targets, names, descriptors = load_qm9(data_dir)
-        self._setup(descriptors, targets, names, sizes, seed)
+        folder = Path(data_dir) if data_dir is not None else None
+        return folder, sizes, seed
+
+    @classmethod
+    def tasks(
+        cls,
+        data_dir: str | os.PathLike | None,
+        num_train: int,
+        num_val: int,
+        num_test: int,
+        seed: int,
+    ) -> tuple[str, ...]:
+        """The task names (``TARGET_NAMES``, the names ``load_qm9`` always returns) after the
+        constructor's option checks; no CSV or cache file is read.
+
+        Takes every constructor option explicitly (no defaults: callers bind them from the
+        constructor's signature, so the defaults live only there).
+        """
+        cls.check_options(data_dir, num_train, num_val, num_test, seed)
+        return TARGET_NAMES
 
     @classmethod
     def from_arrays(

@@ -57,6 +57,7 @@ class ToyRegression(Problem):
     num_layers = 4
     b_variance = 10.0
     eps_variance = 3.5
+    paper_t2_sigmas: tuple[float, ...] = (1.0, 100.0)
 
     def __init__(
         self,
@@ -66,25 +67,11 @@ class ToyRegression(Problem):
         num_test: int = 500,
         seed: int = 0,
     ) -> None:
-        try:
-            values = [float(s) for s in sigmas]
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"sigmas must be a sequence of positive numbers, got {sigmas!r}"
-            ) from None
-        if not values:
-            raise ValueError("sigmas must hold at least one task scale, got an empty sequence")
-        for i, s in enumerate(values):
-            if not (math.isfinite(s) and s > 0):
-                raise ValueError(f"sigmas[{i}] must be a finite number > 0, got {s!r}")
-        sizes = {
-            "num_train": check_size("num_train", num_train),
-            "num_val": check_size("num_val", num_val),
-            "num_test": check_size("num_test", num_test),
-        }
-        self.seed = check_seed(seed)
-        self.sigmas: tuple[float, ...] = tuple(values)
-        self.task_names = tuple(f"task{i}" for i in range(len(values)))
+        values, (n_train, n_val, n_test), self.seed = self.check_options(
+            sigmas, num_train, num_val, num_test, seed
+        )
+        self.sigmas: tuple[float, ...] = values
+        self.task_names = self._names(len(values))
 
         shape = (self.output_dim, self.input_dim)
         self.B = torch.randn(shape, generator=_generator(self.seed, 0)) * math.sqrt(self.b_variance)
@@ -96,9 +83,51 @@ class ToyRegression(Problem):
             ]
         )
         self.train, self.val, self.test = (
-            self._make_split(sizes[key], index)
-            for index, key in enumerate(("num_train", "num_val", "num_test"))
+            self._make_split(size, index) for index, size in enumerate((n_train, n_val, n_test))
         )
+
+    @staticmethod
+    def check_options(
+        sigmas: Sequence[float], num_train: int, num_val: int, num_test: int, seed: int
+    ) -> tuple[tuple[float, ...], tuple[int, int, int], int]:
+        """The constructor's checks of its options, without drawing anything.
+
+        Returns ``(sigmas, (num_train, num_val, num_test), seed)`` as floats and ints; a bad
+        value raises a one-line ValueError (sigmas first, then the sizes, then the seed).
+        """
+        try:
+            values = [float(s) for s in sigmas]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"sigmas must be a sequence of positive numbers, got {sigmas!r}"
+            ) from None
+        if not values:
+            raise ValueError("sigmas must hold at least one task scale, got an empty sequence")
+        for i, s in enumerate(values):
+            if not (math.isfinite(s) and s > 0):
+                raise ValueError(f"sigmas[{i}] must be a finite number > 0, got {s!r}")
+        sizes = (
+            check_size("num_train", num_train),
+            check_size("num_val", num_val),
+            check_size("num_test", num_test),
+        )
+        return tuple(values), sizes, check_seed(seed)
+
+    @staticmethod
+    def _names(num_tasks: int) -> tuple[str, ...]:
+        return tuple(f"task{i}" for i in range(num_tasks))
+
+    @classmethod
+    def tasks(
+        cls, sigmas: Sequence[float], num_train: int, num_val: int, num_test: int, seed: int
+    ) -> tuple[str, ...]:
+        """The task names of ``cls(sigmas, ...)`` after the same option checks, building nothing.
+
+        Takes every constructor option explicitly (no defaults: callers bind them from the
+        constructor's signature, so the defaults live only there).
+        """
+        values, _, _ = cls.check_options(sigmas, num_train, num_val, num_test, seed)
+        return cls._names(len(values))
 
     def _make_split(self, size: int, index: int) -> Split:
         x = torch.randn((size, self.input_dim), generator=_generator(self.seed, 2, index))
@@ -114,8 +143,17 @@ class ToyRegression(Problem):
     def paper_t2(
         cls, num_train: int = 2000, num_val: int = 500, num_test: int = 500, seed: int = 0
     ) -> "ToyRegression":
-        """The paper's T=2 setting: sigmas (1, 100)."""
-        return cls((1.0, 100.0), num_train=num_train, num_val=num_val, num_test=num_test, seed=seed)
+        """The paper's T=2 setting: sigmas (1, 100) (``paper_t2_sigmas``)."""
+        return cls(
+            cls.paper_t2_sigmas, num_train=num_train, num_val=num_val, num_test=num_test, seed=seed
+        )
+
+    @classmethod
+    def paper_t2_tasks(
+        cls, num_train: int, num_val: int, num_test: int, seed: int
+    ) -> tuple[str, ...]:
+        """The task names of ``paper_t2(...)`` after its option checks, building nothing."""
+        return cls.tasks(cls.paper_t2_sigmas, num_train, num_val, num_test, seed)
 
     @classmethod
     def paper_t10(
@@ -129,6 +167,17 @@ class ToyRegression(Problem):
         return cls(
             cls.t10_sigmas(seed), num_train=num_train, num_val=num_val, num_test=num_test, seed=seed
         )
+
+    @classmethod
+    def paper_t10_tasks(
+        cls, num_train: int, num_val: int, num_test: int, seed: int
+    ) -> tuple[str, ...]:
+        """The task names of ``paper_t10(...)`` after its option checks, building nothing.
+
+        The ten sigmas are drawn (``t10_sigmas``: ten numbers, no data) so that a bad seed is
+        reported first, exactly as ``paper_t10`` reports it.
+        """
+        return cls.tasks(cls.t10_sigmas(seed), num_train, num_val, num_test, seed)
 
     @staticmethod
     def t10_sigmas(seed: int = 0) -> tuple[float, ...]:

@@ -1,0 +1,75 @@
+"""Sweep specs: one YAML file describes a problem, its training settings, the resources of one
+trial and the searches to run. Loading validates everything and turns every mistake into a
+one-line :class:`SpecError` of the form ``"<source>: <field.path>: <what is wrong>; <how to fix>"``.
+
+Pure validation: nothing here imports Ray, MLflow or Optuna, and no problem data is loaded (the
+problem's task names come from :func:`gradnorm_core.problems.problem_tasks`).
+
+The format::
+
+    name: demo                        # required, [A-Za-z0-9_-]+
+    experiment: gradnorm-tune-demo    # optional, default "gradnorm-tune/<name>"
+    problem:
+      name: multidigits               # a key of gradnorm_core.problems.PROBLEMS
+      options: {num_train: 2000}      # optional keyword options of that problem
+    training: {epochs: 8, batch_size: 64, lr: 0.002, weight_decay: 0.0, seed: 0, device: auto}
+    resources: {cpu: 1, gpu: 0, max_concurrent: 2}
+    searches:                         # required, name -> search (see sweeps.searches)
+      gradnorm: {type: gradnorm, search: optuna, alpha: {low: 0.0, high: 3.0}, num_trials: 6}
+      alphas: {type: gradnorm, search: grid, alpha: [0, 0.5, 1]}
+      static_grid: {type: static_grid, levels: [1, 2, 4], max_trials: 10}
+      equal: {type: equal}
+      uncertainty: {type: uncertainty, lr: 0.025}
+      dwa: {type: dwa, temperature: 2.0}
+      fixed: {type: static, weights: [1, 2, 3]}
+    recommended_static: true          # optional
+
+Numbers such as ``2e-3`` are read as floats (YAML 1.2 style), and a key given twice in one
+mapping is an error rather than silently overriding the first.
+
+Modules: :mod:`.errors` (the one-line errors), :mod:`.schema` (the base of the models),
+:mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.training` and :mod:`.model` (the
+spec itself). The search types live in :mod:`sweeps.searches`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import SpecError
+
+if TYPE_CHECKING:
+    from ..searches import static_grid_points
+    from .model import ProblemSpec, Resources, SweepSpec, load_spec, parse_spec
+
+__all__ = [
+    "ProblemSpec",
+    "Resources",
+    "SpecError",
+    "SweepSpec",
+    "load_spec",
+    "parse_spec",
+    "static_grid_points",
+]
+
+# The models need sweeps.searches, whose search types are built on .errors and .schema here; they
+# are imported on first use so that importing sweeps.searches first (which imports this package)
+# finds this package complete.
+_LAZY = {
+    "ProblemSpec": ".model",
+    "Resources": ".model",
+    "SweepSpec": ".model",
+    "load_spec": ".model",
+    "parse_spec": ".model",
+    "static_grid_points": "..searches",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,281 @@
+"""The MLflow record (trainables.tracking) on a real MLflow store in a SQLite file: params and their
+reverse, experiments, runs found by tag, epochs written once, real start and end times, and the
+trial logger writing late (after an outage) with the times the trials really had."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from trainables import (
+    ERROR_TAG,
+    EXPERIMENT_KIND,
+    KIND,
+    PARENT,
+    ROLE,
+    SEARCH,
+    SWEEP,
+    TRIAL_ID,
+    VARIED,
+    MlflowTrialLogger,
+    TrackingError,
+    TrialConfig,
+    check_tracking_server,
+    create_comparison_run,
+    create_search_run,
+    create_trial_run,
+    decode_params,
+    default_tracking_uri,
+    encode_params,
+    ensure_experiment,
+    find_trial_run,
+    finish_run,
+    is_local_store,
+    log_epoch,
+    metric_history,
+    redact,
+    start_train_run,
+    trial_runs,
+)
+
+SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
+GRADNORM = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,
+                batch_size=64, lr=2e-3, seed=4, device="cpu", search="alphas", label="alpha=1")
+CONFIGS = [
+    GRADNORM,
+    dict(GRADNORM, method="static", weights=[1.0, 0.5, 2.0], alpha=None, method_options={}, search="grid",
+         label="weights=[1, 0.5, 2]"),
+    dict(GRADNORM, method="gradnorm", alpha=0.0, method_options={"lr": 0.025, "optimizer": "adam"},
+         weight_decay=1e-4, device="auto"),
+    dict(GRADNORM, method="equal", alpha=None, problem="paper_toy",
+         problem_options={"tasks": 2, "sigmas": [1, 100], "noise": None, "flag": True, "name": "1",
+                          "deep": {"a": [1, 2]}}),
+    dict(GRADNORM, method="uncertainty", alpha=None, label="-", search="true"),
+]
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory):
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture()
+def client(uri):
+    return MlflowClient(uri)
+
+
+@pytest.fixture()
+def experiment(client, tmp_path):
+    return client.create_experiment(f"test-{uuid.uuid4().hex[:8]}", artifact_location=(tmp_path / "a").as_uri())
+
+
+def without_none(config):
+    return {key: ({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value)
+            for key, value in config.items() if value is not None}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_params_round_trip_to_the_same_config(config):
+    params = encode_params(config)
+    assert all(isinstance(value, str) for value in params.values())
+    assert decode_params(params) == without_none(config)
+
+
+def test_params_read_well_and_give_the_same_trial_config():
+    params = encode_params(CONFIGS[1])
+    assert params["problem"] == "multidigits" and params["problem_options.num_train"] == "192"
+    assert params["weights"] == "[1.0, 0.5, 2.0]" and params["lr"] == "0.002" and "alpha" not in params
+    assert params["method_options"] == "{}"
+    assert encode_params(CONFIGS[3])["problem_options.name"] == '"1"'  # a string that reads as a number
+    for config in CONFIGS[:3]:
+        assert TrialConfig.from_dict(decode_params(encode_params(config))) == TrialConfig.from_dict(config)
+    # the "varied" param beside a trial's config is not part of it
+    assert decode_params(encode_params(GRADNORM) | {VARIED: "alpha=1"}) == GRADNORM
+
+
+def test_ensure_experiment_is_idempotent_and_tagged(client, uri, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = f"gradnorm-tune/{uuid.uuid4().hex[:8]}"
+    first = ensure_experiment(client, name, uri)
+    assert ensure_experiment(client, name, uri) == first
+    experiment = client.get_experiment(first)
+    assert experiment.name == name
+    assert experiment.tags[EXPERIMENT_KIND] == "custom_model_development"
+    assert experiment.artifact_location == (tmp_path / "mlartifacts" / name.replace("/", "_")).as_uri()
+    # an experiment made elsewhere, without the tag, gets it
+    other = client.create_experiment(f"plain-{uuid.uuid4().hex[:8]}", artifact_location=(tmp_path / "p").as_uri())
+    assert ensure_experiment(client, client.get_experiment(other).name, uri) == other
+    assert client.get_experiment(other).tags[EXPERIMENT_KIND] == "custom_model_development"
+    client.delete_experiment(other)
+    with pytest.raises(TrackingError, match="is deleted; restore it") as error:
+        ensure_experiment(client, client.get_experiment(other).name, uri)
+    assert "\n" not in str(error.value)
+
+
+def test_comparison_and_search_runs_carry_their_tags_and_params(client, experiment):
+    comparison = create_comparison_run(client, experiment, "toy comparison", "sweep1", "/runs/toy-1")
+    run = client.get_run(comparison)
+    assert run.info.run_name == "toy comparison"
+    assert run.data.tags[ROLE] == "comparison" and run.data.tags[SWEEP] == "sweep1"
+    assert run.data.tags["gradnorm_tune.directory"] == "/runs/toy-1"
+    search = create_search_run(client, experiment, comparison, "sweep1", "grid", "static_grid",
+                               {"points": 3, "values": [0.5, 1], "sampled": False})
+    run = client.get_run(search)
+    assert run.info.run_name == "grid"
+    assert {key: run.data.tags[key] for key in (PARENT, ROLE, SEARCH, SWEEP, KIND)} == {
+        PARENT: comparison, ROLE: "search", SEARCH: "grid", SWEEP: "sweep1", KIND: "static_grid"}
+    assert run.data.params == {"points": "3", "values": "[0.5, 1]", "sampled": "false"}
+
+
+def test_a_trial_run_is_found_by_its_tag_and_never_duplicated(client, experiment):
+    parent = client.create_run(experiment).info.run_id
+    assert find_trial_run(client, experiment, parent, "t1") is None
+    created = create_trial_run(client, experiment, parent, "t1", "alphas", "sweep1", GRADNORM)
+    for _ in range(2):
+        found = find_trial_run(client, experiment, parent, "t1")
+        assert found is not None and found.info.run_id == created.info.run_id
+    assert find_trial_run(client, experiment, "another-parent", "t1") is None
+    create_trial_run(client, experiment, parent, "t2", "alphas", "sweep1", dict(GRADNORM, alpha=0.5))
+    runs = trial_runs(client, experiment, parent)
+    assert sorted(run.data.tags[TRIAL_ID] for run in runs) == ["t1", "t2"]
+    run = client.get_run(created.info.run_id)
+    assert run.info.run_name == "alphas-t1"
+    assert run.data.tags[ROLE] == "trial" and run.data.tags[SEARCH] == "alphas" and run.data.tags[PARENT] == parent
+    assert run.data.params[VARIED] == "alpha=1"
+    assert decode_params(run.data.params) == GRADNORM
+
+
+def record(epoch, reported_at, **extra):
+    return {"epoch": epoch, "score": 1.0 / epoch, "test/score": 2.0 / epoch, "weight/left": 0.5 + epoch,
+            "compute_seconds": 0.5 * epoch, "device": "cpu", "node": "n1", "reported_at": reported_at,
+            "best_score": 1.0 / epoch, "flag": True, **extra}
+
+
+def test_log_epoch_twice_stores_each_point_once_and_the_history_comes_back(client, experiment):
+    run_id = client.create_run(experiment).info.run_id
+    t0 = time.time()
+    for _ in range(2):
+        for epoch in (1, 2):
+            log_epoch(client, run_id, record(epoch, t0 + epoch))
+    scores = client.get_metric_history(run_id, "score")
+    assert [(m.step, m.value, m.timestamp) for m in scores] == [
+        (1, 1.0, int((t0 + 1) * 1000)), (2, 0.5, int((t0 + 2) * 1000))]
+    run = client.get_run(run_id)
+    assert run.data.tags["gradnorm_tune.device"] == "cpu" and run.data.tags["gradnorm_tune.node"] == "n1"
+    assert "flag" not in run.data.metrics and "epoch" not in run.data.metrics
+    history = metric_history(client, run)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[1] == {"epoch": 2, "score": 0.5, "test/score": 1.0, "weight/left": 2.5,
+                          "compute_seconds": 1.0, "best_score": 0.5}
+
+
+def test_log_epoch_writes_more_than_one_batch_of_metrics(client, experiment):
+    run_id = client.create_run(experiment).info.run_id
+    log_epoch(client, run_id, {"epoch": 1, "reported_at": 1.0, **{f"val/m{i}": float(i) for i in range(1500)}})
+    assert len(client.get_run(run_id).data.metrics) == 1500
+
+
+def test_start_and_end_times_are_stored_as_given(client, experiment):
+    parent = client.create_run(experiment).info.run_id
+    started, ended = 1_700_000_000.25, 1_700_000_042.5
+    run = create_trial_run(client, experiment, parent, "t9", "alphas", "sweep1", GRADNORM, start_time=started)
+    finish_run(client, run.info.run_id, "FAILED", end_time=ended, error="alpha: must be >= 0")
+    stored = client.get_run(run.info.run_id)
+    assert (stored.info.start_time, stored.info.end_time) == (1_700_000_000_250, 1_700_000_042_500)
+    assert stored.info.status == "FAILED" and stored.data.tags[ERROR_TAG] == "alpha: must be >= 0"
+
+
+def test_train_run_holds_the_config_and_epochs_like_a_trial(client, experiment):
+    config = dict(GRADNORM, label="alpha=1.5", alpha=1.5)
+    config.pop("search")
+    run_id = start_train_run(client, experiment, config)
+    log_epoch(client, run_id, record(1, 100.0))
+    finish_run(client, run_id)
+    run = client.get_run(run_id)
+    assert run.info.run_name == "train gradnorm alpha=1.5" and run.data.tags[ROLE] == "train"
+    assert run.info.status == "FINISHED" and run.info.end_time >= run.info.start_time
+    assert decode_params(run.data.params) == config
+    assert metric_history(client, run)[0]["score"] == 1.0
+
+
+def test_unreachable_tracking_server_is_one_line(client):
+    from servers import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingError, match=f"tracking server {uri} is unreachable") as error:
+        check_tracking_server(uri)
+    assert "\n" not in str(error.value) and str(error.value).endswith("start it or pass --tracking-uri")
+    assert time.monotonic() - started < 30
+    assert isinstance(check_tracking_server(client.tracking_uri), MlflowClient)
+
+
+def test_uri_helpers(monkeypatch, tmp_path):
+    assert redact("http://alice:secret@host:5000/x") == "http://alice:***@host:5000/x"
+    assert redact("http://host:5000") == "http://host:5000"
+    assert is_local_store("sqlite:///x.db") and is_local_store("file:///x") and is_local_store("mlruns")
+    assert not is_local_store("http://host:5000")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://host:5000")
+    assert default_tracking_uri() == "http://host:5000"
+
+
+class FakeTrial:
+    def __init__(self, trial_id, config):
+        self.trial_id, self.config, self.checkpoint = trial_id, config, None
+        self.num_failures, self.error_file = 0, None
+
+
+def test_one_logger_serves_every_search_and_late_writes_keep_the_real_times(client, uri, experiment):
+    from servers import free_port
+
+    parents = {"alphas": client.create_run(experiment).info.run_id}
+    logger = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", experiment, parents, "sweep1",
+                               retry_seconds=0.01, patience_seconds=0.2)
+    parents["grid"] = client.create_run(experiment).info.run_id  # added while the experiment runs
+    a = FakeTrial("a1", dict(GRADNORM))
+    b = FakeTrial("b1", dict(CONFIGS[1]))
+    t0 = time.time()
+    logger.on_trial_start(0, [], a)
+    logger.on_trial_start(0, [], b)
+    for epoch in (1, 2):
+        time.sleep(0.02)
+        logger.on_trial_result(0, [], a, record(epoch, time.time()))
+        logger.on_trial_result(0, [], b, record(epoch, time.time()))
+    time.sleep(0.02)
+    logger.on_trial_complete(0, [], a)
+    logger.on_trial_error(0, [], b)
+    t1 = time.time()
+    assert logger.outages == 1 and logger.pending == 2 * 4  # the server is away: all kept
+    with pytest.raises(ValueError, match="search 'nope' has no MLflow run"):
+        logger.on_trial_start(0, [], FakeTrial("c1", dict(GRADNORM, search="nope")))
+
+    time.sleep(1.0)  # the server comes back a while after the trials ended
+    logger.tracking_uri, logger._client = uri, None
+    logger.flush()
+    assert logger.pending == 0
+    runs = {}
+    for search, parent in parents.items():
+        (run,) = trial_runs(client, experiment, parent)
+        assert run.data.tags[SEARCH] == search and run.info.run_name == f"{search}-{run.data.tags[TRIAL_ID]}"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]
+        runs[search] = run
+    assert runs["alphas"].info.status == "FINISHED" and runs["grid"].info.status == "FAILED"
+    assert runs["grid"].data.tags[ERROR_TAG] == "trial failed (no error file)"
+    for run in runs.values():  # the trials' own times, not the time of writing
+        assert t0 * 1000 - 1 <= run.info.start_time < run.info.end_time <= t1 * 1000 + 1
+    # the two searches' trials overlapped
+    assert max(r.info.start_time for r in runs.values()) < min(r.info.end_time for r in runs.values())
+
+    # a restarted driver finds the same runs and writes nothing twice
+    again = MlflowTrialLogger(uri, experiment, parents, "sweep1")
+    again.on_trial_result(0, [], a, record(2, 123.0))
+    again.on_trial_complete(0, [], a)
+    assert again.run_id("a1", a.config) == runs["alphas"].info.run_id
+    assert len(client.get_metric_history(runs["alphas"].info.run_id, "score")) == 2
+    assert client.get_run(runs["alphas"].info.run_id).info.end_time == runs["alphas"].info.end_time
