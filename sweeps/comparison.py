@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from trainables import TAG_PREFIX, decode_params, metric_history, trial_runs
+from trainables import DEVICE, ERROR_TAG, TRIAL_ID, decode_params, metric_history, trial_runs
 
 from . import report
 from .searches import SEARCH_TYPES
@@ -34,11 +34,11 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
         starts.append(start)
         ends.append(end)
         trials.append(TrialSummary(
-            search=name, trial_id=run.data.tags.get(TAG_PREFIX + "trial_id", run.info.run_id),
+            search=name, trial_id=run.data.tags.get(TRIAL_ID, run.info.run_id),
             config=decode_params(run.data.params), status=run.info.status,
             compute_seconds=history[-1].get("compute_seconds", 0.0) if history else 0.0,
-            device=run.data.tags.get(TAG_PREFIX + "device", "?"),
-            end_time=end, history=history, error=run.data.tags.get(TAG_PREFIX + "error"),
+            device=run.data.tags.get(DEVICE, "?"),
+            end_time=end, history=history, error=run.data.tags.get(ERROR_TAG),
             start_time=start,
         ))
     wall = max(ends) - min(starts) if trials else 0.0

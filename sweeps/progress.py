@@ -8,14 +8,13 @@ in memory that they cannot rebuild from Tune's trial list and ``sweep.json``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from trainables import fail_fast, first_line, trial_error_message
+from trainables import encode_params, fail_fast, first_line, trial_error_message
 
 from .searcher import RECOMMENDED
 from .state import SweepState
@@ -69,8 +68,8 @@ class SearchTracker(tune.Callback):
             entry["status"], changed = "running", True
         if search == RECOMMENDED and "weights" not in entry:
             entry["weights"], changed = list(trial.config["weights"]), True
-            self._write(state, lambda client: client.log_param(entry["parent_run_id"], "weights",
-                                                               json.dumps(entry["weights"])))
+            params = encode_params({"weights": entry["weights"]})
+            self._write(state, lambda client: client.log_param(entry["parent_run_id"], "weights", params["weights"]))
         if changed:
             state.save()
 

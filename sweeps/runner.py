@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from trainables import (
+    CHECKPOINT_SECONDS,
     MlflowTrialLogger,
     TrackingError,
     check_tracking_server,
@@ -47,6 +48,9 @@ ENDED = ("TERMINATED", "ERROR")
 def quiet_logs() -> None:
     """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # the record is MLflow's: Tune's own CSV, JSON and TensorBoard files per trial are not written
+    # (they cost the driver about 20 ms a result, more than a small problem's epoch)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # MLflow prints two links per finished run on a tracking server; the sweep prints its own
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("ray").setLevel(logging.CRITICAL)
@@ -129,7 +133,8 @@ def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> N
             state.save()
 
 
-def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_patience: float) -> tune.Tuner:
+def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_patience: float,
+               checkpoint_seconds: float) -> tune.Tuner:
     """The sweep's one Tuner: new, or restored from its directory after an interruption."""
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if (state.trials_dir / "tuner.pkl").exists():
@@ -138,7 +143,8 @@ def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_p
     parents = {name: entry["parent_run_id"] for name, entry in state.searches.items()}
     logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, parents, state.sweep_id,
                                patience_seconds=tracking_patience)
-    base = {"problem": spec.problem.name, "problem_options": dict(spec.problem.options), **spec.training}
+    base = {"problem": spec.problem.name, "problem_options": dict(spec.problem.options), **spec.training,
+            CHECKPOINT_SECONDS: checkpoint_seconds}
     searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
     return tune.Tuner(
         trainable,
@@ -170,10 +176,10 @@ def print_plan(state: SweepState, spec: SweepSpec) -> None:
 
 
 def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int,
-               tracking_patience: float) -> SweepState:
+               tracking_patience: float, checkpoint_seconds: float) -> SweepState:
     """Run (or restore and finish) the sweep's Tune experiment; the record made whole after it."""
     start = time.time()
-    results = make_tuner(state, spec, max_failures, tracking_patience).fit()
+    results = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds).fit()
     state = SweepState.load(state.directory)  # the callbacks kept the searches' statuses in it
     state.wall_seconds += time.time() - start
     state.save()
@@ -219,10 +225,15 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
 
 def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
               ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
-              tracking_patience: float = 300.0) -> SweepState:
-    """Start a sweep in a new directory under ``storage`` and run it to the end."""
+              tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
+    """Start a sweep in a new directory under ``storage`` and run it to the end. Each trial is
+    checkpointed at its end and, before it, at most every ``checkpoint_seconds`` (0: every epoch):
+    a failed or interrupted trial redoes at most that much."""
     if quiet:
         quiet_logs()
+    if not checkpoint_seconds >= 0 or checkpoint_seconds == float("inf"):
+        raise SweepError(f"--checkpoint-seconds is {checkpoint_seconds:g}; give a number of seconds >= 0 "
+                         "(0 checkpoints every epoch)")
     check_ray_address(ray_address or os.environ.get("RAY_ADDRESS"))
     tracking_uri = tracking_uri or default_tracking_uri()
     client = tracking_client(tracking_uri)
@@ -235,7 +246,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
     state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison)
     state.save()
     print(f"sweep {spec.name} in {directory}\n  (if interrupted: gradnorm-tune resume {directory})", flush=True)
-    return finish_sweep(state, spec, client, max_failures, tracking_patience)
+    return finish_sweep(state, spec, client, max_failures, tracking_patience, checkpoint_seconds)
 
 
 def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
@@ -253,10 +264,11 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
 
 
 def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int,
-                 tracking_patience: float = 300.0) -> SweepState:
+                 tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
+    """Run the sweep's trials (a resumed sweep keeps the checkpoint interval it started with)."""
     open_searches(state, spec, client)
     print_plan(state, spec)
-    state = run_trials(state, spec, client, max_failures, tracking_patience)
+    state = run_trials(state, spec, client, max_failures, tracking_patience, checkpoint_seconds)
     weights = state.searches.get(RECOMMENDED, {}).get("weights")
     if weights is not None:
         print(f"recommended static weights (time-averaged GradNorm weights of the best alpha): {weights}")

@@ -1,6 +1,6 @@
 """The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record."""
 
-from .config import TrialConfig, TrialConfigError
+from .config import CHECKPOINT_SECONDS, TrialConfig, TrialConfigError
 from .mlflow_logger import MlflowTrialLogger, trial_error_message
 from .tracking import (
     DEVICE,
@@ -49,6 +49,7 @@ from .tracking_store import (
 from .trainable import checkpoint_history, epoch_metrics, train_trial
 
 __all__ = [
+    "CHECKPOINT_SECONDS",
     "DEVICE",
     "DIRECTORY",
     "ERROR_TAG",

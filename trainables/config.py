@@ -6,10 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from gradnorm_core import METHODS, fit, make_balancer, make_problem
-from gradnorm_core.balancers import Balancer
-from gradnorm_core.problems import MultiHeadNet, Problem
-from gradnorm_core.training import TrainConfig, Training
+from gradnorm_core import METHODS, Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
 
 
 class TrialConfigError(ValueError):
@@ -20,6 +17,9 @@ TRAINING_KEYS = tuple(f.name for f in fields(TrainConfig))
 # keys a search adds for its own bookkeeping, which the trial ignores: the search's name, and what
 # the search varied in this trial ("alpha=0.5"), for tables and the run's "varied" param
 LABEL_KEYS = ("search", "label")
+# how the trial runs, not what it trains: the trainable reads them, the training never sees them
+CHECKPOINT_SECONDS = "checkpoint_seconds"  # checkpoint at most this often (and at the last epoch)
+RUN_KEYS = (CHECKPOINT_SECONDS,)
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class TrialConfig:
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "TrialConfig":
         known = {"problem", "problem_options", "method", "alpha", "weights", "method_options",
-                 *TRAINING_KEYS, *LABEL_KEYS}
+                 *TRAINING_KEYS, *LABEL_KEYS, *RUN_KEYS}
         unknown = sorted(set(config) - known)
         if unknown:
             raise TrialConfigError(
@@ -53,6 +53,10 @@ class TrialConfig:
         method = config["method"]
         if method not in METHODS:
             raise TrialConfigError(f"method: unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        every = config.get(CHECKPOINT_SECONDS, 0.0)
+        if isinstance(every, bool) or not isinstance(every, (int, float)) or not math.isfinite(every) or every < 0:
+            raise TrialConfigError(f"{CHECKPOINT_SECONDS}: must be a number of seconds >= 0 (0: every epoch), "
+                                   f"got {every!r}")
         alpha = config.get("alpha")
         if method == "gradnorm":
             if alpha is None:

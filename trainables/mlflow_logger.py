@@ -12,10 +12,15 @@ a write whose answer was lost can be retried safely. :meth:`MlflowTrialLogger.re
 compares every trial's runs with its checkpointed history and writes what is missing: the
 checkpoints, not the buffer, are the record. A run's start and end are the trial's own, however
 late they are written. The record's format is :mod:`trainables.tracking`'s.
+
+The writes happen on a thread of their own, in order, so that Tune's loop never waits on the
+tracking store: a trial's report is handed back to it at once (on SQLite an epoch's write takes
+about 30 ms, longer than the epochs of a small problem).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +98,9 @@ class MlflowTrialLogger(tune.Callback):
         self._end_deadline: float | None = None  # set when the experiment ends: all waiting shares it
         self.outages = 0
         self.last_error = ""
+        self._lock = threading.Lock()  # one writer at a time: the thread, or a flush
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def client(self) -> MlflowClient:
@@ -109,7 +117,11 @@ class MlflowTrialLogger(tune.Callback):
         # Tune pickles its callbacks with the experiment; a restored one starts with a new client
         # and finds its runs again by tag. Unwritten updates are rebuilt from the checkpoints.
         return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {},
-                "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None}
+                "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None,
+                "_lock": None, "_wake": None, "_thread": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock(), _wake=threading.Event())
 
     def search_of(self, config: dict[str, Any]) -> str:
         """The trial's search, which must have a run in ``parents``."""
@@ -195,8 +207,9 @@ class MlflowTrialLogger(tune.Callback):
             self._end_deadline = time.monotonic() + self.patience_seconds
         deadline = self._end_deadline
         while True:
-            self._retry_at = 0.0
-            self._write_pending()
+            with self._lock:
+                self._retry_at = 0.0
+                self._write_pending()
             if not self._pending or time.monotonic() >= deadline:
                 return
             time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
@@ -204,7 +217,19 @@ class MlflowTrialLogger(tune.Callback):
     def _queue(self, update: TrialUpdate) -> None:
         self.search_of(update.config)
         self._pending.append(update)
-        self._write_pending()
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._write_loop, name="mlflow-trial-logger", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def _write_loop(self) -> None:
+        """The writer thread: writes what is queued, in order; after a failure, waits
+        ``retry_seconds`` (or the next update) and tries again."""
+        while True:
+            self._wake.wait(timeout=self.retry_seconds)
+            self._wake.clear()
+            with self._lock:
+                self._write_pending()
 
     def _write_pending(self) -> None:
         if time.monotonic() < self._retry_at:
@@ -236,7 +261,10 @@ class MlflowTrialLogger(tune.Callback):
         if records and int(records[0]["epoch"]) > last + 1 and update.checkpoint is not None:
             # the driver died after these epochs were checkpointed but before they were logged
             first = int(records[0]["epoch"])
-            records = [r for r in checkpoint_history(update.checkpoint) if last < r["epoch"] < first] + records
+            try:
+                records = [r for r in checkpoint_history(update.checkpoint) if last < r["epoch"] < first] + records
+            except (OSError, KeyError, RuntimeError):
+                pass  # that checkpoint is gone already: the reconcile at the end writes the gap
         for record in records:
             log_epoch(self.client, run_id, record)
             self._last_epoch[trial_id] = int(record["epoch"])

@@ -11,9 +11,9 @@ import ray
 import torch
 from ray import tune
 
-from gradnorm_core.training import EpochRecord, Training
+from gradnorm_core import EpochRecord, Training
 
-from .config import TrialConfig
+from .config import CHECKPOINT_SECONDS, TrialConfig
 
 CHECKPOINT_FILE = "trial.pt"
 
@@ -54,7 +54,10 @@ def train_trial(config: dict[str, Any]) -> None:
     """Ray Tune trainable: one training run, reported and checkpointed every epoch.
 
     A trial restored from a checkpoint continues where it stopped (model, optimizer, balancer,
-    RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. An invalid
+    RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. Every epoch
+    is reported; a checkpoint is written at the last epoch and, before it, whenever
+    ``config["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
+    a failed trial redoes at most that much work, and gives the same epochs again. An invalid
     config raises :class:`TrialConfigError` (one line) before any compute.
     """
     trial = TrialConfig.from_dict(config)
@@ -66,6 +69,9 @@ def train_trial(config: dict[str, Any]) -> None:
         state, history = saved["training"], saved["history"]
     problem, training = trial.start(state)
     device, node = device_name(training), node_id()
+    # a checkpoint at the last epoch, and before it at most every `checkpoint_seconds` (0: every
+    # epoch): on a small problem, writing and persisting one costs more than an epoch's compute
+    every, saved_at = float(config.get(CHECKPOINT_SECONDS, 0.0)), time.monotonic()
     for record in training:
         metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
         best = min(history + [metrics], key=lambda m: m["score"])
@@ -77,10 +83,14 @@ def train_trial(config: dict[str, Any]) -> None:
             key = f"mean_weight/{task}"
             metrics[f"avg_weight/{task}"] = sum(m[key] for m in history + [metrics]) / (len(history) + 1)
         history.append(metrics)
+        if record.epoch < trial.training.epochs and time.monotonic() - saved_at < every:
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory() as directory:
             torch.save({"training": training.state_dict(), "history": history},
                        Path(directory) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        saved_at = time.monotonic()
 
 
 def checkpoint_history(checkpoint: tune.Checkpoint) -> list[dict[str, Any]]:

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Union
 from pydantic import Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..spec.errors import describe, did_you_mean, problem, relocate, spec_error
-from ..spec.schema import NAME_FIX, NAME_PATTERN
+from ..validation import describe, did_you_mean, problem, relocate, spec_error
+from ..validation import NAME_FIX, NAME_PATTERN
 from .base import SearchType, tasks_context
 from .dwa import DwaSearch
 from .equal import EqualSearch
@@ -38,6 +38,7 @@ __all__ = [
     "label_for_method",
     "make_search",
     "static_grid_points",
+    "tasks_context",
 ]
 
 #: search type (the ``type`` of a search in a spec) -> its class
@@ -53,7 +54,7 @@ Search = Annotated[Union[tuple(SEARCH_TYPES.values())], Field(discriminator="typ
 def build_search(name: Any, data: Any, context: dict[str, Any] | None = None) -> SearchType:
     """The search ``name: data`` of a spec's ``searches`` mapping. With a context (see
     :func:`~sweeps.searches.base.tasks_context`), the checks that need the problem's tasks run
-    too. Errors are :func:`~sweeps.spec.errors.problem` s located from the ``searches`` mapping."""
+    too. Errors are :func:`~sweeps.validation.problem` s located from the ``searches`` mapping."""
     at = (name,)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise problem(f"invalid search name {name!r}", NAME_FIX, at)
@@ -91,7 +92,7 @@ def make_search(
 ) -> SearchType:
     """The search ``name: data`` (as in a spec's ``searches`` mapping), validated; with the
     problem's ``task_names`` (and ``problem_name``) the checks that need the tasks run too.
-    Raises :class:`~sweeps.spec.errors.SpecError` ``"<source>: searches.<name>...: what; fix"``."""
+    Raises :class:`~sweeps.validation.SpecError` ``"<source>: searches.<name>...: what; fix"``."""
     context = None if task_names is None else tasks_context(task_names, problem_name or "?")
     try:
         return build_search(name, data, context)

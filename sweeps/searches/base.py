@@ -1,6 +1,6 @@
 """The interface every search type implements, and the option types several of them share.
 
-A search type is a pydantic model (see :class:`sweeps.spec.schema.SpecModel`) with a
+A search type is a pydantic model (see :class:`sweeps.validation.SpecModel`) with a
 ``type: Literal["<type>"]`` field and its options as typed fields. The runner knows nothing of
 the types: it asks the search object how many trials it runs, their varied keys (or a Ray Tune
 searcher that picks them), the balancer options, the label of a trial and the params of the
@@ -18,8 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from ..spec.errors import explain, first_error, fmt, problem
-from ..spec.schema import NAME_FIX, STRICT, Fix, Name, SpecModel
+from ..validation import explain, first_error, fmt, problem
+from ..validation import NAME_FIX, STRICT, Fix, Name, SpecModel
 
 __all__ = [
     "NonNegative",

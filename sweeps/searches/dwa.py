@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..spec.schema import Fix
+from ..validation import Fix
 from .base import SearchType
 
 __all__ = ["DwaSearch"]

@@ -7,8 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..spec.errors import problem
-from ..spec.schema import Fix
+from ..validation import problem
+from ..validation import Fix
 from .base import NonNegative, SearchType, weights_label
 
 __all__ = ["StaticSearch"]

@@ -27,20 +27,15 @@ The format::
 Numbers such as ``2e-3`` are read as floats (YAML 1.2 style), and a key given twice in one
 mapping is an error rather than silently overriding the first.
 
-Modules: :mod:`.errors` (the one-line errors), :mod:`.schema` (the base of the models),
-:mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.training` and :mod:`.model` (the
+Modules: :mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.training` and :mod:`.model` (the
 spec itself). The search types live in :mod:`sweeps.searches`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from .errors import SpecError
-
-if TYPE_CHECKING:
-    from ..searches import static_grid_points
-    from .model import ProblemSpec, Resources, SweepSpec, load_spec, parse_spec
+from ..searches import static_grid_points
+from ..validation import SpecError
+from .model import ProblemSpec, Resources, SweepSpec, load_spec, parse_spec
 
 __all__ = [
     "ProblemSpec",
@@ -51,25 +46,3 @@ __all__ = [
     "parse_spec",
     "static_grid_points",
 ]
-
-# The models need sweeps.searches, whose search types are built on .errors and .schema here; they
-# are imported on first use so that importing sweeps.searches first (which imports this package)
-# finds this package complete.
-_LAZY = {
-    "ProblemSpec": ".model",
-    "Resources": ".model",
-    "SweepSpec": ".model",
-    "load_spec": ".model",
-    "parse_spec": ".model",
-    "static_grid_points": "..searches",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-    globals()[name] = value
-    return value

@@ -9,11 +9,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..searches import SEARCH_TYPES, Search, SearchType, build_search
-from ..searches.base import tasks_context
-from .errors import SpecError, describe, fmt, problem, spec_error
+from ..searches import SEARCH_TYPES, Search, SearchType, build_search, tasks_context
+from ..validation import SpecError, describe, fmt, problem, spec_error
 from .problem import ProblemSpec
-from .schema import NAME_FIX, Fix, Name, SpecModel
+from ..validation import NAME_FIX, Fix, Name, SpecModel
 from .training import check_training
 from .yamlfile import read_spec_file
 

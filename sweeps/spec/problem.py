@@ -11,15 +11,15 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from .errors import describe, did_you_mean, one_line, problem
-from .schema import Fix, SpecModel
+from ..validation import describe, did_you_mean, one_line, problem
+from ..validation import Fix, SpecModel
 
 __all__ = ["ProblemSpec"]
 
 
 def _problem_names(context: Mapping[str, Any] | None = None) -> str:
     """The fix of a missing or bad problem name."""
-    from gradnorm_core.problems import PROBLEMS
+    from gradnorm_core import PROBLEMS
 
     return f"give one of: {', '.join(PROBLEMS)}"
 
@@ -69,7 +69,7 @@ class ProblemSpec(SpecModel):
 
 
 def _task_names(name: str, options: dict[str, Any]) -> tuple[str, ...]:
-    from gradnorm_core.problems import PROBLEMS, problem_tasks
+    from gradnorm_core import PROBLEMS, problem_tasks
 
     accepted = ""
     if name in PROBLEMS:  # the spec's own checks, for the did-you-mean hints

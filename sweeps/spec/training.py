@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from .errors import describe, did_you_mean, one_line, problem
+from ..validation import describe, did_you_mean, one_line, problem
 
 __all__ = ["check_device", "check_training"]
 
@@ -23,7 +23,7 @@ _DEVICE_FIX = "use 'auto', 'cpu' or 'cuda[:N]'"
 def check_training(value: Any) -> dict[str, Any]:
     """Every TrainConfig field, defaults filled in; ``device`` kept as given (``"auto"``,
     ``"cuda"``: the machine reading the spec need not be the one with the GPUs)."""
-    from gradnorm_core.training import TrainConfig
+    from gradnorm_core import TrainConfig
 
     config_fields = fields(TrainConfig)
     accepted = tuple(field.name for field in config_fields)

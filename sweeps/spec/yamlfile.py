@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError, one_line
+from ..validation import SpecError, one_line
 
 __all__ = ["parse_yaml", "read_spec_file"]
 

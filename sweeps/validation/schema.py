@@ -1,6 +1,6 @@
 """The base of every spec model: strict pydantic, no unknown keys, and each model rewords the
 errors of its own fields (with the fix each field declares through :class:`Fix`) so that what
-reaches :func:`sweeps.spec.errors.spec_error` is one ``what; fix`` problem with its location.
+reaches :func:`sweeps.validation.spec_error` is one ``what; fix`` problem with its location.
 
 Conventions of every model: numbers are strict (a bool or the string "3" is no number; an int is
 fine where a float is expected; NaN and infinities are refused); a key given as ``null`` counts as

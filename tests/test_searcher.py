@@ -1,0 +1,113 @@
+"""The sweep's one searcher, driven by hand as Tune drives it: which trial comes when, the
+recommended static trial after its GradNorm search, and its state saved and restored."""
+
+from __future__ import annotations
+
+import pytest
+from ray.tune.search import Searcher
+
+from sweeps.searcher import RECOMMENDED, SweepSearcher
+from sweeps.spec import parse_spec
+
+TASKS = ["task0", "task1", "task2"]
+SPEC = {
+    "name": "s",
+    "problem": {"name": "toy", "options": {"sigmas": [1, 2, 3], "num_train": 8, "num_val": 4, "num_test": 4}},
+    "training": {"epochs": 2, "seed": 3},
+    "searches": {
+        "grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 2]]},
+        "gn": {"type": "gradnorm", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 3},
+        "equal": {"type": "equal"},
+    },
+    "recommended_static": True,
+}
+
+
+def searcher(data: dict = SPEC) -> SweepSearcher:
+    spec = parse_spec(data, "test")
+    base = {"problem": spec.problem.name, "problem_options": spec.problem.options, **spec.training}
+    source = spec.recommending_search.name if spec.recommended_static and spec.recommending_search else None
+    return SweepSearcher(spec.searches, base, spec.task_names, spec.training["seed"], source)
+
+
+def result(score: float, weights: list[float]) -> dict:
+    return {"best_score": score, **{f"avg_weight/{task}": w for task, w in zip(TASKS, weights)}}
+
+
+def test_gradnorm_first_then_the_others_in_spec_order():
+    sweep = searcher()
+    configs = [sweep.suggest(f"t{i}") for i in range(6)]
+    assert [c["search"] for c in configs] == ["gn", "gn", "gn", "grid", "grid", "equal"]
+    alphas = [c["alpha"] for c in configs[:3]]
+    assert all(0.0 <= a <= 3.0 for a in alphas) and len(set(alphas)) == 3
+    assert [c["weights"] for c in configs[3:5]] == [[1.0, 1.0, 0.5], [1.0, 1.0, 2.0]]
+    # each config is a whole trial config: the sweep's training, the method, the search's label
+    assert all(c["epochs"] == 2 and c["seed"] == 3 and c["problem"] == "toy" for c in configs)
+    assert [c["method"] for c in configs] == ["gradnorm"] * 3 + ["static"] * 2 + ["equal"]
+    assert configs[0]["label"] == f"alpha={alphas[0]:.4g}" and configs[3]["label"] == "weights=[1, 1, 0.5]"
+    assert "weights" not in configs[3]["method_options"]  # the varied weights are the trial's own
+    # nothing left but the recommended trial, whose GradNorm search has not ended: wait
+    assert sweep.suggest("t6") is None
+
+
+def test_recommended_trial_comes_when_its_search_has_ended_with_the_best_weights():
+    sweep = searcher()
+    ids = {f"t{i}": sweep.suggest(f"t{i}")["search"] for i in range(6)}
+    gradnorm = [trial for trial, search in ids.items() if search == "gn"]
+    sweep.on_trial_complete(gradnorm[0], result(0.5, [1.2, 0.9, 0.9]))
+    sweep.on_trial_complete(gradnorm[1], result(0.3, [0.51234, 1.0, 1.48766]))
+    assert sweep.suggest("early") is None  # one GradNorm trial still running
+    sweep.on_trial_complete(gradnorm[2], error=True)
+    config = sweep.suggest("t7")
+    assert config["search"] == RECOMMENDED and config["method"] == "static"
+    assert config["weights"] == [0.5123, 1.0, 1.4877]  # the best trial's, rounded to 4 places
+    assert sweep.recommended_weights == [0.5123, 1.0, 1.4877]
+    assert sweep.suggest("t8") == Searcher.FINISHED
+
+
+def test_no_recommended_trial_when_every_gradnorm_trial_failed():
+    sweep = searcher()
+    ids = {f"t{i}": sweep.suggest(f"t{i}")["search"] for i in range(6)}
+    for trial, search in ids.items():
+        sweep.on_trial_complete(trial, error=search == "gn")
+    assert sweep.suggest("t6") == Searcher.FINISHED
+    assert sweep.recommended_weights is None
+
+
+def test_a_retried_trial_counts_once():
+    sweep = searcher()
+    ids = [sweep.suggest(f"t{i}") and f"t{i}" for i in range(3)]
+    for trial in ids[:2]:
+        sweep.on_trial_complete(trial, result(0.5, [1, 1, 1]))
+    sweep.on_trial_complete(ids[0], result(0.5, [1, 1, 1]))  # resumed with resume_errored, ends again
+    for i in range(3, 6):
+        sweep.suggest(f"t{i}")
+    assert sweep.suggest("x") is None  # gn's third trial has not ended
+
+
+def test_without_recommended_static_the_end_is_finished():
+    sweep = searcher(dict(SPEC, recommended_static=False))
+    for i in range(6):
+        assert sweep.suggest(f"t{i}") is not None
+    assert sweep.suggest("t6") == Searcher.FINISHED
+
+
+def test_state_saved_and_restored_continues_identically(tmp_path):
+    original, twin = searcher(), searcher()
+    for i in range(2):
+        original.suggest(f"t{i}")
+        original.on_trial_complete(f"t{i}", result(0.4 + i, [1, 1, 1]))
+    original.save(str(tmp_path / "searcher.pkl"))
+    twin.restore(str(tmp_path / "searcher.pkl"))
+    # the same next trials, Optuna's next alpha included
+    for i in range(2, 6):
+        assert twin.suggest(f"t{i}") == original.suggest(f"t{i}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_optuna_alphas_follow_the_seed(seed):
+    data = dict(SPEC, training={"epochs": 2, "seed": seed})
+    first = [searcher(data).suggest(f"t{i}")["alpha"] for i in range(1)]
+    again = [searcher(data).suggest(f"t{i}")["alpha"] for i in range(1)]
+    other = searcher(dict(SPEC, training={"epochs": 2, "seed": seed + 10})).suggest("t0")["alpha"]
+    assert first == again and first[0] != other
