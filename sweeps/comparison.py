@@ -28,7 +28,7 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     trials = []
     starts, ends = [], []
     for run in trial_runs(client, state.experiment_id, entry["parent_run_id"]):
-        history = metric_history(client, run)
+        history = metric_history(client, run, report.reads_metric)
         start = run.info.start_time / 1000
         end = (run.info.end_time or run.info.start_time) / 1000
         starts.append(start)

@@ -23,6 +23,11 @@ FINISHED = "FINISHED"
 SCORE_FIELDS = ("best_val_score", "best_test_score", "best_trial", "best_config")
 
 
+def reads_metric(key: str) -> bool:
+    """Whether the report reads this metric of a trial's history (the rest need not be fetched)."""
+    return key in ("score", "compute_seconds") or key.startswith(("test/", "weight/", "mean_weight/"))
+
+
 # ----------------------------------------------------------------------------- selection
 
 

@@ -33,6 +33,7 @@ from trainables import (
     fail_fast,
     first_line,
     redact,
+    temporary_environment,
     train_trial,
 )
 
@@ -48,9 +49,6 @@ ENDED = ("TERMINATED", "ERROR")
 def quiet_logs() -> None:
     """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # the record is MLflow's: Tune's own CSV, JSON and TensorBoard files per trial are not written
-    # (they cost the driver about 20 ms a result, more than a small problem's epoch)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # MLflow prints two links per finished run on a tracking server; the sweep prints its own
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("ray").setLevel(logging.CRITICAL)
@@ -179,7 +177,10 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
                tracking_patience: float, checkpoint_seconds: float) -> SweepState:
     """Run (or restore and finish) the sweep's Tune experiment; the record made whole after it."""
     start = time.time()
-    results = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds).fit()
+    # the record is MLflow's: Tune's own CSV, JSON and TensorBoard files per trial are not written
+    # (they cost the driver about 20 ms a result, more than a small problem's epoch)
+    with temporary_environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"):
+        results = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds).fit()
     state = SweepState.load(state.directory)  # the callbacks kept the searches' statuses in it
     state.wall_seconds += time.time() - start
     state.save()

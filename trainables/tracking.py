@@ -16,6 +16,7 @@ import json
 import math
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from mlflow.entities import Metric, Param, Run, RunTag
@@ -211,10 +212,11 @@ def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> 
             return runs
 
 
-def metric_history(client: MlflowClient, run: Run) -> list[dict[str, Any]]:
-    """The run's epochs, rebuilt from all its metrics: ``[{"epoch": 1, "score": ..., ...}, ...]``."""
+def metric_history(client: MlflowClient, run: Run, wanted: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """The run's epochs, rebuilt from its metrics (those ``wanted`` says yes to; default all):
+    ``[{"epoch": 1, "score": ..., ...}, ...]``. One request per metric: ask only for what you use."""
     by_step: dict[int, dict[str, Any]] = {}
-    for key in run.data.metrics:
+    for key in filter(wanted, run.data.metrics):
         for metric in client.get_metric_history(run.info.run_id, key):
             by_step.setdefault(metric.step, {"epoch": metric.step})[key] = metric.value
     return [by_step[step] for step in sorted(by_step)]
