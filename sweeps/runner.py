@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ray
@@ -102,6 +103,19 @@ def tracking_client(uri: str) -> MlflowClient:
         raise SweepError(str(error)) from None
 
 
+def connect(tracking_uri: str, ray_address: str | None, quiet: bool) -> MlflowClient:
+    """The tracking store checked and Ray started, side by side (a fresh SQLite store takes
+    about 3 s to create its tables, Ray about 4 s to start); either failing stops the sweep
+    before any trial runs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(tracking_client, tracking_uri)
+        try:
+            start_ray(ray_address, quiet)
+        finally:
+            client = checking.result()  # the store's error first: it names what to fix
+    return client
+
+
 def recommend_from(spec: SweepSpec) -> str | None:
     """The search whose best trial gives the recommended static weights, if the spec wants them."""
     search = spec.recommending_search if spec.recommended_static else None
@@ -131,20 +145,26 @@ def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> N
             state.save()
 
 
+def trial_logger(state: SweepState, tracking_patience: float) -> MlflowTrialLogger:
+    parents = {name: entry["parent_run_id"] for name, entry in state.searches.items()}
+    return MlflowTrialLogger(state.tracking_uri, state.experiment_id, parents, state.sweep_id,
+                             patience_seconds=tracking_patience)
+
+
 def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_patience: float,
-               checkpoint_seconds: float) -> tune.Tuner:
-    """The sweep's one Tuner: new, or restored from its directory after an interruption."""
+               checkpoint_seconds: float) -> tuple[tune.Tuner, MlflowTrialLogger]:
+    """The sweep's one Tuner, new or restored from its directory after an interruption, and the
+    trial logger to reconcile its results with (the Tuner's own when new: it knows what it wrote)."""
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     if (state.trials_dir / "tuner.pkl").exists():
-        return tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
+        return tuner, trial_logger(state, tracking_patience)
     totals = trial_totals(spec)
-    parents = {name: entry["parent_run_id"] for name, entry in state.searches.items()}
-    logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, parents, state.sweep_id,
-                               patience_seconds=tracking_patience)
+    logger = trial_logger(state, tracking_patience)
     base = {"problem": spec.problem.name, "problem_options": dict(spec.problem.options), **spec.training,
             CHECKPOINT_SECONDS: checkpoint_seconds}
     searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         param_space={},
         tune_config=tune.TuneConfig(metric="best_score", mode="min", search_alg=searcher,
@@ -157,6 +177,7 @@ def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_p
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
+    return tuner, logger
 
 
 def print_plan(state: SweepState, spec: SweepSpec) -> None:
@@ -179,15 +200,13 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
     start = time.time()
     # the record is MLflow's: Tune's own CSV, JSON and TensorBoard files per trial are not written
     # (they cost the driver about 20 ms a result, more than a small problem's epoch)
+    tuner, logger = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds)
     with temporary_environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"):
-        results = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds).fit()
+        results = tuner.fit()
     state = SweepState.load(state.directory)  # the callbacks kept the searches' statuses in it
     state.wall_seconds += time.time() - start
     state.save()
     # the checkpoints are the record: whatever the tracking server missed is written now
-    parents = {name: entry["parent_run_id"] for name, entry in state.searches.items()}
-    logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, parents, state.sweep_id,
-                               patience_seconds=tracking_patience)
     logger.reconcile(results)
     if logger.pending:
         raise SweepError(
@@ -237,8 +256,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
                          "(0 checkpoints every epoch)")
     check_ray_address(ray_address or os.environ.get("RAY_ADDRESS"))
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = tracking_client(tracking_uri)
-    start_ray(ray_address, quiet)
+    client = connect(tracking_uri, ray_address, quiet)
     directory = Path(storage).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     directory.mkdir(parents=True, exist_ok=False)
     experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
@@ -258,8 +276,7 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
         state.tracking_uri = tracking_uri
         state.save()
     spec = parse_spec(state.spec, state.spec_source)
-    client = tracking_client(state.tracking_uri)
-    start_ray(ray_address, quiet)
+    client = connect(state.tracking_uri, ray_address, quiet)
     print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
     return finish_sweep(state, spec, client, max_failures, tracking_patience)
 

@@ -125,12 +125,14 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
 def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec_file = tmp_path / "small.yaml"
-    spec_file.write_text(yaml.safe_dump(dict(SPEC, training=dict(SPEC["training"], epochs=3))))
+    # trials long enough (about 1 s each) for the interrupt to land while the grid is unfinished
+    problem = {"name": "multidigits", "options": {"num_train": 1536, "num_val": 64, "num_test": 64}}
+    spec_file.write_text(yaml.safe_dump(dict(SPEC, problem=problem, training=dict(SPEC["training"], epochs=3))))
     storage = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(storage),
-         "--tracking-uri", uri],
+         "--tracking-uri", uri, "--checkpoint-seconds", "0"],  # every epoch: resume mid-trial
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = MlflowClient(uri)

@@ -177,7 +177,9 @@ class MlflowTrialLogger(tune.Callback):
 
     def reconcile(self, results) -> None:
         """Make every trial's run match its checkpointed history and its end (a Tune ResultGrid).
-        A run not ended yet ends at its last checkpointed epoch (or now, without one)."""
+        A run not ended yet ends at its last checkpointed epoch (or now, without one). A trial
+        this logger has already written whole, end included, is not read again."""
+        self.flush()  # what is queued first: then only what is still missing is read back
         updates = []
         for result in results:
             trial_id = (result.metrics or {}).get("trial_id")
@@ -185,11 +187,14 @@ class MlflowTrialLogger(tune.Callback):
                 continue
             config = dict(result.config or {})
             self.search_of(config)
+            failed = result.error is not None
+            if (self._status.get(trial_id) == ("FAILED" if failed else "FINISHED")
+                    and self._last_epoch.get(trial_id, -1) >= int((result.metrics or {}).get("epoch", 0))):
+                continue
             try:
                 history = checkpoint_history(result.checkpoint) if result.checkpoint is not None else []
             except (OSError, KeyError, RuntimeError):
                 history = []
-            failed = result.error is not None
             ended = float(history[-1].get("reported_at", time.time())) if history else time.time()
             updates.append(TrialUpdate(
                 trial_id, config, history,
