@@ -20,9 +20,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from sweeps import report
-from sweeps.runner import RECOMMENDED, SweepState, run_sweep, search_summary
-from sweeps.spec import parse_spec
+from sweeps import RECOMMENDED, SweepState, parse_spec, report, run_sweep, sweep_summaries
 from trainables import TrialConfig
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -117,12 +115,9 @@ def final_runs(summary, seeds: list[int]) -> list[dict]:
     best = report.best_trial(summary)
     if best is None:
         return []
-    keys = ("problem", "problem_options", "method", "alpha", "weights", "method_options",
-            "epochs", "batch_size", "lr", "weight_decay", "device")
-    base = {key: best.config[key] for key in keys if key in best.config}  # all but seed and labels
     runs = []
     for seed in seeds:
-        problem, training = TrialConfig.from_dict(dict(base, seed=seed)).start()
+        problem, training = TrialConfig.from_dict(dict(best.config, seed=seed)).start()
         *_, last = list(training)
         runs.append({"seed": seed, "test/score": last.test["score"], "compute_seconds": last.elapsed_seconds,
                      **{f"test/{key}": value for key, value in last.test.items() if key != "score"}})
@@ -155,8 +150,7 @@ def main() -> None:
         state: SweepState = run_sweep(spec, storage=storage, tracking_uri=args.tracking_uri,
                                       ray_address=args.ray_address)
     client = MlflowClient(state.tracking_uri)
-    kinds = {search.name: search.type for search in spec.searches} | {RECOMMENDED: "static"}
-    summaries = [search_summary(client, state, name, kinds[name]) for name in state.searches]
+    summaries = sweep_summaries(client, state, spec)
     metrics = [key[len("test/"):] for key in summaries[0].trials[0].history[0]
                if key.startswith("test/") and key.count("/") == 2 and not key.endswith(("/loss", "/normalized_error"))]
 

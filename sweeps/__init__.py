@@ -29,6 +29,7 @@ _EXPORTS = {
     "sweep_summaries": "comparison",
     "SearchSummary": "results",
     "TrialSummary": "results",
+    "report": None,  # the module itself: pure functions over SearchSummary / TrialSummary
 }
 
 __all__ = sorted(_EXPORTS)
@@ -36,5 +37,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
+        return module if _EXPORTS[name] is None else getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -109,11 +109,18 @@ def connect(tracking_uri: str, ray_address: str | None, quiet: bool) -> MlflowCl
     before any trial runs."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         checking = pool.submit(tracking_client, tracking_uri)
+        started_here = not ray.is_initialized()
         try:
             start_ray(ray_address, quiet)
-        finally:
-            client = checking.result()  # the store's error first: it names what to fix
-    return client
+        except SweepError:
+            checking.result()  # the store's error first, if both fail
+            raise
+        try:
+            return checking.result()
+        except SweepError:
+            if started_here:
+                ray.shutdown()  # nothing of the sweep ran: no Ray of ours is left behind
+            raise
 
 
 def recommend_from(spec: SweepSpec) -> str | None:

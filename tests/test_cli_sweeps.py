@@ -44,6 +44,9 @@ def test_unreachable_tracking_server_fails_fast_before_any_compute(tmp_path, cap
     assert "tracking server http://127.0.0.1:9 is unreachable" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()  # nothing written
     assert time.time() - start < 30
+    import ray
+
+    assert not ray.is_initialized()  # Ray started beside the check is stopped again
 
 
 def test_resource_flags_are_checked_like_the_spec(tmp_path, capsys):

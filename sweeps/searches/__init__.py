@@ -13,8 +13,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from ..validation import describe, did_you_mean, problem, relocate, spec_error
-from ..validation import NAME_FIX, NAME_PATTERN
+from ..validation import NAME_FIX, NAME_PATTERN, describe, did_you_mean, problem, relocate, spec_error
 from .base import SearchType, tasks_context
 from .dwa import DwaSearch
 from .equal import EqualSearch

@@ -18,8 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from ..validation import explain, first_error, fmt, problem
-from ..validation import NAME_FIX, STRICT, Fix, Name, SpecModel
+from ..validation import NAME_FIX, STRICT, explain, first_error, Fix, fmt, Name, problem, SpecModel
 
 __all__ = [
     "NonNegative",

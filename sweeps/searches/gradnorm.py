@@ -7,8 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..validation import fmt, problem
-from ..validation import Fix, SpecModel
+from ..validation import Fix, fmt, problem, SpecModel
 from .base import Optimizer, SearchType, learning_rate, number_list, own_optimizer
 
 __all__ = ["AlphaRange", "GradNormSearch"]

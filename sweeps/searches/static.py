@@ -7,8 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from ..validation import problem
-from ..validation import Fix
+from ..validation import Fix, problem
 from .base import NonNegative, SearchType, weights_label
 
 __all__ = ["StaticSearch"]

@@ -11,8 +11,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from ..validation import describe, problem
-from ..validation import Fix
+from ..validation import describe, Fix, problem
 from .base import SearchType, number_list, weights_label
 
 __all__ = ["StaticGridSearch", "static_grid_points"]

@@ -10,9 +10,8 @@ from typing import Annotated, Any, ClassVar
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..searches import SEARCH_TYPES, Search, SearchType, build_search, tasks_context
-from ..validation import SpecError, describe, fmt, problem, spec_error
+from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, spec_error, SpecError, SpecModel
 from .problem import ProblemSpec
-from ..validation import NAME_FIX, Fix, Name, SpecModel
 from .training import check_training
 from .yamlfile import read_spec_file
 

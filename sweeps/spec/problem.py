@@ -11,8 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from ..validation import describe, did_you_mean, one_line, problem
-from ..validation import Fix, SpecModel
+from ..validation import describe, did_you_mean, Fix, one_line, problem, SpecModel
 
 __all__ = ["ProblemSpec"]
 
