@@ -53,7 +53,7 @@ def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) ->
 
 def sweep_timing(summaries: list[SearchSummary], state: SweepState) -> dict[str, float]:
     """``trial_phase_seconds`` (first trial start to last trial end, all searches),
-    ``compute_seconds`` (summed over trials) and ``wall_seconds`` (the command's, summed over
+    ``compute_seconds`` (summed over trials) and ``wall_seconds`` (the Tune experiment's, summed over
     the runs of a resumed sweep)."""
     trials = [trial for summary in summaries for trial in summary.trials]
     phase = max(t.end_time for t in trials) - min(t.start_time for t in trials) if trials else 0.0

@@ -224,7 +224,7 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
     ended = {name: 0 for name in state.searches}
     failed = dict(ended)
     for result in results:
-        name = (result.config or {}).get("search")
+        name = (result.config or {}).get("search")  # (a trial cut off mid-way is caught below)
         if name in ended:
             ended[name] += 1
             failed[name] += result.error is not None
@@ -233,7 +233,8 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
     if source and ended[source] == totals[source] == failed[source] and ended[RECOMMENDED] == 0:
         totals[RECOMMENDED] = 0  # every GradNorm trial failed: there are no weights to recommend
         state.searches[RECOMMENDED]["status"] = "skipped"
-    if any(ended[name] < total for name, total in totals.items()):
+    stopped_early = results.num_terminated + results.num_errors < len(results)  # trials cut off mid-way
+    if stopped_early or any(ended[name] < total for name, total in totals.items()):
         state.save()
         done, total = sum(ended.values()), sum(totals.values())
         raise SweepInterrupted(f"sweep stopped with {done} of {total} trials ended")

@@ -26,8 +26,8 @@ class SweepState:
 
     ``searches`` maps each search name to ``{"parent_run_id", "status"}`` (``pending``,
     ``running``, ``done``), plus ``weights`` for the recommended static search and
-    ``grid_size``/``sampled`` for a static grid. ``wall_seconds`` is the whole command's
-    wall-clock, summed over the runs of a resumed sweep.
+    ``grid_size``/``sampled`` for a static grid. ``wall_seconds`` is the wall-clock of the
+    sweep's Tune experiment, summed over the runs of a resumed sweep.
     """
 
     directory: Path
