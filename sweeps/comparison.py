@@ -26,13 +26,10 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     is the span from its first trial's start to its last trial's end (searches overlap)."""
     entry = state.searches[name]
     trials = []
-    starts, ends = [], []
     for run in trial_runs(client, state.experiment_id, entry["parent_run_id"]):
         history = metric_history(client, run, report.reads_metric)
         start = run.info.start_time / 1000
         end = (run.info.end_time or run.info.start_time) / 1000
-        starts.append(start)
-        ends.append(end)
         trials.append(TrialSummary(
             search=name, trial_id=run.data.tags.get(TRIAL_ID, run.info.run_id),
             config=decode_params(run.data.params), status=run.info.status,
@@ -41,9 +38,13 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
             end_time=end, history=history, error=run.data.tags.get(ERROR_TAG),
             start_time=start,
         ))
-    wall = max(ends) - min(starts) if trials else 0.0
-    return SearchSummary(name=name, kind=kind, wall_seconds=wall, trials=trials,
+    return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
                          grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)))
+
+
+def span(trials: list[TrialSummary]) -> float:
+    """Seconds from the first trial's start to the last trial's end (0 without trials)."""
+    return max(t.end_time for t in trials) - min(t.start_time for t in trials) if trials else 0.0
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:
@@ -56,8 +57,7 @@ def sweep_timing(summaries: list[SearchSummary], state: SweepState) -> dict[str,
     ``compute_seconds`` (summed over trials) and ``wall_seconds`` (the Tune experiment's, summed over
     the runs of a resumed sweep)."""
     trials = [trial for summary in summaries for trial in summary.trials]
-    phase = max(t.end_time for t in trials) - min(t.start_time for t in trials) if trials else 0.0
-    return {"trial_phase_seconds": phase, "compute_seconds": sum(t.compute_seconds for t in trials),
+    return {"trial_phase_seconds": span(trials), "compute_seconds": sum(t.compute_seconds for t in trials),
             "wall_seconds": state.wall_seconds}
 
 

@@ -26,6 +26,12 @@ def _search(trial) -> str:
     return (trial.config or {}).get("search", "?")
 
 
+def _ended(trials, trial) -> int:
+    """How many trials of ``trial``'s search have ended, ``trial`` (ending now) included."""
+    search = _search(trial)
+    return sum(1 for t in trials if _search(t) == search and (t is trial or t.status in ENDED))
+
+
 class Progress(tune.Callback):
     """One line per finished or failed trial: ``[search] trial k/N label: score, seconds``."""
 
@@ -34,7 +40,7 @@ class Progress(tune.Callback):
 
     def _line(self, trials, trial, text: str) -> None:
         search = _search(trial)
-        done = sum(1 for t in trials if _search(t) == search and (t is trial or t.status in ENDED))
+        done = _ended(trials, trial)
         total = self.totals.get(search)
         of = f"/{total}" if total else ""
         print(f"  [{search}] trial {done}{of} {(trial.config or {}).get('label', '-')}: {text}", flush=True)
@@ -81,7 +87,7 @@ class SearchTracker(tune.Callback):
 
     def _check_done(self, trials, trial) -> None:
         search = _search(trial)
-        ended = sum(1 for t in trials if _search(t) == search and (t is trial or t.status in ENDED))
+        ended = _ended(trials, trial)
         state = SweepState.load(self.directory)
         entry = state.searches.get(search)
         if entry is None or entry.get("status") == "done" or ended < self.totals.get(search, 0):
