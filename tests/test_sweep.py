@@ -125,8 +125,8 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
 def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     spec_file = tmp_path / "small.yaml"
-    # trials long enough (about 1 s each) for the interrupt to land while the grid is unfinished
-    problem = {"name": "multidigits", "options": {"num_train": 1536, "num_val": 64, "num_test": 64}}
+    # trials long enough (about 3 s each) for the interrupt to land while the grid is unfinished
+    problem = {"name": "multidigits", "options": {"num_train": 4096, "num_val": 64, "num_test": 64}}
     spec_file.write_text(yaml.safe_dump(dict(SPEC, problem=problem, training=dict(SPEC["training"], epochs=3))))
     storage = tmp_path / "runs"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
