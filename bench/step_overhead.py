@@ -1,16 +1,23 @@
-"""Time per training step of GradNorm, divided by that of equal weights, on the paper's toy trunk.
+"""Time per training step of GradNorm (or of other balancers), divided by that of equal weights,
+on the paper's toy trunk.
 
 Every method trains the same model on the same batches, interleaved round by round in one run
 so that machine noise hits them alike; the figure per method is the median over rounds.
 
     python bench/step_overhead.py                 # T = 2, 10, 50 on CPU, batch 128, 2 threads
     python bench/step_overhead.py --device cuda   # the same on a GPU
+    python bench/step_overhead.py --balancers     # scale_invariant, imtl_l, famo instead
+    python bench/step_overhead.py --balancers scale_invariant dwa uncertainty
 
 Methods:
   gradnorm        GradNorm.for_linear: one backward, norms from a hook and the layer's input
   gradnorm-plain  GradNorm(shared_params): T autograd.grad calls at W, exact for any W
   per-task        per-task gradients over all shared parameters (as LibMTL does), then combined
   second-order    Algorithm 1 written literally, create_graph=True and autograd on L_grad
+
+With ``--balancers NAME ...`` each name is a method of ``gradnorm_core.METHODS``, built with
+``make_balancer(NAME, T, model=model)`` and its default options, and timed against equal weights
+the same way (a name not registered, e.g. ``famo`` before it is added, is skipped with a note).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from gradnorm_core import EqualWeights, GradNorm
+from gradnorm_core import METHODS as REGISTERED, EqualWeights, GradNorm, make_balancer
 from gradnorm_core.problems import MultiHeadNet, ToyRegression
 
 Step = Callable[[torch.Tensor, list[torch.Tensor]], None]
@@ -112,6 +119,20 @@ def second_order_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
     return _training_step(model, problem, backward)
 
 
+def balancer_step(name: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
+    """The maker of a training step with the registered balancer ``name``, default options."""
+
+    def make(model: MultiHeadNet, problem: ToyRegression) -> Step:
+        balancer = make_balancer(name, problem.num_tasks, model=model)
+        return _training_step(model, problem, balancer.backward, branch=getattr(balancer, "branch", None))
+
+    return make
+
+
+#: timed by ``--balancers`` with no names: the methods of loss-scale balancing, FAMO when registered
+DEFAULT_BALANCERS = ("scale_invariant", "imtl_l", "famo")
+
+
 def _training_step(model, problem, backward, branch=None) -> Step:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -132,14 +153,15 @@ METHODS = {
 }
 
 
-def measure(num_tasks: int, batch_size: int, rounds: int, round_seconds: float, device: torch.device):
-    """Median seconds per step of each method, interleaved round by round."""
+def measure(num_tasks: int, batch_size: int, rounds: int, round_seconds: float, device: torch.device,
+            makers: dict[str, Callable[[MultiHeadNet, ToyRegression], Step]] = METHODS):
+    """Median seconds per step of each method of ``makers``, interleaved round by round."""
     problem = ToyRegression([1.0 + 99.0 * i / max(num_tasks - 1, 1) for i in range(num_tasks)],
                             num_train=batch_size * 8, num_val=1, num_test=1, seed=0)
     train = problem.train.to(device)
     batches = [train.batch(slice(i * batch_size, (i + 1) * batch_size)) for i in range(8)]
     base = problem.build_model(seed=0).to(device)
-    steps = {name: make(copy.deepcopy(base), problem) for name, make in METHODS.items()}
+    steps = {name: make(copy.deepcopy(base), problem) for name, make in makers.items()}
 
     def run(step: Step, count: int) -> float:
         if device.type == "cuda":
@@ -172,18 +194,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--balancers", nargs="*", metavar="NAME",
+                        help="time these registered methods (make_balancer) instead of --methods; "
+                             f"no names: {' '.join(DEFAULT_BALANCERS)}")
     args = parser.parse_args()
-    for name in [m for m in METHODS if m not in args.methods + ["equal"]]:
-        del METHODS[name]
+    if args.balancers is None:
+        makers = {name: make for name, make in METHODS.items() if name in args.methods + ["equal"]}
+    else:
+        wanted = args.balancers or list(DEFAULT_BALANCERS)
+        for name in [n for n in wanted if n not in REGISTERED]:
+            print(f"note: {name!r} is not a registered method (registered: {', '.join(REGISTERED)}); skipped")
+        makers = {"equal": equal_step, **{n: balancer_step(n) for n in wanted if n in REGISTERED and n != "equal"}}
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    names = [name for name in METHODS if name != "equal"]
+    names = [name for name in makers if name != "equal"]
     print(f"toy trunk 250-100x4, heads 100->100, batch {args.batch_size}, device {device}, "
           f"{args.threads} threads, median of {args.rounds} interleaved rounds")
     print("| T  | equal ms/step | " + " | ".join(f"{n} / equal" for n in names) + " |")
     print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names) + "|")
     for num_tasks in args.tasks:
-        times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device)
+        times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device, makers)
         equal = times["equal"]
         ratios = " | ".join(f"{times[n] / equal:{len(n) + 8}.2f}x" for n in names)
         print(f"| {num_tasks:<2} | {equal * 1e3:13.2f} | {ratios} |", flush=True)

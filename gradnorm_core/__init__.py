@@ -9,30 +9,47 @@
 """
 
 from .balancers import (
+    INITIAL_LOSS_RULES,
     METHODS,
     Balancer,
     DynamicWeightAverage,
     EqualWeights,
+    FAMO,
     GradNorm,
+    IMTLL,
     NonFiniteLossError,
+    ScaleInvariant,
     StaticWeights,
     UncertaintyWeighting,
     make_balancer,
+    resolve_initial_losses,
+    resolve_shared_layer,
 )
 from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem, problem_tasks
+from .problems import ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, Split
 from .training import EpochRecord, TrainConfig, Training, fit
 
 __all__ = [
+    "INITIAL_LOSS_RULES",
     "METHODS",
     "PROBLEMS",
     "Balancer",
     "DynamicWeightAverage",
     "EpochRecord",
     "EqualWeights",
+    "ErrorRate",
+    "FAMO",
     "GradNorm",
+    "IMTLL",
+    "MeanAbsoluteError",
+    "Metric",
+    "Metrics",
     "MultiHeadNet",
     "NonFiniteLossError",
+    "NormalizedMSE",
     "Problem",
+    "ScaleInvariant",
+    "Split",
     "StaticWeights",
     "TrainConfig",
     "Training",
@@ -41,4 +58,6 @@ __all__ = [
     "make_balancer",
     "make_problem",
     "problem_tasks",
+    "resolve_shared_layer",
+    "resolve_initial_losses",
 ]

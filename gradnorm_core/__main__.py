@@ -1,6 +1,7 @@
 """``python -m gradnorm_core``: train one problem with several balancers and print a table.
 
     python -m gradnorm_core --problem toy_t10 --epochs 20 gradnorm:alpha=0.12 equal uncertainty dwa
+    python -m gradnorm_core --problem multidigits gradnorm:alpha=1.5,initial_losses=chance equal
 """
 
 from __future__ import annotations
@@ -8,18 +9,27 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fit, make_balancer, make_problem
+from . import fit, make_balancer, make_problem, resolve_initial_losses
 from .training import TrainConfig
 
+# options whose values are names, kept as strings; every other option must be a number
+STRING_OPTIONS = ("initial_losses", "optimizer")
 
-def parse_method(text: str) -> tuple[str, dict[str, float]]:
-    """``"gradnorm:alpha=0.12,lr=0.025"`` -> ``("gradnorm", {"alpha": 0.12, "lr": 0.025})``."""
+
+def parse_method(text: str) -> tuple[str, dict[str, float | str]]:
+    """``"gradnorm:alpha=0.12,lr=0.025"`` -> ``("gradnorm", {"alpha": 0.12, "lr": 0.025})``.
+
+    ``initial_losses`` and ``optimizer`` take names (``initial_losses=chance``, ``optimizer=sgd``).
+    """
     name, _, rest = text.partition(":")
-    options: dict[str, float] = {}
+    options: dict[str, float | str] = {}
     for item in filter(None, rest.split(",")):
         key, equals, value = item.partition("=")
         if not equals:
             raise ValueError(f"method option {item!r} must look like key=value, e.g. alpha=0.12")
+        if key in STRING_OPTIONS:
+            options[key] = value
+            continue
         try:
             options[key] = float(value)
         except ValueError:
@@ -51,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, options in methods:
             model = problem.build_model(seed=args.seed)
-            runs.append((name, options, model, make_balancer(name, problem.num_tasks, model=model, **options)))
+            built = dict(options)
+            if name == "gradnorm" and "initial_losses" in built:
+                # "first_step": GradNorm's default; "chance": this problem's chance-level losses
+                initial = resolve_initial_losses(built.pop("initial_losses"), problem)
+                if initial is not None:
+                    built["initial_losses"] = initial
+            runs.append((name, options, model, make_balancer(name, problem.num_tasks, model=model, **built)))
     except (TypeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -70,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{'method':<28} {'val score':>10} {'test score':>10} {'seconds':>8}  final weights")
     for name, options, record in sorted(rows, key=lambda row: row[2].test["score"]):
-        label = name + ("(" + ", ".join(f"{k}={v:g}" for k, v in options.items()) + ")" if options else "")
+        label = name + ("(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                        for k, v in options.items()) + ")" if options else "")
         weights = " ".join(f"{w:.2f}" for w in record.weights)
         print(f"{label:<28} {record.score:>10.4f} {record.test['score']:>10.4f} "
               f"{record.elapsed_seconds:>8.1f}  {weights}")

@@ -8,9 +8,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from .balancers.base import Balancer
-from .problems.base import MultiHeadNet, Problem
+from .optim import (
+    EvaluationPlan, autocast, check_options, clip_gradients, make_optimizer, make_scheduler,
+)
+from .problems.base import Problem
+from .problems.data import Split, iterate_batches
+from .problems.models import accepts_branch
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,18 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     device: str = "auto"
+    num_workers: int = 0  # DataLoader worker processes for a split that is not a Split
+    # optimisation, precision and evaluation cadence: see gradnorm_core.optim for each one
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd only, with momentum > 0
+    schedule: str = "none"  # "none", "cosine" or "step"; the lr is updated every step
+    warmup_epochs: int = 0  # linear warm-up, in epochs (< epochs)
+    step_size: int | None = None  # schedule "step": epochs between decays
+    gamma: float = 0.1  # schedule "step": the decay factor
+    clip_grad_norm: float | None = None  # max total gradient norm; None: no clipping
+    precision: str = "fp32"  # "fp32" or "bf16" (bfloat16 autocast)
+    val_every: int = 1  # validate every N epochs and at the last; test at the best and the last
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -35,6 +53,9 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {self.num_workers!r}")
+        check_options(self)
         resolve_device(self.device)
 
 
@@ -54,12 +75,15 @@ def resolve_device(device: str) -> torch.device:
 class EpochRecord:
     """What one epoch produced. ``score`` is the validation score (lower is better).
 
-    ``weights`` are the task weights at the end of the epoch; ``mean_weights`` their mean over
-    the epoch's steps, as used for the gradients (their mean over epochs is the time average).
+    An epoch that did not validate (``TrainConfig.val_every``) has ``score`` None and ``val``
+    empty; ``test`` is filled only at a new best validation score and at the last epoch (so the
+    best epoch always has it), empty otherwise. ``weights`` are the task weights at the end of
+    the epoch; ``mean_weights`` their mean over the epoch's steps, as used for the gradients
+    (their mean over epochs is the time average).
     """
 
     epoch: int
-    score: float
+    score: float | None
     train: dict[str, float]
     val: dict[str, float]
     test: dict[str, float]
@@ -69,8 +93,11 @@ class EpochRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
-        """One flat mapping, e.g. for a metrics logger: ``val/score``, ``weight/<task>``, ..."""
-        out: dict[str, float] = {"epoch": self.epoch, "score": self.score}
+        """One flat mapping, e.g. for a metrics logger: ``val/score``, ``weight/<task>``, ...
+        (no ``score`` for an epoch that did not validate)."""
+        out: dict[str, float] = {"epoch": self.epoch}
+        if self.score is not None:
+            out["score"] = self.score
         for split in ("train", "val", "test"):
             out.update({f"{split}/{key}": value for key, value in getattr(self, split).items()})
         out["elapsed_seconds"] = self.elapsed_seconds
@@ -90,9 +117,17 @@ class Training:
             torch.save(training.state_dict(), "checkpoint.pt")
 
     ``Training(..., state=torch.load("checkpoint.pt"))`` continues where that state stopped
-    (model, optimizer, balancer, shuffling RNG, epoch, elapsed seconds) and produces the same
+    (model, optimizer, learning-rate schedule, balancer, shuffling RNG, best validation score,
+    epoch, elapsed seconds) and produces the same
     records as the uninterrupted run. A non-finite loss stops the run with the balancer's
     :class:`NonFiniteLossError`.
+
+    Data: each epoch draws one permutation of the train split from the shuffling generator
+    (``torch.randperm``, seeded with ``config.seed``, its state checkpointed) and takes batches
+    of ``batch_size`` consecutive indices of it. A :class:`Split` is moved to the device once
+    and indexed there; any other Dataset goes through a ``DataLoader`` yielding exactly those
+    index batches (``num_workers`` workers, pinned memory on CUDA, non-blocking copies), so
+    both give the same records. Evaluation goes through the splits in order, batch by batch.
     """
 
     def __init__(
@@ -100,7 +135,7 @@ class Training:
         problem: Problem,
         balancer: Balancer,
         *,
-        model: MultiHeadNet | None = None,
+        model: nn.Module | None = None,
         config: TrainConfig | None = None,
         state: dict[str, Any] | None = None,
     ) -> None:
@@ -121,19 +156,34 @@ class Training:
         self._check_bound(model)
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
-        self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay
-        )
+        self.optimizer = make_optimizer(self.model.parameters(), self.config)
         self.shuffle = torch.Generator().manual_seed(self.config.seed)
         self.epoch = 0
         self.elapsed_seconds = 0.0
+        # branch= only where the model takes it (MultiHeadNet) and the balancer has one
+        self._branch = getattr(balancer, "branch", None) if accepts_branch(self.model) else None
+        if getattr(balancer, "uses_branch", False) and self._branch is None:
+            raise ValueError(
+                "balancer uses GradNorm's Linear fast path, which needs a model whose forward "
+                "takes branch= (MultiHeadNet); build it as GradNorm(layer.parameters(), ...) "
+                "(make_balancer does so for such a model)"
+            )
+        # a Split moves to the device once and is indexed there; any other Dataset is batched
+        # by a DataLoader (iterate_batches) with the same index order
         self._splits = {
-            name: getattr(problem, name).to(self.device) for name in ("train", "val", "test")
+            name: split.to(self.device) if isinstance(split, Split) else split
+            for name in ("train", "val", "test")
+            for split in (getattr(problem, name),)
         }
+        # the learning rate is scheduled per step (None: constant); validation every val_every
+        # epochs, test at a new best validation score and at the end (gradnorm_core.optim)
+        steps_per_epoch = -(-len(self._splits["train"]) // self.config.batch_size)
+        self.scheduler = make_scheduler(self.optimizer, self.config, steps_per_epoch)
+        self.plan = EvaluationPlan(self.config.val_every, self.config.epochs)
         if state is not None:
             self.load_state_dict(state)
 
-    def _check_bound(self, model: MultiHeadNet) -> None:
+    def _check_bound(self, model: nn.Module) -> None:
         own = {id(p) for p in model.parameters()}
         if any(id(p) not in own for p in self.balancer.shared_parameters()):
             raise ValueError(
@@ -148,26 +198,38 @@ class Training:
     def run_epoch(self) -> EpochRecord:
         start = time.perf_counter()
         train = self._splits["train"]
-        branch = getattr(self.balancer, "branch", None)
         self.model.train()
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
         # summed on the device: a copy to the host every step would synchronise a GPU each time
         weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
         steps = 0
-        order = torch.randperm(len(train), generator=self.shuffle).to(self.device)
-        for begin in range(0, len(train), self.config.batch_size):
-            x, targets = train.batch(order[begin : begin + self.config.batch_size])
+        order = torch.randperm(len(train), generator=self.shuffle)
+        batches = iterate_batches(
+            train,
+            self.config.batch_size,
+            self.device,
+            order=order.to(self.device) if isinstance(train, Split) else order,
+            num_workers=self.config.num_workers,
+            seed=(self.config.seed, self.epoch),
+        )
+        for x, targets in batches:
             self.optimizer.zero_grad(set_to_none=True)
-            losses = self.problem.task_losses(self.model(x, branch=branch), targets)
+            with autocast(self.device, self.config.precision):
+                losses = self.problem.task_losses(self._forward(x), targets)
+            if self.config.precision == "bf16":
+                losses = losses.float()  # the balancer weighs float32 losses
             weight_totals += self.balancer.weights.to(self.device)
             self.balancer.backward(losses)
+            clip_gradients(self.model, self.config.clip_grad_norm)
             self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             totals += losses.detach().double()
             steps += 1
         self.balancer.end_epoch()
         self.epoch += 1
-        val = self.problem.evaluate(self.model, self._splits["val"])
-        test = self.problem.evaluate(self.model, self._splits["test"])
+        val = self._evaluate("val") if self.plan.validates(self.epoch) else {}
+        test = self._evaluate("test") if self.plan.tests(self.epoch, val.get("score")) else {}
         self.elapsed_seconds += time.perf_counter() - start
         train_losses = {
             f"{task}/loss": float(total / steps)
@@ -175,7 +237,7 @@ class Training:
         }
         return EpochRecord(
             epoch=self.epoch,
-            score=val["score"],
+            score=val.get("score"),
             train=train_losses,
             val=val,
             test=test,
@@ -184,12 +246,22 @@ class Training:
             elapsed_seconds=self.elapsed_seconds,
         )
 
+    def _forward(self, x: Any) -> Any:
+        return self.model(x) if self._branch is None else self.model(x, branch=self._branch)
+
+    def _evaluate(self, split: str) -> dict[str, float]:
+        return self.problem.evaluate(
+            self.model, self._splits[split], num_workers=self.config.num_workers
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "elapsed_seconds": self.elapsed_seconds,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "best_score": self.plan.best,
             "balancer": self.balancer.state_dict(),
             "shuffle_rng": self.shuffle.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -198,6 +270,9 @@ class Training:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.plan.best = state.get("best_score")
         self.balancer.load_state_dict(state["balancer"])
         self.shuffle.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -209,14 +284,15 @@ def fit(
     problem: Problem,
     balancer: Balancer,
     *,
-    model: MultiHeadNet | None = None,
+    model: nn.Module | None = None,
     state: dict[str, Any] | None = None,
     **config: Any,
 ) -> Training:
     """Train ``model`` (or a fresh one from ``problem``) with ``balancer``; iterate for records.
 
     ``config`` holds the fields of :class:`TrainConfig` (epochs, batch_size, lr, weight_decay,
-    seed, device); ``state`` is a :meth:`Training.state_dict` to resume from.
+    seed, device, num_workers, optimizer, schedule, clip_grad_norm, precision, val_every, ...: see
+    :mod:`gradnorm_core.optim`); ``state`` is a :meth:`Training.state_dict` to resume from.
     """
     try:
         settings = TrainConfig(**config)

@@ -22,7 +22,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .runner import run_sweep
     from .spec import load_spec
 
-    spec = load_spec(_spec_path(args.spec))
+    # --working-dir DIR is short for runtime_env: {working_dir: DIR} (DIR from here), set before the
+    # spec is validated: a module:attribute problem in DIR is imported from there for its task names
+    shipped = None if args.working_dir is None else {"working_dir": str(Path(args.working_dir).expanduser().resolve())}
+    spec = load_spec(_spec_path(args.spec), runtime_env=shipped)
     overrides = {key: value for key, value in (("cpu", args.cpus_per_trial), ("gpu", args.gpus_per_trial),
                                                ("max_concurrent", args.max_concurrent)) if value is not None}
     if overrides:
@@ -47,7 +50,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .comparison import build_comparison
-    from .runner import tracking_client
+    from .session import tracking_client
     from .spec import parse_spec
     from .state import SweepState
 
@@ -69,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         start_train_run,
     )
 
-    from .runner import tracking_client
+    from .session import tracking_client
     from .searches import label_for_method
 
     config = {"problem": args.problem, "method": args.method, "epochs": args.epochs,
@@ -90,8 +93,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         for record in training:
             metrics = epoch_metrics(record, problem.task_names, training.device.type)
             weights = " ".join(f"{w:.2f}" for w in record.weights)
-            print(f"epoch {record.epoch:>3}  val score {record.score:.4f}  test score {record.test['score']:.4f}  "
-                  f"weights {weights}", flush=True)
+            # the test split is evaluated at a new best validation score and at the last epoch
+            test = f"  test score {record.test['score']:.4f}" if "score" in record.test else ""
+            print(f"epoch {record.epoch:>3}  val score {record.score:.4f}{test}  weights {weights}", flush=True)
             if run_id is not None:
                 log_epoch(client, run_id, metrics)
     except BaseException as error:
@@ -161,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--gpus-per-trial", type=float, default=None,
                        help="overrides resources.gpu of the spec; fractions share a GPU (0.25: 4 trials)")
     sweep.add_argument("--max-concurrent", type=int, default=None, help="overrides resources.max_concurrent")
+    sweep.add_argument("--working-dir", default=None, metavar="DIR",
+                       help="ship DIR to every Ray node with the sweep (sets runtime_env.working_dir), so that "
+                            "trials can import a problem given as module:attribute from it")
     sweep.add_argument("--checkpoint-seconds", type=float, default=10.0, metavar="SECONDS",
                        help="checkpoint each trial at its end and at most this often before (0: every epoch); "
                             "a failed trial redoes at most this much (default: %(default)s)")

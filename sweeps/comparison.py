@@ -9,16 +9,17 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from trainables import DEVICE, ERROR_TAG, TRIAL_ID, decode_params, metric_history, trial_runs
+from trainables import DEVICE, ERROR_TAG, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history, trial_runs
 
-from . import report
+from . import pareto, report
 from .searches import SEARCH_TYPES
 from .results import SearchSummary, TrialSummary
 from .searcher import RECOMMENDED, RECOMMENDED_TYPE
 from .spec import SweepSpec
 from .state import SweepState
 
-ROW_METRICS = ("trials", "finished", "compute_seconds", "wall_seconds", "best_val_score", "best_test_score")
+ROW_METRICS = ("trials", "finished", "stopped_early", "compute_seconds", "stopped_compute_seconds", "wall_seconds",
+               "best_val_score", "best_test_score")
 
 
 def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str) -> SearchSummary:
@@ -36,6 +37,7 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
             compute_seconds=history[-1].get("compute_seconds", 0.0) if history else 0.0,
             device=run.data.tags.get(DEVICE, "?"),
             end_time=end, history=history, error=run.data.tags.get(ERROR_TAG),
+            stopped_early=run.data.tags.get(STOPPED_EARLY) == "true",
             start_time=start,
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
@@ -66,7 +68,7 @@ def task_metric_names(summaries: list[SearchSummary]) -> list[str]:
     names: list[str] = []
     for summary in summaries:
         for trial in summary.trials:
-            for record in trial.history[:1]:
+            for record in [trial.best_epoch] if trial.best_epoch is not None else []:  # has test/...
                 for key in record:
                     if key.startswith("test/") and key.count("/") == 2 and not key.endswith("/loss"):
                         name = key[len("test/"):]
@@ -79,7 +81,7 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
     """The cost table and plots, logged to the comparison run and printed; returns the table."""
     summaries = sweep_summaries(client, state, spec)
     metrics = task_metric_names(summaries)
-    rows = report.cost_rows(summaries, metrics)
+    rows = report.cost_rows(summaries, metrics, fronts=pareto.front_statuses(summaries))
     # the terminal table keeps the readable metrics; the CSV has them all
     table = report.format_table(rows, [m for m in metrics if not m.endswith("/normalized_error")])
     run_id = state.comparison_run_id
@@ -88,6 +90,7 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
         (folder / "cost_table.md").write_text(table + "\n")
         report.write_csv(rows, folder / "cost_table.csv")
         report.plot_best_so_far(summaries, folder / "best_so_far.png")
+        pareto.plot_pareto(summaries, folder / "pareto.png")
         for summary in summaries:
             best = report.best_trial(summary)
             if getattr(SEARCH_TYPES.get(summary.kind), "recommends_static", False) and best is not None:

@@ -12,7 +12,8 @@ class TrialSummary:
     """One trial of one search, with its per-epoch history.
 
     ``history`` holds one dict per epoch, in order, with at least ``"epoch"``, ``"score"`` (the
-    validation score, lower is better), ``"test/score"``, ``"test/<task>/<metric>"``,
+    validation score, lower is better; only on epochs that validated), ``"test/score"`` and
+    ``"test/<task>/<metric>"`` (at least at the best and the last epoch),
     ``"weight/<task>"`` (weights at the end of the epoch) and ``"mean_weight/<task>"`` (weights
     averaged over the epoch's steps), and ``"compute_seconds"`` (cumulative).
     """
@@ -27,13 +28,16 @@ class TrialSummary:
     history: list[dict[str, float]] = field(default_factory=list)
     error: str | None = None
     start_time: float = 0.0  # unix seconds when the trial started
+    stopped_early: bool = False  # ended by its search's early stopping before its last epoch (still FINISHED)
 
     @property
     def best_epoch(self) -> dict[str, float] | None:
-        """The epoch with the lowest validation score (the one a search would keep)."""
-        if not self.history:
+        """The epoch with the lowest validation score (the one a search would keep; the first of
+        equals), among the epochs that validated (``val_every``); it always has the test metrics."""
+        validated = [record for record in self.history if "score" in record]
+        if not validated:
             return None
-        return min(self.history, key=lambda record: record["score"])
+        return min(validated, key=lambda record: record["score"])
 
 
 @dataclass

@@ -10,117 +10,40 @@ included) and finishes it.
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 
 from trainables import (
     CHECKPOINT_SECONDS,
+    ROLE,
+    ROLE_TRIAL,
+    SWEEP,
+    TRIAL_ID,
     MlflowTrialLogger,
-    TrackingError,
-    check_tracking_server,
     create_comparison_run,
     create_search_run,
     default_tracking_uri,
     ensure_experiment,
     fail_fast,
-    first_line,
     redact,
     temporary_environment,
     train_trial,
 )
 
 from .comparison import build_comparison
+from .session import check_ray_address, check_runtime_env, connect, quiet_logs
 from .progress import Progress, SearchTracker, end_search_run
+from .scheduler import SchedulerState, SweepScheduler
 from .searcher import RECOMMENDED, RECOMMENDED_TYPE, SweepSearcher
 from .spec import SweepSpec, parse_spec
 from .state import TRIALS_DIR, SweepError, SweepInterrupted, SweepState
 
 ENDED = ("TERMINATED", "ERROR")
-
-
-def quiet_logs() -> None:
-    """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # MLflow prints two links per finished run on a tracking server; the sweep prints its own
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    logging.getLogger("ray").setLevel(logging.CRITICAL)
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def check_ray_address(address: str | None) -> None:
-    """Fail fast when a given Ray address does not answer: ray.init would wait minutes."""
-    if not address or address == "auto" or address.startswith("local"):
-        return
-    target = address.split("://", 1)[-1]
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise SweepError(f"Ray address {address!r} is not host:port or ray://host:port; fix --ray-address")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise SweepError(
-            f"cannot reach Ray at {address} ({reason}); start the cluster or fix --ray-address / RAY_ADDRESS"
-        ) from None
-
-
-def start_ray(address: str | None, quiet: bool = True) -> None:
-    if quiet:
-        quiet_logs()
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    check_ray_address(address)
-    try:
-        if address:
-            ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR)
-        else:
-            # a new Ray of our own, even when `ray start` left a cluster on this machine
-            # (plain ray.init() would join that one); --ray-address auto joins it on purpose
-            ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
-                     logging_level=logging.ERROR)
-    except Exception as error:  # noqa: BLE001
-        raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
-
-
-def tracking_client(uri: str) -> MlflowClient:
-    try:
-        return check_tracking_server(uri)
-    except TrackingError as error:
-        raise SweepError(str(error)) from None
-
-
-def connect(tracking_uri: str, ray_address: str | None, quiet: bool) -> MlflowClient:
-    """The tracking store checked and Ray started, side by side (a fresh SQLite store takes
-    about 3 s to create its tables, Ray about 4 s to start); either failing stops the sweep
-    before any trial runs."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(tracking_client, tracking_uri)
-        started_here = not ray.is_initialized()
-        try:
-            start_ray(ray_address, quiet)
-        except SweepError:
-            checking.result()  # the store's error first, if both fail
-            raise
-        try:
-            return checking.result()
-        except SweepError:
-            if started_here:
-                ray.shutdown()  # nothing of the sweep ran: no Ray of ours is left behind
-            raise
 
 
 def recommend_from(spec: SweepSpec) -> str | None:
@@ -132,7 +55,7 @@ def recommend_from(spec: SweepSpec) -> str | None:
 def trial_totals(spec: SweepSpec) -> dict[str, int]:
     totals = {search.name: search.trial_count(spec.num_tasks) for search in spec.searches}
     if recommend_from(spec):
-        totals[RECOMMENDED] = 1
+        totals[RECOMMENDED] = spec.recommending_search.repeats
     return totals
 
 
@@ -158,6 +81,14 @@ def trial_logger(state: SweepState, tracking_patience: float) -> MlflowTrialLogg
                              patience_seconds=tracking_patience)
 
 
+def make_scheduler(spec: SweepSpec) -> SweepScheduler | None:
+    """The early stopping of the searches that asked for it (one ASHA each), or ``None`` (Tune's
+    FIFO scheduler: every trial trains all its epochs)."""
+    epochs = int(spec.training["epochs"])
+    settings = {search.name: search.scheduler.resolved(epochs) for search in spec.searches if search.scheduler}
+    return SweepScheduler(settings) if settings else None
+
+
 def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_patience: float,
                checkpoint_seconds: float) -> tuple[tune.Tuner, MlflowTrialLogger]:
     """The sweep's one Tuner, new or restored from its directory after an interruption, and the
@@ -168,18 +99,22 @@ def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_p
         return tuner, trial_logger(state, tracking_patience)
     totals = trial_totals(spec)
     logger = trial_logger(state, tracking_patience)
-    base = {"problem": spec.problem.name, "problem_options": dict(spec.problem.options), **spec.training,
+    base = {**spec.problem.trial_keys, **spec.training,
             CHECKPOINT_SECONDS: checkpoint_seconds}
     searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
+    callbacks = [logger, Progress(totals), SearchTracker(state.directory, totals)]
+    scheduler = make_scheduler(spec)
+    if scheduler is not None:
+        callbacks.append(SchedulerState(scheduler))  # its ASHAs' rungs, saved with each experiment checkpoint
     tuner = tune.Tuner(
         trainable,
         param_space={},
-        tune_config=tune.TuneConfig(metric="best_score", mode="min", search_alg=searcher,
+        tune_config=tune.TuneConfig(metric="best_score", mode="min", search_alg=searcher, scheduler=scheduler,
                                     num_samples=sum(totals.values()), reuse_actors=True,
                                     max_concurrent_trials=spec.resources.max_concurrent),
         run_config=tune.RunConfig(
             name=TRIALS_DIR, storage_path=str(state.directory), verbose=0,
-            callbacks=[logger, Progress(totals), SearchTracker(state.directory, totals)],
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
@@ -193,9 +128,13 @@ def print_plan(state: SweepState, spec: SweepSpec) -> None:
         grid = ""
         if "grid_size" in entry:
             grid = f" of a {entry['grid_size']}-point grid" + (", sampled at random" if entry["sampled"] else "")
-        print(f"search {search.name} ({search.type}): {search.trial_count(spec.num_tasks)} trial(s){grid}", flush=True)
+        stopping = f", {search.scheduler.describe(int(spec.training['epochs']))}" if search.scheduler else ""
+        print(f"search {search.name} ({search.type}): {search.trial_count(spec.num_tasks)} trial(s){grid}{stopping}",
+              flush=True)
     if recommend_from(spec):
-        print(f"search {RECOMMENDED} ({RECOMMENDED_TYPE}): 1 trial, once {recommend_from(spec)} has ended", flush=True)
+        count = spec.recommending_search.repeats
+        print(f"search {RECOMMENDED} ({RECOMMENDED_TYPE}): {count} trial(s), once {recommend_from(spec)} has ended",
+              flush=True)
     at_once = spec.resources.max_concurrent or "as many as fit"
     print(f"all searches share the trial slots: {at_once} at once, "
           f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU each", flush=True)
@@ -233,11 +172,12 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
     if source and ended[source] == totals[source] == failed[source] and ended[RECOMMENDED] == 0:
         totals[RECOMMENDED] = 0  # every GradNorm trial failed: there are no weights to recommend
         state.searches[RECOMMENDED]["status"] = "skipped"
-    stopped_early = results.num_terminated + results.num_errors < len(results)  # trials cut off mid-way
-    if stopped_early or any(ended[name] < total for name, total in totals.items()):
+    cut_off = results.num_terminated + results.num_errors < len(results)  # trials cut off mid-way
+    if cut_off or any(ended[name] < total for name, total in totals.items()):
         state.save()
         done, total = sum(ended.values()), sum(totals.values())
         raise SweepInterrupted(f"sweep stopped with {done} of {total} trials ended")
+    drop_orphans(client, state, results)
     for name, entry in state.searches.items():
         if entry["status"] != "done":
             entry["status"] = "done" if totals[name] else entry["status"]
@@ -249,6 +189,24 @@ def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_fai
                 end_search_run(client, entry)
     state.save()
     return state
+
+
+def drop_orphans(client: MlflowClient, state: SweepState, results) -> None:
+    """Delete the trial runs of trials the restored experiment never knew: a driver killed after
+    a trial started but before Tune's next experiment checkpoint leaves that trial's run behind,
+    and the searcher, restored from the same checkpoint, hands its configuration out again to a
+    new trial that redoes it. Every trial Tune knows is in ``results`` (a ResultGrid)."""
+    known = {trial.trial_id for trial in results._experiment_analysis.trials}  # noqa: SLF001 - no public list
+    with fail_fast():
+        runs = client.search_runs(
+            [state.experiment_id], max_results=5000,
+            filter_string=f"tags.`{SWEEP}` = '{state.sweep_id}' and tags.`{ROLE}` = '{ROLE_TRIAL}'")
+        orphans = [run for run in runs if run.data.tags.get(TRIAL_ID) not in known]
+        for run in orphans:
+            client.delete_run(run.info.run_id)
+    if orphans:
+        print(f"  {len(orphans)} trial run(s) of trials started after the killed driver's last experiment "
+              "checkpoint were redone by new trials after the resume; their MLflow runs were deleted", flush=True)
 
 
 def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
@@ -263,8 +221,9 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
         raise SweepError(f"--checkpoint-seconds is {checkpoint_seconds:g}; give a number of seconds >= 0 "
                          "(0 checkpoints every epoch)")
     check_ray_address(ray_address or os.environ.get("RAY_ADDRESS"))
+    check_runtime_env(spec.runtime_env)
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = connect(tracking_uri, ray_address, quiet)
+    client = connect(tracking_uri, ray_address, quiet, spec.runtime_env)
     directory = Path(storage).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     directory.mkdir(parents=True, exist_ok=False)
     experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
@@ -284,7 +243,8 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
         state.tracking_uri = tracking_uri
         state.save()
     spec = parse_spec(state.spec, state.spec_source)
-    client = connect(state.tracking_uri, ray_address, quiet)
+    check_runtime_env(spec.runtime_env)
+    client = connect(state.tracking_uri, ray_address, quiet, spec.runtime_env)
     print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
     return finish_sweep(state, spec, client, max_failures, tracking_patience)
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from trainables import REPEAT
+
 from .searches import SearchType, StaticSearch
 
 RECOMMENDED = "recommended_static"
@@ -32,13 +34,32 @@ RECOMMENDED_TYPE = StaticSearch.type_name()
 AVERAGE_WEIGHT = "avg_weight/"  # the trainable's running time-average of the step-mean weights
 
 
-def trial_config(base: dict[str, Any], search: SearchType, point: dict[str, Any]) -> dict[str, Any]:
+def trial_config(base: dict[str, Any], search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
     """The full config of one trial: the sweep's problem and training, the search's method and
-    fixed options, the point it varies, and the search's label for that point."""
-    options = {key: value for key, value in search.balancer_options().items() if key not in point}
-    config = {**base, "search": search.name, "method": search.method, "method_options": options, **point}
+    fixed options, the point it varies, and the search's label for that point. With
+    ``repeats > 1``, repeat ``k`` trains with the sweep's seed + k and says so in ``repeat``."""
+    varied = search.point_config(point)
+    varied_options = varied.pop("method_options", {})
+    options = {key: value for key, value in search.balancer_options().items()
+               if key not in varied and key not in varied_options} | varied_options
+    config = {**base, "search": search.name, "method": search.method, "method_options": options, **varied}
+    if search.repeats > 1:
+        config["seed"] = int(base.get("seed", 0)) + repeat
+        config[REPEAT] = repeat
     config["label"] = search.label(config)
     return config
+
+
+@dataclass
+class _Group:
+    """One configuration a learning searcher picked, trained ``repeats`` times; the searcher
+    hears of it once, under its first trial's id, with the mean of the repeats' results."""
+
+    key: str
+    point: dict[str, Any]
+    handed: int = 0
+    scores: dict[str, float] = field(default_factory=dict)  # trial id -> its final metric
+    failed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -51,6 +72,10 @@ class _Source:
     searcher: Searcher | None = None
     handed: int = 0
     ended: set[str] = field(default_factory=set)  # ids: a trial retried on resume counts once
+    groups: dict[str, _Group] = field(default_factory=dict)  # the searcher's picks, by key
+    group_of: dict[str, str] = field(default_factory=dict)  # trial id -> its group's key
+    open_group: str | None = None  # the pick whose repeats are being handed out
+    labels: dict[str, str] = field(default_factory=dict)  # trial id -> its configuration's label
 
     @property
     def exhausted(self) -> bool:
@@ -60,16 +85,67 @@ class _Source:
     def done(self) -> bool:
         return len(self.ended) >= self.total
 
+    def next_point(self, trial_id: str) -> tuple[dict[str, Any], int] | None:
+        """The point and repeat index of the next trial, or ``None`` when the searcher has
+        nothing to give now."""
+        repeats = self.search.repeats
+        if self.points is not None:
+            index, repeat = divmod(self.handed, repeats)
+            return self.points[index], repeat
+        group = self.groups.get(self.open_group) if self.open_group else None
+        if group is None or group.handed >= repeats:
+            point = self.searcher.suggest(trial_id)
+            if point is None or point == Searcher.FINISHED:
+                return None
+            group = self.groups[trial_id] = _Group(trial_id, dict(point))
+            self.open_group = trial_id
+        self.group_of[trial_id] = group.key
+        group.handed += 1
+        return group.point, group.handed - 1
+
+    def tell(self, trial_id: str, result: dict | None, error: bool, metric: str) -> None:
+        """Tell the searcher of an ended trial: at once without repeats, else the mean of a
+        pick's repeats once all of them have ended (an error only if every one failed)."""
+        if self.search.repeats == 1:
+            self.searcher.on_trial_complete(trial_id, result=result, error=error)
+            return
+        group = self.groups.get(self.group_of.get(trial_id, ""))
+        if group is None:
+            return
+        value = None if error or not result else result.get(metric)
+        if value is None:
+            group.failed.add(trial_id)
+        else:
+            group.scores[trial_id] = float(value)
+        if len(group.scores) + len(group.failed) == self.search.repeats:
+            scores = list(group.scores.values())
+            if scores:
+                self.searcher.on_trial_complete(group.key, result={metric: sum(scores) / len(scores)})
+            else:
+                self.searcher.on_trial_complete(group.key, error=True)
+
 
 @dataclass
 class _Recommendation:
-    """The recommended static trial: waiting for its GradNorm search, handed out, or skipped
-    (every trial of that search failed)."""
+    """The recommended static trials: waiting for their GradNorm search, handed out, or skipped
+    (every trial of that search failed). ``results`` holds each configuration's (label) scores
+    and averaged weights, one per repeat."""
 
     source: str
     status: str = "waiting"  # waiting | handed | skipped
-    best: tuple[float, int, list[float]] | None = None  # (best score, order, averaged weights)
+    results: dict[str, list[tuple[float, list[float]]]] = field(default_factory=dict)
     weights: list[float] | None = None
+
+    def best_weights(self) -> list[float] | None:
+        """The weights averaged over the repeats of the configuration with the lowest mean
+        score (ties: the one that ended first), or ``None`` without any result."""
+        if not self.results:
+            return None
+        def mean_score(label: str) -> float:
+            return sum(score for score, _ in self.results[label]) / len(self.results[label])
+        best = min(self.results, key=mean_score)  # dicts keep insertion order: ties go first
+        runs = [weights for _, weights in self.results[best]]
+        return [sum(column) / len(runs) for column in zip(*runs)]
 
 
 @dataclass
@@ -103,28 +179,24 @@ class SweepSearcher(Searcher):
         return True  # our searches bring their own spaces; metric and mode are fixed above
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        recommended = self._recommended_config()
-        if recommended is not None:
-            self.ledger.trial_search[trial_id] = RECOMMENDED
-            return recommended
+        self._add_recommended()
         for source in self.ledger.sources:
             if source.exhausted:
                 continue
-            if source.points is not None:
-                point = source.points[source.handed]
-            else:
-                point = source.searcher.suggest(trial_id)
-                if point is None or point == Searcher.FINISHED:
-                    continue
+            picked = source.next_point(trial_id)
+            if picked is None:
+                continue
             source.handed += 1
             self.ledger.trial_search[trial_id] = source.search.name
-            return trial_config(self.base, source.search, dict(point))
+            config = trial_config(self.base, source.search, dict(picked[0]), picked[1])
+            source.labels[trial_id] = config["label"]
+            return config
         waiting = self.ledger.recommendation is not None and self.ledger.recommendation.status == "waiting"
         return None if waiting else Searcher.FINISHED
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         source = self._source_of(trial_id)
-        if source is not None and source.searcher is not None:
+        if source is not None and source.searcher is not None and source.search.repeats == 1:
             source.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -133,15 +205,14 @@ class SweepSearcher(Searcher):
             return
         source.ended.add(trial_id)
         if source.searcher is not None:
-            source.searcher.on_trial_complete(trial_id, result=result, error=error)
+            source.tell(trial_id, result, error, self.metric)
         recommendation = self.ledger.recommendation
         if recommendation is not None and source.search.name == recommendation.source and not error and result:
             weights = [result.get(AVERAGE_WEIGHT + task) for task in self.task_names]
             score = result.get(self.metric)
             if score is not None and all(w is not None for w in weights):
-                candidate = (float(score), len(source.ended), [float(w) for w in weights])
-                if recommendation.best is None or candidate[:2] < recommendation.best[:2]:
-                    recommendation.best = candidate
+                label = source.labels.get(trial_id, trial_id)
+                recommendation.results.setdefault(label, []).append((float(score), [float(w) for w in weights]))
 
     # -- Tune's experiment checkpoints: the whole ledger, Optuna's studies included ------------
 
@@ -169,17 +240,21 @@ class SweepSearcher(Searcher):
         name = self.ledger.trial_search.get(trial_id)
         return next((s for s in self.ledger.sources if s.search.name == name), None)
 
-    def _recommended_config(self) -> dict[str, Any] | None:
+    def _add_recommended(self) -> None:
+        """Once the recommending search has ended, put the recommended static trials (its
+        repeats) first in line, or skip them when that search has no result."""
         recommendation = self.ledger.recommendation
         if recommendation is None or recommendation.status != "waiting":
-            return None
+            return
         source = next(s for s in self.ledger.sources if s.search.name == recommendation.source)
         if not source.done:
-            return None
-        if recommendation.best is None:
+            return
+        weights = recommendation.best_weights()
+        if weights is None:
             recommendation.status = "skipped"
-            return None
-        recommendation.weights = [round(w, 4) for w in recommendation.best[2]]
+            return
+        recommendation.weights = [round(w, 4) for w in weights]
         recommendation.status = "handed"
-        search = StaticSearch(name=RECOMMENDED, weights=recommendation.weights)
-        return trial_config(self.base, search, search.trial_points(len(self.task_names), 0)[0])
+        search = StaticSearch(name=RECOMMENDED, weights=recommendation.weights, repeats=source.search.repeats)
+        points = search.trial_points(len(self.task_names), 0)
+        self.ledger.sources.insert(0, _Source(search, search.trial_count(len(self.task_names)), points))

@@ -8,6 +8,7 @@ with every epoch of its metric history logged exactly once.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -247,6 +248,68 @@ def test_comparison_hierarchy_on_the_server(client):
     assert all(run.data.tags[PARENT] == comparison.info.run_id for run in runs if run.data.tags.get(ROLE) == "search")
     artifacts = {item.path for item in client.list_artifacts(comparison.info.run_id)}
     assert {"cost_table.md", "cost_table.csv", "best_so_far.png"} <= artifacts
+
+
+# ---------------------------------------------------------------- a user's problem, its code shipped
+
+PROBE = """
+import json, sys
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+ray.init(address=sys.argv[1], log_to_driver=False, **({"runtime_env": {"working_dir": sys.argv[2]}} if sys.argv[2:] else {}))
+
+@ray.remote(num_cpus=1)
+def import_it():
+    import waves_problems
+    return waves_problems.__file__
+
+found = {}
+for node in (n["NodeID"] for n in ray.nodes() if n["Alive"]):
+    try:
+        found[node] = ray.get(import_it.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote())
+    except ModuleNotFoundError as error:
+        found[node] = str(error).strip().splitlines()[-1]  # the remote task's ImportError
+print(json.dumps(found))
+"""
+
+
+def test_user_problem_code_shipped_to_every_node_with_working_dir(ray_cluster, tmp_path):
+    """A module:attribute problem in a directory on no node's path: no Ray worker imports it
+    without a runtime_env; ``--working-dir`` ships it and every trial finishes, once, in MLflow."""
+    from test_user_problems import run_cli
+    from test_user_problems import spec as waves_spec
+    from test_user_problems import trial_runs as waves_trials
+    from user_problem_pkg import write_package
+
+    code = write_package(tmp_path / "code")
+    (tmp_path / "probe.py").write_text(PROBE)
+    env = {**os.environ, **ray_cluster.env, "RAY_ADDRESS": ""}
+
+    def probe(*working_dir: str) -> dict[str, str]:
+        done = subprocess.run([sys.executable, "probe.py", ray_cluster.address, *working_dir], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    without = probe()
+    assert len(without) == 2 and set(without.values()) == {"ModuleNotFoundError: No module named 'waves_problems'"}
+    shipped = probe(str(code))
+    assert len(shipped) == 2 and all("_ray_pkg_" in location for location in shipped.values()), shipped
+
+    path = tmp_path / "waves.yaml"
+    # 2 CPUs a trial: only the worker node (the head has 1) runs them
+    path.write_text(yaml.safe_dump(dict(waves_spec("cluster/user-problem"), resources={"cpu": 2}), sort_keys=False))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = run_cli("sweep", str(path), "--ray-address", ray_cluster.address, "--working-dir", str(code),
+                   "--storage", str(tmp_path / "runs"), "--tracking-uri", uri, cwd=tmp_path, env=ray_cluster.env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = waves_trials(MlflowClient(uri), "cluster/user-problem")
+    assert len(runs) == 4 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
+    assert all(run.info.status == "FINISHED" for run in runs), [run.info.status for run in runs]
+    assert Counter(run.data.tags[SEARCH] for run in runs) == {"gradnorm": 2, "equal": 2}
+    nodes = {run.data.tags["gradnorm_tune.node"] for run in runs}
+    assert len(nodes) == 1 and ray_cluster.head_node_id not in nodes, nodes  # on the worker node, from the copy
 
 
 # ---------------------------------------------------------------- bad input, against the real servers

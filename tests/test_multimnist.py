@@ -250,8 +250,9 @@ def test_bad_inputs_give_one_line_errors(arrays, tmp_path):
     with pytest.raises(ValueError) as exc:
         MultiMNIST.from_arrays(train_images, train_labels[:-1], test_images, test_labels)
     assert_one_line_error(exc, "train_labels")
+    lazy = MultiMNIST(data_dir=tmp_path, num_train=10, num_val=10, num_test=10)  # reads nothing yet
     with pytest.raises(FileNotFoundError) as exc:
-        MultiMNIST(data_dir=tmp_path, num_train=10, num_val=10, num_test=10)
+        lazy.train
     assert_one_line_error(exc, str(tmp_path), "gradnorm-tune data mnist")
 
 

@@ -111,3 +111,85 @@ def test_optuna_alphas_follow_the_seed(seed):
     again = [searcher(data).suggest(f"t{i}")["alpha"] for i in range(1)]
     other = searcher(dict(SPEC, training={"epochs": 2, "seed": seed + 10})).suggest("t0")["alpha"]
     assert first == again and first[0] != other
+
+
+def repeated(repeats: int = 2) -> dict:
+    searches = {
+        "gn": {"type": "gradnorm", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 2, "repeats": repeats},
+        "grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 2]], "repeats": repeats},
+    }
+    return dict(SPEC, searches=searches)
+
+
+def test_repeats_train_every_configuration_with_consecutive_seeds():
+    sweep = searcher(repeated(3))
+    configs = [sweep.suggest(f"t{i}") for i in range(12)]
+    assert [c["search"] for c in configs] == ["gn"] * 6 + ["grid"] * 6
+    # Optuna's pick is trained three times, seeds 3, 4, 5, before its next pick
+    assert [c["seed"] for c in configs] == [3, 4, 5] * 4
+    assert [c["repeat"] for c in configs] == [0, 1, 2] * 4
+    assert len({c["alpha"] for c in configs[:3]}) == 1 and configs[0]["alpha"] != configs[3]["alpha"]
+    assert [c["weights"] for c in configs[6:12]] == [[1.0, 1.0, 0.5]] * 3 + [[1.0, 1.0, 2.0]] * 3
+    assert configs[0]["label"] == configs[2]["label"]  # the configuration, not the seed
+    assert sweep.suggest("t12") is None  # the recommended trials wait for gn
+
+
+def test_optuna_hears_the_mean_of_a_picks_repeats_once(monkeypatch):
+    sweep = searcher(repeated(2))
+    told = []
+    optuna = sweep.ledger.sources[0].searcher
+    monkeypatch.setattr(optuna, "on_trial_complete", lambda trial_id, result=None, error=False:
+                        told.append((trial_id, result, error)))
+    for i in range(4):
+        sweep.suggest(f"t{i}")
+    sweep.on_trial_complete("t0", result(0.2, [1, 1, 1]))
+    assert told == []  # its other repeat is still running
+    sweep.on_trial_complete("t1", result(0.4, [1, 1, 1]))
+    sweep.on_trial_complete("t2", error=True)
+    sweep.on_trial_complete("t3", error=True)
+    assert told[0][0] == "t0" and told[0][1]["best_score"] == pytest.approx(0.3) and not told[0][2]
+    assert told[1] == ("t2", None, True)  # every repeat failed
+
+
+def test_recommended_weights_average_the_repeats_of_the_best_configuration():
+    sweep = searcher(repeated(2))
+    for i in range(8):
+        sweep.suggest(f"t{i}")
+    # pick one (t0, t1): mean 0.35; pick two (t2, t3): mean 0.3, the better one, though t0 is the best trial
+    sweep.on_trial_complete("t0", result(0.1, [3.0, 0.0, 0.0]))
+    sweep.on_trial_complete("t1", result(0.6, [3.0, 0.0, 0.0]))
+    sweep.on_trial_complete("t2", result(0.3, [1.0, 1.0, 1.0]))
+    sweep.on_trial_complete("t3", result(0.3, [0.5, 1.5, 1.0]))
+    first, second = sweep.suggest("r0"), sweep.suggest("r1")
+    assert first["search"] == second["search"] == RECOMMENDED
+    assert first["weights"] == second["weights"] == [0.75, 1.25, 1.0]
+    assert [first["seed"], second["seed"]] == [3, 4]
+    assert sweep.suggest("r2") == Searcher.FINISHED
+
+
+def test_gradnorm_searches_alpha_weight_lr_and_initial_losses_together():
+    data = dict(SPEC, searches={"gn": {
+        "type": "gradnorm", "alpha": {"low": 0.5, "high": 2.0}, "num_trials": 6,
+        "weight_lr": {"low": 0.005, "high": 0.2}, "initial_losses": ["first_step", "chance"]}})
+    sweep = searcher(data)
+    configs = [sweep.suggest(f"t{i}") for i in range(6)]
+    for config in configs:
+        options = config["method_options"]
+        assert 0.5 <= config["alpha"] <= 2.0 and 0.005 <= options["lr"] <= 0.2
+        assert options["initial_losses"] in ("first_step", "chance")
+        assert config["label"] == (f"alpha={config['alpha']:.4g}, weight_lr={options['lr']:.3g}, "
+                                   f"L0={options['initial_losses']}")
+    assert len({c["method_options"]["initial_losses"] for c in configs}) == 2
+
+
+def test_a_gradnorm_grid_crosses_alphas_with_initial_loss_rules():
+    data = dict(SPEC, searches={"gn": {"type": "gradnorm", "alpha": [1.0, 1.5], "weight_lr": 0.1,
+                                       "initial_losses": ["first_step", "chance"]}})
+    sweep = searcher(data)
+    configs = [sweep.suggest(f"t{i}") for i in range(4)]
+    assert [(c["alpha"], c["method_options"]["initial_losses"]) for c in configs] == [
+        (1.0, "first_step"), (1.0, "chance"), (1.5, "first_step"), (1.5, "chance")]
+    assert all(c["method_options"]["lr"] == 0.1 for c in configs)
+    one = searcher(dict(SPEC, searches={"gn": {"type": "gradnorm", "alpha": [1.0], "initial_losses": "chance"}}))
+    config = one.suggest("t0")
+    assert config["method_options"] == {"initial_losses": "chance"} and config["label"] == "alpha=1"

@@ -17,6 +17,8 @@ from sweeps.searches import (
     DwaSearch,
     EqualSearch,
     GradNormSearch,
+    ImtlLSearch,
+    ScaleInvariantSearch,
     SearchType,
     StaticGridSearch,
     StaticSearch,
@@ -154,6 +156,22 @@ def test_dwa():
     assert dwa.label({}) == "-" and dwa.parent_params(3, seed=0) == {"temperature": 2.0}
 
 
+def test_scale_invariant_and_imtl_l():
+    si = search("si", "scale_invariant")  # shorthand, no options
+    assert isinstance(si, ScaleInvariantSearch) and si.method == "scale_invariant"
+    assert si.options == {} and si.balancer_options() == {} and si.trial_count(3) == 1
+    imtl = search("imtl", {"type": "imtl_l", "lr": 0.05, "optimizer": "sgd"})
+    assert isinstance(imtl, ImtlLSearch) and imtl.method == "imtl_l"
+    assert imtl.balancer_options() == {"lr": 0.05, "optimizer": "sgd"}
+    assert search("imtl", {"type": "imtl_l"}).balancer_options() == {}
+    assert imtl.trial_points(3, seed=0) == [{}] and imtl.label({}) == "-"
+    assert imtl.parent_params(3, seed=0) == {"lr": 0.05, "optimizer": "sgd"}
+    with pytest.raises(SpecError, match=r"searches\.imtl\.lr: must be > 0"):
+        search("imtl", {"type": "imtl_l", "lr": 0})
+    with pytest.raises(SpecError, match=r"searches\.si\.lr: unknown option 'lr'"):
+        search("si", {"type": "scale_invariant", "lr": 0.1})
+
+
 def test_static():
     static = StaticSearch(name="recommended_static", type="static", weights=[1.0, 0.5, 2.0])
     assert static.method == "static" and static.options == {"weights": [1.0, 0.5, 2.0]}
@@ -170,11 +188,16 @@ def test_static():
 
 
 def test_registry_lists_every_type_from_its_own_module():
-    assert set(SEARCH_TYPES) == {"gradnorm", "static_grid", "equal", "uncertainty", "dwa", "static"}
+    assert set(SEARCH_TYPES) == {
+        "gradnorm", "static_grid", "equal", "uncertainty", "dwa", "static", "scale_invariant", "imtl_l",
+        "famo", "equal_lr",
+    }
     methods = {kind: cls.method for kind, cls in SEARCH_TYPES.items()}
     assert methods == {
         "gradnorm": "gradnorm", "static_grid": "static", "equal": "equal",
         "uncertainty": "uncertainty", "dwa": "dwa", "static": "static",
+        "scale_invariant": "scale_invariant", "imtl_l": "imtl_l",
+        "famo": "famo", "equal_lr": "equal",
     }
     for kind, cls in SEARCH_TYPES.items():
         assert issubclass(cls, SearchType) and cls.type_name() == kind

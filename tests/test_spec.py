@@ -4,12 +4,14 @@ and static grids are enumerated or sampled as documented."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import os
 from pathlib import Path
 
 import pytest
 
+from gradnorm_core import TrainConfig
 from sweeps.searches import StaticGridSearch
 from sweeps.spec import (
     SpecError,
@@ -20,6 +22,7 @@ from sweeps.spec import (
 )
 
 SPECS = Path(__file__).resolve().parent.parent / "sweeps" / "specs"
+TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 # A fast base spec: a 3-task toy problem (building it takes milliseconds).
 BASE = {
@@ -98,7 +101,9 @@ def test_base_spec_parses_with_defaults_and_normalised_options():
     spec = parse_spec(base(), "spec.yaml")
     assert spec.source == "spec.yaml"
     assert spec.experiment == "gradnorm-tune/t"
-    assert spec.training == {"epochs": 2, "batch_size": 16, "lr": 0.01, "weight_decay": 0.0, "seed": 0, "device": "auto"}
+    # every TrainConfig field, its default where the spec gives none
+    assert spec.training == TRAIN_DEFAULTS | {"epochs": 2, "batch_size": 16, "lr": 0.01, "device": "auto"}
+    assert spec.training["optimizer"] == "adam" and spec.training["val_every"] == 1
     assert spec.search("fixed").options == {"weights": [1.0, 2.0, 3.0]}
     assert spec.search("fixed").method == "static" and spec.search("grid").method == "static"
     assert spec.search("unc").balancer_options() == {"lr": 0.025}
@@ -239,6 +244,11 @@ CASES = {
     "boolean lr": (_set("training.lr", True), "training.lr: expected a number", "True"),
     "bad seed": (_set("training.seed", -1), "training.seed:", "seed must be"),
     "bad device": (_set("training.device", "tpu9"), "training.device: unknown device", "'auto', 'cpu'"),
+    "unknown optimizer": (_set("training.optimizer", "adamx"), "training.optimizer: unknown optimizer 'adamx'", "adamw, sgd"),
+    "step without step_size": (_set("training.schedule", "step"), "training.step_size: schedule 'step' needs", "step_size: 10"),
+    "momentum with adam": (_set("training.momentum", 0.9), "training.momentum: only optimizer 'sgd'", "set optimizer: sgd"),
+    "boolean clip": (_set("training.clip_grad_norm", True), "training.clip_grad_norm: must be a number > 0", "clip_grad_norm: 1.0"),
+    "zero val_every": (_set("training.val_every", 0), "training.val_every: must be a whole number", "val_every: 5"),
     # resources
     "unknown resources key": (_set("resources.gpus", 1), "resources.gpus: unknown resources key", "'gpu'"),
     "zero cpu": (_set("resources.cpu", 0), "resources.cpu: must be > 0", "CPUs per trial"),
@@ -263,7 +273,7 @@ CASES = {
     "unknown search option": (
         _set("searches.dwa.temprature", 1.0), "searches.dwa.temprature: unknown option 'temprature' for search type 'dwa'", "did you mean 'temperature'"
     ),
-    "option of another type": (_set("searches.equal.lr", 0.1), "searches.equal.lr: unknown option", "accepted: none"),
+    "option of another type": (_set("searches.equal.lr", 0.1), "searches.equal.lr: unknown option", "accepted: repeats"),
     # gradnorm
     "missing alpha": (_del("searches.gn.alpha"), "searches.gn.alpha: missing required field", "low"),
     "negative alpha low": (_set("searches.gn.alpha.low", -1), "searches.gn.alpha.low: must be >= 0", "0 <= low < high"),
@@ -419,3 +429,15 @@ def test_spec_module_imports_no_ray_mlflow_or_optuna():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"ray", "mlflow", "optuna"}, imported
+
+
+def test_shared_layer_is_checked_on_the_model_and_reaches_every_trial():
+    data = base()
+    data["problem"]["shared_layer"] = "trunk.2"
+    spec = parse_spec(data, "spec.yaml")
+    assert spec.problem.trial_keys["shared_layer"] == "trunk.2"
+    data["problem"]["shared_layer"] = "trunk.22"
+    message = error_of(data)
+    assert message.startswith("spec.yaml: problem.shared_layer: no module 'trunk.22' in the model"), message
+    assert "closest: trunk.2" in message and "\n" not in message
+    assert "shared_layer" not in parse_spec(base(), "spec.yaml").problem.trial_keys

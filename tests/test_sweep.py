@@ -1,8 +1,11 @@
 """A small sweep on real Ray with real MLflow (SQLite): the run hierarchy, the cost figures, the
-printed table, and an interrupted sweep resumed with every trial logged exactly once."""
+printed table, and an interrupted sweep resumed with every trial logged exactly once and, with
+AdamW, a cosine schedule, clipping and validation every 2 epochs, to the same records as an
+uninterrupted one."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -12,6 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import matplotlib.image
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -80,7 +84,17 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
 
     artifacts = {item.path for item in client.list_artifacts(comparison.info.run_id)}
     assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "weights_gradnorm.png",
-            "recommended_weights_gradnorm.json"} <= artifacts
+            "recommended_weights_gradnorm.json", "pareto.png"} <= artifacts
+    # the Pareto view: every search's best trial placed against the grid's front
+    pareto = matplotlib.image.imread(client.download_artifacts(comparison.info.run_id, "pareto.png", str(tmp_path)))
+    assert pareto.size > 0 and float(pareto[..., :3].std()) > 0.01
+    local = client.download_artifacts(comparison.info.run_id, "cost_table.csv", str(tmp_path))
+    with open(local, newline="") as handle:
+        fronts = {row["search"]: row["front"] for row in csv.DictReader(handle)}
+    assert set(fronts) == set(EXPECTED_TRIALS)
+    assert fronts["grid"] in ("on front", "inside")
+    assert set(fronts.values()) <= {"on front", "inside", "beyond"}
+    assert "grid front" in out
 
     # cost figures, recomputed from the trial runs themselves
     metrics = comparison.data.metrics
@@ -177,3 +191,84 @@ def test_interrupted_sweep_resumes_with_every_trial_exactly_once(local_ray, tmp_
     assert len(grouped["trial"]) == sum(EXPECTED_TRIALS.values())
     artifacts = {item.path for item in client.list_artifacts(state.comparison_run_id)}
     assert "cost_table.md" in artifacts
+
+
+# a real training loop's settings: AdamW, a cosine schedule after a warm-up epoch, clipping, and
+# validation every 2 epochs (epochs 2 and 3; the test split at the best and the last epoch)
+TRAINING_LOOP = dict(SPEC["training"], epochs=3, optimizer="adamw", weight_decay=0.01, schedule="cosine",
+                     warmup_epochs=1, clip_grad_norm=1.0, val_every=2)
+LOOP_TRIALS = 4
+
+
+def trial_records(client: MlflowClient, experiment: str) -> dict[tuple[str, str], dict]:
+    """Every trial run of the experiment, by (search, label): its status and every metric's
+    (epoch, value) points but the compute time."""
+    records = {}
+    for run in runs_by_role(client, client.get_experiment_by_name(experiment).experiment_id)["trial"]:
+        key = (run.data.tags[SEARCH], run.data.params["label"])
+        assert key not in records, f"trial {key} logged twice"
+        records[key] = {"status": run.info.status} | {
+            metric: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
+            for metric in run.data.metrics if metric != "compute_seconds"
+        }
+    return records
+
+
+def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninterrupted_records(
+        local_ray, tmp_path):
+    problem = {"name": "multidigits", "options": {"num_train": 2048, "num_val": 64, "num_test": 64}}
+    spec = dict(SPEC, problem=problem, training=TRAINING_LOOP, recommended_static=False,
+                searches={"grid": {"type": "static_grid", "levels": [[1], [0.5, 1, 2], [1]]}, "equal": {"type": "equal"}})
+    # the uninterrupted sweep
+    uri = f"sqlite:///{tmp_path / 'whole.db'}"
+    state = run_sweep(parse_spec(dict(spec, experiment="loop-whole"), "whole"), storage=tmp_path / "whole",
+                      tracking_uri=uri)
+    expected = trial_records(MlflowClient(uri), "loop-whole")
+    assert len(expected) == LOOP_TRIALS
+    for record in expected.values():
+        assert record["status"] == "FINISHED"
+        assert [step for step, _ in record["score"]] == [2, 3]  # val_every 2, and the last epoch
+        assert [step for step, _ in record["train/left/loss"]] == [1, 2, 3]
+        assert {2, 3} >= {step for step, _ in record["test/score"]} >= {3}  # at the best and the last
+        assert [step for step, _ in record["best_score"]] == [2, 3]  # inf at epoch 1: not logged
+    # the comparison reads the test score at the best validation epoch of the best trial
+    metrics = MlflowClient(uri).get_run(state.comparison_run_id).data.metrics
+    best = min((r for (search, _), r in expected.items() if search == "grid"), key=lambda r: min(v for _, v in r["score"]))
+    epoch, score = min(best["score"], key=lambda point: point[1])
+    assert metrics["grid/best_val_score"] == pytest.approx(score)
+    assert metrics["grid/best_test_score"] == pytest.approx(dict(best["test/score"])[epoch])
+
+    # the same sweep, its driver killed (SIGKILL to its process group: no clean-up at all) once a
+    # trial has logged an epoch (mid-trial: it resumes from its checkpoint), then resumed
+    uri = f"sqlite:///{tmp_path / 'interrupted.db'}"
+    spec_file = tmp_path / "interrupted.yaml"
+    spec_file.write_text(yaml.safe_dump(dict(spec, experiment="loop-interrupted")))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(tmp_path / "interrupted"),
+         "--tracking-uri", uri, "--checkpoint-seconds", "0"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = MlflowClient(uri)
+    deadline, started = time.time() + 240, False
+    try:
+        while time.time() < deadline and not started:
+            time.sleep(0.2)
+            try:
+                experiment = client.get_experiment_by_name("loop-interrupted")
+                runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'trial'")
+            except Exception:  # noqa: BLE001 - the database is being created
+                continue
+            started = any("compute_seconds" in run.data.metrics for run in runs)
+        assert driver.poll() is None, driver.stdout.read()
+        os.killpg(driver.pid, signal.SIGKILL)
+        output, _ = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == -signal.SIGKILL, output
+    assert len(trial_records(client, "loop-interrupted")) < LOOP_TRIALS  # mid-sweep: some had not started
+    (directory,) = list((tmp_path / "interrupted").iterdir())
+    resume_sweep(directory)
+    # every trial once, finished, with the same numbers at every epoch as without the interrupt
+    assert trial_records(client, "loop-interrupted") == expected

@@ -228,7 +228,7 @@ def test_uri_helpers(monkeypatch, tmp_path):
 class FakeTrial:
     def __init__(self, trial_id, config):
         self.trial_id, self.config, self.checkpoint = trial_id, config, None
-        self.num_failures, self.error_file = 0, None
+        self.num_failures, self.error_file, self.last_result = 0, None, {}
 
 
 def test_one_logger_serves_every_search_and_late_writes_keep_the_real_times(client, uri, experiment):

@@ -1,6 +1,6 @@
 """The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record."""
 
-from .config import CHECKPOINT_SECONDS, TrialConfig, TrialConfigError
+from .config import CHECKPOINT_SECONDS, REPEAT, TrialConfig, TrialConfigError
 from .mlflow_logger import MlflowTrialLogger, trial_error_message
 from .tracking import (
     DEVICE,
@@ -17,6 +17,7 @@ from .tracking import (
     ROLE_TRAIN,
     ROLE_TRIAL,
     SEARCH,
+    STOPPED_EARLY,
     SWEEP,
     TAG_PREFIX,
     TRIAL_ID,
@@ -33,6 +34,7 @@ from .tracking import (
     log_epoch,
     metric_history,
     start_train_run,
+    stopped_early,
     trial_params,
     trial_runs,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "KIND",
     "NODE",
     "PARENT",
+    "REPEAT",
     "RESTARTS",
     "ROLE",
     "ROLE_COMPARISON",
@@ -64,6 +67,7 @@ __all__ = [
     "ROLE_TRAIN",
     "ROLE_TRIAL",
     "SEARCH",
+    "STOPPED_EARLY",
     "SWEEP",
     "TAG_PREFIX",
     "TRIAL_ID",
@@ -92,6 +96,7 @@ __all__ = [
     "metric_history",
     "redact",
     "start_train_run",
+    "stopped_early",
     "temporary_environment",
     "train_trial",
     "trial_error_message",

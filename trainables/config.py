@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from gradnorm_core import METHODS, Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
+from gradnorm_core import resolve_initial_losses
 
 
 class TrialConfigError(ValueError):
@@ -16,7 +17,9 @@ class TrialConfigError(ValueError):
 TRAINING_KEYS = tuple(f.name for f in fields(TrainConfig))
 # keys a search adds for its own bookkeeping, which the trial ignores: the search's name, and what
 # the search varied in this trial ("alpha=0.5"), for tables and the run's "varied" param
-LABEL_KEYS = ("search", "label")
+# and, for a search with repeats, which seed of its configuration this trial is (0 .. repeats - 1)
+REPEAT = "repeat"
+LABEL_KEYS = ("search", "label", REPEAT)
 # how the trial runs, not what it trains: the trainable reads them, the training never sees them
 CHECKPOINT_SECONDS = "checkpoint_seconds"  # checkpoint at most this often (and at the last epoch)
 RUN_KEYS = (CHECKPOINT_SECONDS,)
@@ -28,6 +31,10 @@ class TrialConfig:
 
     ``method_options`` go to :func:`gradnorm_core.make_balancer` (``lr``, ``optimizer``,
     ``temperature``, ...); ``alpha`` and ``weights`` are separate keys because searches vary them.
+    GradNorm's ``initial_losses`` may be ``"first_step"`` (the default: its first step's losses),
+    ``"chance"`` (resolved in :meth:`build` to ``problem.chance_losses()``) or T numbers.
+    ``shared_layer`` is the module path of GradNorm's W in the model (``model.get_submodule``);
+    None takes the problem's ``shared_layer`` (itself None: the model's ``last_shared_layer``).
     """
 
     problem: str
@@ -37,11 +44,12 @@ class TrialConfig:
     weights: tuple[float, ...] | None = None
     method_options: dict[str, Any] = field(default_factory=dict)
     training: TrainConfig = field(default_factory=TrainConfig)
+    shared_layer: str | None = None
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> "TrialConfig":
         known = {"problem", "problem_options", "method", "alpha", "weights", "method_options",
-                 *TRAINING_KEYS, *LABEL_KEYS, *RUN_KEYS}
+                 "shared_layer", *TRAINING_KEYS, *LABEL_KEYS, *RUN_KEYS}
         unknown = sorted(set(config) - known)
         if unknown:
             raise TrialConfigError(
@@ -68,6 +76,9 @@ class TrialConfig:
             if not isinstance(weights, (list, tuple)) or not weights:
                 raise TrialConfigError(f"weights: method 'static' needs a list of weights, got {weights!r}")
             weights = tuple(weights)
+        shared_layer = config.get("shared_layer")
+        if shared_layer is not None and (not isinstance(shared_layer, str) or not shared_layer):
+            raise TrialConfigError(f"shared_layer: must be a module path such as 'trunk.2', got {shared_layer!r}")
         try:
             training = TrainConfig(**{key: config[key] for key in TRAINING_KEYS if key in config})
         except ValueError as error:
@@ -80,6 +91,7 @@ class TrialConfig:
             weights=weights,
             method_options=dict(config.get("method_options") or {}),
             training=training,
+            shared_layer=shared_layer,
         )
 
     def build(self) -> tuple[Problem, MultiHeadNet, Balancer]:
@@ -90,9 +102,16 @@ class TrialConfig:
             options = dict(self.method_options)
             if self.method == "gradnorm":
                 options["alpha"] = self.alpha
+                if "initial_losses" in options:
+                    # "first_step" (the default): dropped; "chance": the problem's chance losses
+                    initial = resolve_initial_losses(options.pop("initial_losses"), problem)
+                    if initial is not None:
+                        options["initial_losses"] = initial
             if self.method == "static":
                 options["weights"] = list(self.weights or ())
-            balancer = make_balancer(self.method, problem.num_tasks, model=model, **options)
+            shared_layer = self.shared_layer if self.shared_layer is not None else problem.shared_layer
+            balancer = make_balancer(self.method, problem.num_tasks, model=model, shared_layer=shared_layer,
+                                     **options)
         except (TypeError, ValueError) as error:
             raise TrialConfigError(str(error).splitlines()[0]) from None
         return problem, model, balancer

@@ -36,6 +36,7 @@ from .tracking import (  # noqa: F401 - the tag names, also importable from here
     RESTARTS,
     ROLE,
     SEARCH,
+    STOPPED_EARLY,
     SWEEP,
     TAG_PREFIX,
     TRIAL_ID,
@@ -44,6 +45,7 @@ from .tracking import (  # noqa: F401 - the tag names, also importable from here
     find_trial_run,
     finish_run,
     log_epoch,
+    stopped_early,
 )
 from .tracking_store import fail_fast, first_line, temporary_environment  # noqa: F401
 
@@ -146,7 +148,8 @@ class MlflowTrialLogger(tune.Callback):
             last = 0
         else:
             ensure_trial_params(self.client, run, config)
-            history = self.client.get_metric_history(run.info.run_id, "score")
+            # compute_seconds: in every epoch's record ("score" only where it validated)
+            history = self.client.get_metric_history(run.info.run_id, "compute_seconds")
             last = max((m.step for m in history), default=0)
         self._runs[trial_id] = run.info.run_id
         self._status[trial_id] = run.info.status
@@ -166,7 +169,10 @@ class MlflowTrialLogger(tune.Callback):
         self._queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(trial.num_failures)}))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED", ended=time.time()))
+        # a trial an early-stopping scheduler ended before its last epoch: FINISHED (its epochs
+        # are valid results) and tagged as stopped early
+        tags = {STOPPED_EARLY: "true"} if stopped_early(trial.config, trial.last_result) else {}
+        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED", tags=tags, ended=time.time()))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._queue(TrialUpdate(trial.trial_id, trial.config, status="FAILED", error=trial_error_message(trial),
@@ -196,10 +202,12 @@ class MlflowTrialLogger(tune.Callback):
             except (OSError, KeyError, RuntimeError):
                 history = []
             ended = float(history[-1].get("reported_at", time.time())) if history else time.time()
+            stopped = not failed and stopped_early(config, result.metrics)
             updates.append(TrialUpdate(
                 trial_id, config, history,
                 status="FAILED" if failed else "FINISHED",
                 error=first_line(result.error) if failed else None,
+                tags={STOPPED_EARLY: "true"} if stopped else {},
                 ended=ended,
             ))
         self._pending.extend(updates)

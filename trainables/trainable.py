@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +20,15 @@ CHECKPOINT_FILE = "trial.pt"
 
 
 def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str) -> dict[str, Any]:
-    """The flat result of one epoch: what Tune receives and MLflow stores as metrics."""
+    """The flat result of one epoch: what Tune receives and MLflow stores as metrics.
+
+    ``score`` and ``val/...`` only on an epoch that validated (``val_every``), ``test/score`` and
+    ``test/...`` only where the test split was evaluated (a new best validation score, the last
+    epoch); ``train/...``, the weights and ``compute_seconds`` every epoch."""
     metrics: dict[str, Any] = {
         "epoch": record.epoch,
-        "score": record.score,
-        "test/score": record.test["score"],
+        **({"score": record.score} if record.score is not None else {}),
+        **({"test/score": record.test["score"]} if "score" in record.test else {}),
         "compute_seconds": record.elapsed_seconds,
         "device": device,
         # when the epoch ended: the time of its MLflow points, the same however often they are written
@@ -37,6 +42,17 @@ def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str)
         metrics[f"weight/{task}"] = weight
         metrics[f"mean_weight/{task}"] = mean_weight
     return metrics
+
+
+def best_scores(history: list[dict[str, Any]]) -> dict[str, float]:
+    """``best_score`` (the lowest ``score`` so far; the first of equals) and ``best_test_score``
+    (``test/score`` at that epoch); ``best_score`` inf and no ``best_test_score`` before any epoch
+    validated."""
+    validated = [m for m in history if "score" in m]
+    if not validated:
+        return {"best_score": math.inf}
+    best = min(validated, key=lambda m: m["score"])
+    return {"best_score": best["score"], "best_test_score": best["test/score"]}
 
 
 def node_id() -> str:
@@ -74,9 +90,10 @@ def train_trial(config: dict[str, Any]) -> None:
     every, saved_at = float(config.get(CHECKPOINT_SECONDS, 0.0)), time.monotonic()
     for record in training:
         metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
-        best = min(history + [metrics], key=lambda m: m["score"])
         # what searches select on: the best validation score so far, and the test score there
-        metrics["best_score"], metrics["best_test_score"] = best["score"], best["test/score"]
+        # (the training tests at every new best); inf until the first validation, as Tune wants
+        # its metric in every result
+        metrics.update(best_scores(history + [metrics]))
         # the step-mean weights averaged over all epochs so far (exact across restores: from the
         # checkpointed history); a sweep's recommended static weights are this, at the end
         for task in problem.task_names:

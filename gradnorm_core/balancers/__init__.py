@@ -9,20 +9,31 @@ from torch import nn
 
 from .base import Balancer, NonFiniteLossError
 from .dwa import DynamicWeightAverage
+from .famo import FAMO
 from .gradnorm import GradNorm
+from .initial_losses import INITIAL_LOSS_RULES, resolve_initial_losses
+from .imtl_l import IMTLL
+from .scale_invariant import ScaleInvariant
+from .shared_layer import gradnorm_for, resolve_shared_layer
 from .static import EqualWeights, StaticWeights
 from .uncertainty import UncertaintyWeighting
 
 __all__ = [
+    "INITIAL_LOSS_RULES",
     "METHODS",
     "Balancer",
     "DynamicWeightAverage",
     "EqualWeights",
+    "FAMO",
     "GradNorm",
+    "IMTLL",
     "NonFiniteLossError",
+    "ScaleInvariant",
     "StaticWeights",
     "UncertaintyWeighting",
     "make_balancer",
+    "resolve_initial_losses",
+    "resolve_shared_layer",
 ]
 
 # method name -> the options it accepts (besides num_tasks and the model)
@@ -32,15 +43,27 @@ METHODS: dict[str, tuple[str, ...]] = {
     "static": ("weights",),
     "uncertainty": ("lr", "optimizer"),
     "dwa": ("temperature",),
+    "scale_invariant": (),
+    "imtl_l": ("lr", "optimizer"),
+    "famo": ("lr", "weight_decay", "min_losses"),
 }
 
 
-def make_balancer(method: str, num_tasks: int, model: nn.Module | None = None, **options: Any) -> Balancer:
+def make_balancer(
+    method: str,
+    num_tasks: int,
+    model: nn.Module | None = None,
+    shared_layer: str | None = None,
+    **options: Any,
+) -> Balancer:
     """Build the balancer named ``method`` for ``num_tasks`` tasks.
 
-    ``"gradnorm"`` uses the fast path on ``model.last_shared_layer`` (a
-    :class:`~gradnorm_core.problems.MultiHeadNet`), so it needs ``model``; the model's forward
-    must then be called with ``branch=balancer.branch``, as the training loop does.
+    ``"gradnorm"`` needs ``model``: its W is ``model.get_submodule(shared_layer)``, or with
+    ``shared_layer`` None the model's ``last_shared_layer`` (:class:`MultiHeadNet`). An
+    ``nn.Linear`` W in a model whose forward takes ``branch`` gets the single-backward fast
+    path (the training loop then calls ``model(x, branch=balancer.branch)``); any other module
+    or model gets the exact plain path (see :func:`.shared_layer.gradnorm_for`). Other methods
+    use no W; a ``shared_layer`` given with a ``model`` is still checked to exist.
     ``"static"`` needs ``weights``, one per task. Bad names or options raise a one-line
     ValueError naming them.
     """
@@ -52,9 +75,11 @@ def make_balancer(method: str, num_tasks: int, model: nn.Module | None = None, *
             allowed = ", ".join(accepted) if accepted else "none"
             raise ValueError(f"method {method!r} takes no option {key!r}; accepted options: {allowed}")
     if method == "gradnorm":
-        if model is None or not hasattr(model, "last_shared_layer"):
-            raise ValueError("method 'gradnorm' needs the model (with a last_shared_layer) to balance")
-        return GradNorm.for_linear(model.last_shared_layer, num_tasks, **options)
+        if model is None:
+            raise ValueError("method 'gradnorm' needs the model to balance (model=...)")
+        return gradnorm_for(model, num_tasks, shared_layer, **options)
+    if model is not None and shared_layer is not None:
+        resolve_shared_layer(model, shared_layer)
     if method == "equal":
         return EqualWeights(num_tasks)
     if method == "static":
@@ -68,4 +93,10 @@ def make_balancer(method: str, num_tasks: int, model: nn.Module | None = None, *
         return StaticWeights(weights)
     if method == "uncertainty":
         return UncertaintyWeighting(num_tasks, **options)
+    if method == "scale_invariant":
+        return ScaleInvariant(num_tasks)
+    if method == "imtl_l":
+        return IMTLL(num_tasks, **options)
+    if method == "famo":
+        return FAMO(num_tasks, **options)
     return DynamicWeightAverage(num_tasks, **options)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .base import Balancer, VectorOptimizer, check_positive
+from .initial_losses import CHANCE, FIRST_STEP
 
 
 class GradNorm(Balancer):
@@ -23,7 +24,8 @@ class GradNorm(Balancer):
     2. :math:`n_i = \lVert \nabla_W L_i \rVert_2` (one norm over all tensors of W),
        :math:`G_i = w_i n_i`, :math:`\bar G = \operatorname{mean}_i G_i`;
     3. :math:`\tilde L_i = L_i(t) / L_i(0)`, with :math:`L_i(0)` the losses of the first step
-       (or ``initial_losses``), and :math:`r_i = \tilde L_i / \operatorname{mean}_j \tilde L_j`;
+       (``initial_losses`` None or ``"first_step"``) or the T numbers ``initial_losses`` (e.g.
+       ``problem.chance_losses()``, which trial configs ask for as ``"chance"``), and :math:`r_i = \tilde L_i / \operatorname{mean}_j \tilde L_j`;
     4. :math:`\mathrm{target}_i = \bar G \, r_i^{\alpha}`, held constant;
     5. :math:`L_\mathrm{grad} = \sum_i \lvert G_i - \mathrm{target}_i \rvert`, whose gradient
        :math:`\partial L_\mathrm{grad} / \partial w_i = \operatorname{sign}(G_i - \mathrm{target}_i)\, n_i`
@@ -72,7 +74,7 @@ class GradNorm(Balancer):
         alpha: float = 1.5,
         lr: float = 0.025,
         optimizer: str = "adam",
-        initial_losses: Sequence[float] | torch.Tensor | None = None,
+        initial_losses: Sequence[float] | torch.Tensor | str | None = None,
         min_weight: float = 1e-4,
     ) -> None:
         super().__init__(num_tasks)
@@ -115,6 +117,11 @@ class GradNorm(Balancer):
 
     def shared_parameters(self) -> list[torch.Tensor]:
         return list(self.shared_params)
+
+    @property
+    def uses_branch(self) -> bool:
+        """Whether this is the :meth:`for_linear` fast path, whose heads must read :meth:`branch`."""
+        return self._fast is not None
 
     def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
         """One view of ``features`` per head, so that each head's gradient can be told apart.
@@ -241,8 +248,21 @@ class GradNorm(Balancer):
         return params
 
     def _check_initial_losses(
-        self, initial_losses: Sequence[float] | torch.Tensor | None
+        self, initial_losses: Sequence[float] | torch.Tensor | str | None
     ) -> torch.Tensor | None:
+        if isinstance(initial_losses, str):
+            if initial_losses == FIRST_STEP:
+                return None
+            if initial_losses == CHANCE:
+                raise ValueError(
+                    f"initial_losses '{CHANCE}' needs the problem: pass "
+                    f"initial_losses=problem.chance_losses() (or resolve_initial_losses(value, "
+                    f"problem))"
+                )
+            raise ValueError(
+                f"initial_losses must be '{FIRST_STEP}', '{CHANCE}' or {self.num_tasks} numbers, "
+                f"got {initial_losses!r}"
+            )
         if initial_losses is None:
             return None
         initial = torch.as_tensor(initial_losses, dtype=torch.float64).detach().cpu().clone()

@@ -4,52 +4,47 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from .base import MultiHeadNet, Problem, Split
+from .metrics import ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE
 from .multidigits import MultiDigits
 from .multimnist import MultiMNIST
 from .qm9 import QM9
+from .registry import ENTRY_POINT_GROUP, ProblemNameError, build_problem, resolve_problem, user_problem_tasks
 from .toy import ToyRegression
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "PROBLEMS",
+    "ErrorRate",
+    "MeanAbsoluteError",
+    "Metric",
+    "Metrics",
+    "NormalizedMSE",
     "MultiDigits",
     "MultiHeadNet",
     "MultiMNIST",
     "Problem",
+    "ProblemNameError",
     "QM9",
     "Split",
     "ToyRegression",
     "make_problem",
     "problem_tasks",
+    "resolve_problem",
 ]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One registered problem: ``build`` makes it from keyword options (its signature gives the
-    accepted options and their defaults); ``tasks`` takes every one of those options, runs the
-    same option checks as ``build`` and returns the task names without building any data."""
-
-    build: Callable[..., Problem]
-    tasks: Callable[..., tuple[str, ...]]
-
-
-_REGISTRY: dict[str, _Entry] = {
-    "toy": _Entry(ToyRegression, ToyRegression.tasks),  # needs sigmas=[...]
-    "toy_t2": _Entry(ToyRegression.paper_t2, ToyRegression.paper_t2_tasks),
-    "toy_t10": _Entry(ToyRegression.paper_t10, ToyRegression.paper_t10_tasks),
-    "multidigits": _Entry(MultiDigits, MultiDigits.tasks),
-    # needs the MNIST files: gradnorm-tune data mnist
-    "multimnist": _Entry(MultiMNIST, MultiMNIST.tasks),
-    # needs qm9pack: pip install 'gradnorm-tune[qm9]'
-    "qm9": _Entry(QM9, QM9.tasks),
-}
-
+# The built-in problems: name -> factory (its signature gives the accepted options and their
+# defaults). Constructing one only checks its options; data is loaded on first use.
 PROBLEMS: dict[str, Callable[..., Problem]] = {
-    name: entry.build for name, entry in _REGISTRY.items()
+    "toy": ToyRegression,  # needs sigmas=[...]
+    "toy_t2": ToyRegression.paper_t2,
+    "toy_t10": ToyRegression.paper_t10,
+    "multidigits": MultiDigits,
+    "multimnist": MultiMNIST,  # needs the MNIST files: gradnorm-tune data mnist
+    "qm9": QM9,  # needs qm9pack: pip install 'gradnorm-tune[qm9]'
 }
 
 
@@ -81,27 +76,28 @@ def make_problem(name: str, **options: Any) -> Problem:
 
     Unknown names, unknown options and missing required options raise a one-line ValueError;
     so do bad option values (raised by the problem's own checks).
+
+    ``name`` may also be ``module:attribute`` or an installed package's entry point (see
+    :mod:`.registry`): a user's factory is called with the options, and what it raises is raised.
     """
+    if name not in PROBLEMS:  # module:attribute, or an entry point of gradnorm_tune.problems
+        return build_problem(name, resolve_problem(name), options)
     _check_options(name, options)
     return PROBLEMS[name](**options)
 
 
 def problem_tasks(name: str, **options: Any) -> tuple[str, ...]:
-    """The task names of ``make_problem(name, **options)``, without building, generating or
-    loading any data.
+    """The task names of ``make_problem(name, **options)``: the problem is constructed (which
+    only checks its options) and no data is built, generated or loaded.
 
     The options are checked as ``make_problem`` checks them, with the same one-line ValueErrors:
     unknown name, unknown option, missing required option, and bad values (the problem's own
     checks, shared with its constructor). What only the data can tell (e.g. missing data files,
     or QM9 split sizes larger than the molecules available) is not checked.
+
+    A user's problem (``module:attribute`` or an entry point) is built, cheaply by contract, for
+    its ``task_names``; anything its construction raises becomes a one-line ValueError.
     """
-    signature = _check_options(name, options)
-    entry = _REGISTRY.get(name)
-    if entry is None or entry.build != PROBLEMS[name]:
-        raise ValueError(
-            f"problem {name!r} was registered in PROBLEMS without its task names; "
-            "register it in gradnorm_core.problems._REGISTRY"
-        )
-    bound = signature.bind(**options)
-    bound.apply_defaults()
-    return tuple(entry.tasks(**bound.arguments))
+    if name not in PROBLEMS:
+        return user_problem_tasks(name, options)
+    return tuple(make_problem(name, **options).task_names)

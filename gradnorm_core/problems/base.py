@@ -1,34 +1,27 @@
-"""What a multitask problem provides: data splits, a shared-trunk model, task losses, metrics and
-one scale-free score."""
+"""The public interface of a multitask problem: lazily loaded data splits, a model, task losses,
+metrics accumulated batch by batch, and one scale-free score."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
+from .data import Split, batch_length, check_dataset, iterate_batches
+from .metrics import Metrics, regression_metrics
+from .models import Branch, MultiHeadNet, accepts_branch, check_seed, relu_mlp, seeded_init
 
-@dataclass(frozen=True)
-class Split:
-    """One data split held in memory: inputs and one target tensor per task."""
+__all__ = [
+    "Branch", "MultiHeadNet", "Problem", "Split", "accepts_branch", "chance_cross_entropy",
+    "chance_mse", "check_seed", "check_size", "regression_metrics", "relu_mlp", "seeded_init",
+]
 
-    inputs: torch.Tensor
-    targets: tuple[torch.Tensor, ...]
-
-    def __len__(self) -> int:
-        return self.inputs.shape[0]
-
-    def to(self, device: torch.device | str) -> "Split":
-        return Split(self.inputs.to(device), tuple(t.to(device) for t in self.targets))
-
-    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-        return self.inputs[index], tuple(t[index] for t in self.targets)
+SPLITS = ("train", "val", "test")
 
 
 def check_size(name: str, value: object) -> int:
@@ -37,104 +30,120 @@ def check_size(name: str, value: object) -> int:
     return int(value)
 
 
-def check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+def chance_cross_entropy(labels: torch.Tensor) -> float:
+    """The mean cross-entropy of the best constant logits on ``labels`` (class indices).
 
-
-def relu_mlp(widths: Sequence[int]) -> nn.Sequential:
-    """Linear(widths[0], widths[1]), ReLU, Linear(widths[1], widths[2]), ReLU, ...: a shared trunk."""
-    layers: list[nn.Module] = []
-    for width_in, width_out in zip(widths, widths[1:]):
-        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-@contextmanager
-def seeded_init(seed: int) -> Iterator[None]:
-    """Inside: torch's global RNG seeded with ``seed``; afterwards, as it was before."""
-    seed = check_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def regression_metrics(
-    task: str, output: torch.Tensor, target: torch.Tensor
-) -> dict[str, float]:
-    """``"<task>/rmse"`` and ``"<task>/normalized_error"`` of one regression task over a split.
-
-    normalized_error = MSE / Var(targets), where MSE is the mean over all elements and Var is
-    the per-output-column variance of the split's targets (population variance), averaged over
-    columns. Predicting each column's mean therefore scores 1, a perfect fit 0, and multiplying
-    both outputs and targets by a constant c leaves it unchanged (both terms scale by c**2).
+    The best constant logits are the log class frequencies p_k of ``labels``, and their mean
+    cross-entropy is the entropy of those frequencies, -sum_k p_k ln p_k (natural log; classes
+    that never occur contribute 0, the infimum their logits approach at -inf).
     """
-    output = output.detach().reshape(target.shape).double()
-    target = target.detach().double()
-    mse = torch.mean((output - target) ** 2)
-    flat = target.reshape(target.shape[0], -1)
-    variance = flat.var(dim=0, unbiased=False).mean()
-    # A split whose targets are all equal has no scale to normalise by; report it as infinite
-    # error rather than dividing by zero into NaN.
-    normalized = mse / variance if variance > 0 else torch.tensor(math.inf)
-    return {f"{task}/rmse": float(mse.sqrt()), f"{task}/normalized_error": float(normalized)}
+    labels = labels.detach().reshape(-1).to("cpu", torch.int64)
+    if labels.numel() == 0:
+        raise ValueError("chance_cross_entropy needs at least one label")
+    counts = torch.bincount(labels).double()
+    p = counts[counts > 0] / labels.numel()
+    return float(-(p * p.log()).sum()) + 0.0  # + 0.0: a single class gives 0.0, not -0.0
 
 
-Branch = Callable[[torch.Tensor], Sequence[torch.Tensor]]
+def chance_mse(targets: torch.Tensor) -> float:
+    """The MSE of the best constant prediction on ``targets`` (N, ...), the MSE being the mean
+    over all elements (``F.mse_loss``'s default).
 
-
-class MultiHeadNet(nn.Module):
-    """A shared trunk followed by one head per task.
-
-    ``forward(x, branch)`` hands the trunk's output to ``branch``, which returns one tensor per
-    head (by default the same tensor T times). GradNorm's fast path passes its own ``branch`` to
-    see each head's gradient at the shared features separately.
+    A constant prediction is one value per output element, the same for every sample; the best
+    is each element's mean over the N samples, and its MSE is the population variance (mean
+    squared deviation from the mean) of each output element, averaged over the outputs. For
+    targets of shape (N,) that is simply their population variance. Computed in float64 from
+    the tensor as stored (the values the loss sees).
     """
-
-    def __init__(self, trunk: nn.Module, heads: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.trunk = trunk
-        self.heads = nn.ModuleList(heads)
-
-    @property
-    def last_shared_layer(self) -> nn.Linear:
-        """The last ``nn.Linear`` of the trunk: GradNorm's W."""
-        linears = [m for m in self.trunk.modules() if isinstance(m, nn.Linear)]
-        if not linears:
-            raise ValueError("the trunk has no nn.Linear layer to use as GradNorm's shared layer W")
-        return linears[-1]
-
-    def forward(self, x: torch.Tensor, branch: Branch | None = None) -> list[torch.Tensor]:
-        features = self.trunk(x)
-        inputs = branch(features) if branch is not None else [features] * len(self.heads)
-        return [head(f) for head, f in zip(self.heads, inputs)]
+    flat = targets.detach().to("cpu", torch.float64).reshape(targets.shape[0], -1)
+    if flat.shape[0] == 0:
+        raise ValueError("chance_mse needs at least one target")
+    return float(flat.var(dim=0, unbiased=False).mean())
 
 
 class Problem(ABC):
-    """A multitask problem: deterministic data from a seed, a model, losses, metrics, a score.
+    """A multitask problem: data, a model, losses, metrics and a score. Subclass it for your own.
 
-    Subclasses set ``name``, ``task_names`` and the three splits ``train``, ``val``, ``test``,
-    and implement ``build_model``, ``task_losses`` and ``task_metrics``.
+    * ``name`` and ``task_names`` (T names) are known right after construction. **Construction
+      must be cheap and load no data**: a sweep constructs the problem only to learn its task
+      names and check its options.
+    * ``load_data()`` returns the train, val and test splits as map-style
+      ``torch.utils.data.Dataset`` s whose items are ``(x, targets)``, ``targets`` a tuple of T
+      tensors. :class:`Split` holds in-memory tensors (the training loop then indexes batches
+      on the device directly); any other Dataset is batched by a ``DataLoader``.
+      ``problem.train``, ``.val`` and ``.test`` call it once and keep its result. Attributes
+      that ``load_data`` sets (named in ``data_attributes``) load the data when first read.
+    * ``build_model(seed)``: any ``nn.Module`` whose ``forward(x)`` returns T outputs.
+      ``shared_layer``: the module path (``model.get_submodule(path)``) of GradNorm's W in it;
+      None means the model's ``last_shared_layer`` (:class:`MultiHeadNet`).
+    * ``task_losses(outputs, targets)``: the T losses, each a mean over the batch.
+    * ``metrics()``: a fresh :class:`~gradnorm_core.problems.metrics.Metrics` accumulator
+      whose ``compute()`` includes ``"<task>/normalized_error"`` (scale-free, 0 = perfect) for
+      every task.
+    * ``chance_losses()``: optional, for GradNorm's ``initial_losses: chance``.
 
-    ``score`` is what searches minimise. It must be scale-free: multiplying one task's loss (or
-    its targets) by a constant must not change it, so that searches over loss weights are
-    compared fairly.
+    ``score`` is what searches minimise: the mean over tasks of the normalized errors. It is
+    scale-free: multiplying one task's targets (and outputs) by a constant does not change it,
+    so searches over loss weights compare fairly.
     """
 
     name: str
     task_names: tuple[str, ...]
-    train: Split
-    val: Split
-    test: Split
+    shared_layer: str | None = None
+    data_attributes: tuple[str, ...] = ()
 
     @property
     def num_tasks(self) -> int:
         return len(self.task_names)
 
     @abstractmethod
-    def build_model(self, seed: int = 0) -> MultiHeadNet:
-        """A freshly initialised model, deterministic from ``seed``."""
+    def load_data(self) -> tuple[Dataset, Dataset, Dataset]:
+        """The (train, val, test) splits; called once, on first use of the data."""
+
+    def _data(self) -> tuple[Dataset, Dataset, Dataset]:
+        data = self.__dict__.get("_loaded_data")
+        if data is None:
+            self.__dict__["_loading"] = True
+            try:
+                splits = self.load_data()
+            finally:
+                self.__dict__["_loading"] = False
+            if not isinstance(splits, (tuple, list)) or len(splits) != 3:
+                raise ValueError(
+                    f"problem {self.name!r}: load_data() must return (train, val, test), "
+                    f"got {type(splits).__name__}"
+                )
+            data = tuple(check_dataset(name, s) for name, s in zip(SPLITS, splits))
+            self.__dict__["_loaded_data"] = data
+        return data
+
+    @property
+    def train(self) -> Dataset:
+        return self._data()[0]
+
+    @property
+    def val(self) -> Dataset:
+        return self._data()[1]
+
+    @property
+    def test(self) -> Dataset:
+        return self._data()[2]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when ordinary lookup fails: a data attribute not set yet loads the data.
+        if (
+            name in type(self).data_attributes
+            and "_loaded_data" not in self.__dict__
+            and not self.__dict__.get("_loading")
+        ):
+            self._data()
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @abstractmethod
+    def build_model(self, seed: int = 0) -> nn.Module:
+        """A freshly initialised model, deterministic from ``seed``, returning T outputs."""
 
     @abstractmethod
     def task_losses(
@@ -143,14 +152,47 @@ class Problem(ABC):
         """The T training losses (each a mean over the batch), stacked into a 1-D tensor."""
 
     @abstractmethod
+    def metrics(self) -> Metrics:
+        """A fresh accumulator: ``update(outputs, targets)`` per batch, ``compute()`` once.
+
+        ``compute()`` must include ``"<task>/normalized_error"`` for every task: a scale-free
+        error where 0 is perfect (error rate for classification, MSE / variance of the targets
+        for regression; see :mod:`gradnorm_core.problems.metrics`).
+        """
+
     def task_metrics(
         self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
     ) -> dict[str, float]:
-        """Per-task metrics over a whole split, named ``"<task>/<metric>"``.
+        """``metrics()`` over one batch holding ``outputs`` and ``targets`` (e.g. a whole split)."""
+        metrics = self.metrics()
+        metrics.update(outputs, targets)
+        return metrics.compute()
 
-        Must include ``"<task>/normalized_error"`` for every task: a scale-free error where 0 is
-        perfect (error rate for classification, MSE / variance of the targets for regression).
+    def chance_losses(self) -> list[float]:
+        """Per task, the training loss of the best **constant** prediction on the train split.
+
+        It is a loss at chance level: what ``task_losses`` gives, over the whole train split, for
+        a model that ignores its input. GradNorm can use it as L_i(0), the "theoretical initial
+        loss" its paper suggests when the first step's loss depends sharply on initialisation
+        (e.g. a regression target whose mean is far from 0: the first MSE then mostly measures
+        the untrained head's offset, and the loss ratio collapses once the bias learns the mean).
+
+        Returns T positive floats, in ``task_names`` order, computed from the loaded train split
+        for the loss each task trains with: for a cross-entropy task the entropy of the train
+        split's class frequencies (natural log; see :func:`chance_cross_entropy`), for an MSE
+        task the population variance of its train targets, averaged over output elements when
+        the MSE is a mean over them (see :func:`chance_mse`). Targets are taken as the loss
+        sees them (after any normalisation the problem applies).
+
+        The built-in problems implement it; a user's problem may override it with its own
+        values (e.g. theoretical ones: ln C for C balanced classes). The default raises
+        NotImplementedError, so ``initial_losses: chance`` fails with a clear message there.
         """
+        raise NotImplementedError(
+            f"problem {getattr(self, 'name', type(self).__name__)!r} does not define "
+            "chance_losses(): override "
+            "Problem.chance_losses() to return one chance-level loss per task"
+        )
 
     def score(self, metrics: dict[str, float]) -> float:
         """Mean over tasks of each task's normalized error: lower is better, scale-free."""
@@ -158,25 +200,39 @@ class Problem(ABC):
         return float(sum(errors) / len(errors))
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: Split, batch_size: int = 1024) -> dict[str, float]:
-        """Losses, metrics and score of ``model`` on ``split``, computed over the whole split.
+    def evaluate(
+        self, model: nn.Module, dataset: Dataset, batch_size: int = 1024, *, num_workers: int = 0
+    ) -> dict[str, float]:
+        """Losses, metrics and score of ``model`` on ``dataset``, batch by batch in order.
 
-        Returns ``"<task>/loss"``, the task metrics, and ``"score"``.
+        Returns ``"<task>/loss"``, the ``metrics()`` results, and ``"score"``. A task's loss
+        over the split is the batch-size-weighted mean of its batch losses,
+        sum_b n_b L_b / sum_b n_b (each L_b being a batch mean, that is the split's mean); the
+        metrics accumulate their running sums. No batch's outputs are kept.
         """
         was_training = model.training
         model.eval()
-        device = next(model.parameters()).device
-        chunks: list[list[torch.Tensor]] = [[] for _ in self.task_names]
-        for start in range(0, len(split), batch_size):
-            x, _ = split.batch(slice(start, start + batch_size))
-            for chunk, out in zip(chunks, model(x.to(device))):
-                chunk.append(out)
-        model.train(was_training)
-        outputs = [torch.cat(chunk) for chunk in chunks]
-        targets = [t.to(device) for t in split.targets]
-        losses = self.task_losses(outputs, targets)
-        result = {f"{task}/loss": float(loss) for task, loss in zip(self.task_names, losses)}
-        metrics = self.task_metrics(outputs, targets)
-        result.update(metrics)
-        result["score"] = self.score(metrics)
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else torch.device("cpu")
+        metrics = self.metrics()
+        loss_sums: torch.Tensor | None = None
+        count = 0
+        try:
+            for x, targets in iterate_batches(dataset, batch_size, device, num_workers=num_workers):
+                outputs = model(x)
+                n = batch_length(x, targets)
+                losses = self.task_losses(outputs, targets).detach().double() * n
+                loss_sums = losses if loss_sums is None else loss_sums + losses
+                count += n
+                metrics.update(outputs, targets)
+        finally:
+            model.train(was_training)
+        if loss_sums is None:
+            raise ValueError(f"problem {self.name!r}: cannot evaluate on an empty split")
+        result = {
+            f"{task}/loss": loss / count for task, loss in zip(self.task_names, loss_sums.tolist())
+        }
+        computed = metrics.compute()
+        result.update(computed)
+        result["score"] = self.score(computed)
         return result

@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import MultiHeadNet, Problem, Split
-from .base import check_seed, check_size, regression_metrics, relu_mlp, seeded_init
+from .base import chance_cross_entropy, chance_mse, check_seed, check_size, relu_mlp, seeded_init
+from .metrics import ErrorRate, Metrics, NormalizedMSE
 
 CANVAS = 12
 DIGIT = 8
@@ -60,7 +61,9 @@ class MultiDigits(Problem):
     Splits use disjoint source images: the 1797 images are permuted (from ``seed``) and cut into
     train/val/test pools of 60/20/20 %, then each split's pairs are drawn uniformly with
     replacement from its own pool only. ``train_sources`` etc. hold, per pair, the two indices
-    into ``load_digits()`` (left, right); ``train_pool`` etc. hold the pools.
+    into ``load_digits()`` (left, right); ``train_pool`` etc. hold the pools. Construction only
+    checks the options; ``load_data()`` loads the digits and builds the splits (on first use of
+    the splits or of those attributes).
 
     Metrics: ``left/accuracy``, ``left/normalized_error`` = 1 - accuracy (same for ``right``),
     ``sum/rmse`` and ``sum/normalized_error`` = MSE / Var(sum targets of the split).
@@ -75,6 +78,9 @@ class MultiDigits(Problem):
     hidden_dim = 128
     num_classes = 10
     pool_fractions = (0.6, 0.2, 0.2)
+    data_attributes = (
+        "train_pool", "val_pool", "test_pool", "train_sources", "val_sources", "test_sources"
+    )
 
     def __init__(
         self,
@@ -83,7 +89,10 @@ class MultiDigits(Problem):
         num_test: int = 1000,
         seed: int = 0,
     ) -> None:
-        sizes, self.seed = self.check_options(num_train, num_val, num_test, seed)
+        self.sizes, self.seed = self.check_options(num_train, num_val, num_test, seed)
+
+    def load_data(self) -> tuple[Split, Split, Split]:
+        """Load the digits, cut the pools, draw each split's pairs and compose the canvases."""
         images, labels = _load_digits()
         order = np.random.default_rng([self.seed, 0]).permutation(len(images))
         n_train = round(self.pool_fractions[0] * len(images))
@@ -92,13 +101,12 @@ class MultiDigits(Problem):
         self.train_pool, self.val_pool, self.test_pool = (np.sort(p) for p in pools)
 
         sources = []
-        for index, (pool, size) in enumerate(zip(pools, sizes)):
+        for index, (pool, size) in enumerate(zip(pools, self.sizes)):
             rng = np.random.default_rng([self.seed, 1, index])
             sources.append(pool[rng.integers(0, len(pool), size=(size, 2))])
         self.train_sources, self.val_sources, self.test_sources = sources
-        self.train, self.val, self.test = (
-            self._make_split(s, images, labels) for s in sources
-        )
+        train, val, test = (self._make_split(s, images, labels) for s in sources)
+        return train, val, test
 
     @staticmethod
     def check_options(
@@ -115,16 +123,6 @@ class MultiDigits(Problem):
             check_size("num_test", num_test),
         )
         return sizes, check_seed(seed)
-
-    @classmethod
-    def tasks(cls, num_train: int, num_val: int, num_test: int, seed: int) -> tuple[str, ...]:
-        """``task_names`` after the constructor's option checks, loading nothing.
-
-        Takes every constructor option explicitly (no defaults: callers bind them from the
-        constructor's signature, so the defaults live only there).
-        """
-        cls.check_options(num_train, num_val, num_test, seed)
-        return cls.task_names
 
     @staticmethod
     def _make_split(sources: np.ndarray, images: np.ndarray, labels: np.ndarray) -> Split:
@@ -167,19 +165,12 @@ class MultiDigits(Problem):
             ]
         )
 
-    def task_metrics(
-        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-    ) -> dict[str, float]:
+    def chance_losses(self) -> list[float]:
+        """[entropy of the train split's left classes, of its right classes (natural log), and the
+        population variance of its sum targets]: the losses of the best constant predictions."""
+        left, right, total = self.train.targets
+        return [chance_cross_entropy(left), chance_cross_entropy(right), chance_mse(total)]
+
+    def metrics(self) -> Metrics:
         """Accuracy and 1 - accuracy for left/right; RMSE and MSE / Var(targets) for sum."""
-        if len(outputs) != 3 or len(targets) != 3:
-            raise ValueError(
-                "outputs and targets must each hold 3 tensors, "
-                f"got {len(outputs)} and {len(targets)}"
-            )
-        metrics: dict[str, float] = {}
-        for task, logits, target in zip(("left", "right"), outputs[:2], targets[:2]):
-            accuracy = float((logits.detach().argmax(dim=-1) == target).double().mean())
-            metrics[f"{task}/accuracy"] = accuracy
-            metrics[f"{task}/normalized_error"] = 1.0 - accuracy
-        metrics.update(regression_metrics("sum", outputs[2], targets[2]))
-        return metrics
+        return Metrics([ErrorRate("left", 0), ErrorRate("right", 1), NormalizedMSE("sum", 2)])

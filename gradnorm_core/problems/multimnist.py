@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from ..data.mnist import default_cache_dir, load_mnist
 from .base import MultiHeadNet, Problem, Split
-from .base import check_seed, check_size, seeded_init
+from .base import chance_cross_entropy, check_seed, check_size, seeded_init
+from .metrics import ErrorRate, Metrics
 
 CANVAS = 36
 DIGIT = 28
@@ -98,8 +99,9 @@ class MultiMNIST(Problem):
     train/val, test images for test); ``train_pool`` etc. hold the pools.
 
     Data: read from ``data_dir`` (default ``default_cache_dir()``: ``$GRADNORM_TUNE_DATA`` or
-    ``~/.cache/gradnorm-tune/mnist``); nothing is downloaded here (``gradnorm-tune data mnist``
-    does that once). ``from_arrays`` builds the problem from in-memory arrays instead.
+    ``~/.cache/gradnorm-tune/mnist``) by ``load_data()``, on first use of the data; construction
+    reads no file. Nothing is downloaded here (``gradnorm-tune data mnist`` does that once).
+    ``from_arrays`` builds the problem from in-memory arrays instead.
 
     Deterministic from ``seed`` through numpy Generators with one stream per purpose; no global
     RNG is used.
@@ -109,6 +111,9 @@ class MultiMNIST(Problem):
     task_names = ("left", "right")
     num_classes = 10
     val_fraction = 1 / 6
+    data_attributes = (
+        "train_pool", "val_pool", "test_pool", "train_sources", "val_sources", "test_sources"
+    )
 
     def __init__(
         self,
@@ -118,9 +123,18 @@ class MultiMNIST(Problem):
         num_test: int = 2000,
         seed: int = 0,
     ) -> None:
-        directory, sizes, seed = self.check_options(data_dir, num_train, num_val, num_test, seed)
+        directory, self.sizes, self.seed = self.check_options(
+            data_dir, num_train, num_val, num_test, seed
+        )
         self.data_dir = directory
-        self._build(*_load(str(directory.expanduser().absolute())), sizes, seed)
+        self._arrays: tuple[np.ndarray, ...] | None = None
+
+    def load_data(self) -> tuple[Split, Split, Split]:
+        """Read MNIST from ``data_dir`` (or take ``from_arrays``'s arrays) and build the splits."""
+        arrays = self._arrays
+        if arrays is None:
+            arrays = _load(str(self.data_dir.expanduser().absolute()))
+        return self._build(*arrays)
 
     @classmethod
     def from_arrays(
@@ -139,9 +153,10 @@ class MultiMNIST(Problem):
         seed = check_seed(seed)
         train_images, train_labels = _check_arrays("train", train_images, train_labels)
         test_images, test_labels = _check_arrays("test", test_images, test_labels)
+        cls._val_pool_size(len(train_images), len(test_images))
         self = cls.__new__(cls)
-        self.data_dir = None
-        self._build(train_images, train_labels, test_images, test_labels, sizes, seed)
+        self.data_dir, self.sizes, self.seed = None, sizes, seed
+        self._arrays = (train_images, train_labels, test_images, test_labels)
         return self
 
     @classmethod
@@ -164,23 +179,6 @@ class MultiMNIST(Problem):
         directory = Path(data_dir) if data_dir is not None else default_cache_dir()
         return directory, sizes, seed
 
-    @classmethod
-    def tasks(
-        cls,
-        data_dir: str | os.PathLike | None,
-        num_train: int,
-        num_val: int,
-        num_test: int,
-        seed: int,
-    ) -> tuple[str, ...]:
-        """``task_names`` after the constructor's option checks; no MNIST file is read.
-
-        Takes every constructor option explicitly (no defaults: callers bind them from the
-        constructor's signature, so the defaults live only there).
-        """
-        cls.check_options(data_dir, num_train, num_val, num_test, seed)
-        return cls.task_names
-
     @staticmethod
     def _check_sizes(num_train: int, num_val: int, num_test: int) -> tuple[int, int, int]:
         return (
@@ -189,23 +187,26 @@ class MultiMNIST(Problem):
             check_size("num_test", num_test),
         )
 
+    @classmethod
+    def _val_pool_size(cls, n_source: int, n_test: int) -> int:
+        n_val_pool = round(cls.val_fraction * n_source)
+        if n_val_pool < 1 or n_source - n_val_pool < 1 or n_test < 1:
+            raise ValueError(
+                f"need enough source images for train, val and test pools, got "
+                f"{n_source} train and {n_test} test images"
+            )
+        return n_val_pool
+
     def _build(
         self,
         train_images: np.ndarray,
         train_labels: np.ndarray,
         test_images: np.ndarray,
         test_labels: np.ndarray,
-        sizes: tuple[int, int, int],
-        seed: int,
-    ) -> None:
-        self.seed = seed
+    ) -> tuple[Split, Split, Split]:
+        seed, sizes = self.seed, self.sizes
         n_source = len(train_images)
-        n_val_pool = round(self.val_fraction * n_source)
-        if n_val_pool < 1 or n_source - n_val_pool < 1 or len(test_images) < 1:
-            raise ValueError(
-                f"need enough source images for train, val and test pools, got "
-                f"{n_source} train and {len(test_images)} test images"
-            )
+        n_val_pool = self._val_pool_size(n_source, len(test_images))
         order = np.random.default_rng([seed, 0]).permutation(n_source)
         pools = (
             order[: n_source - n_val_pool],
@@ -223,9 +224,11 @@ class MultiMNIST(Problem):
         self.train_sources, self.val_sources, self.test_sources = sources
         train_labels = np.asarray(train_labels, dtype=np.int64)
         test_labels = np.asarray(test_labels, dtype=np.int64)
-        self.train = self._make_split(sources[0], train_images, train_labels)
-        self.val = self._make_split(sources[1], train_images, train_labels)
-        self.test = self._make_split(sources[2], test_images, test_labels)
+        return (
+            self._make_split(sources[0], train_images, train_labels),
+            self._make_split(sources[1], train_images, train_labels),
+            self._make_split(sources[2], test_images, test_labels),
+        )
 
     @staticmethod
     def _make_split(sources: np.ndarray, images: np.ndarray, labels: np.ndarray) -> Split:
@@ -276,14 +279,11 @@ class MultiMNIST(Problem):
         self._check_pairs(outputs, targets)
         return torch.stack([F.cross_entropy(o, t) for o, t in zip(outputs, targets)])
 
-    def task_metrics(
-        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-    ) -> dict[str, float]:
+    def chance_losses(self) -> list[float]:
+        """[entropy of the train split's left classes, of its right classes] (natural log): the
+        cross-entropies of the best constant logits, the log class frequencies."""
+        return [chance_cross_entropy(labels) for labels in self.train.targets]
+
+    def metrics(self) -> Metrics:
         """``<task>/accuracy`` and ``<task>/normalized_error`` = 1 - accuracy for both tasks."""
-        self._check_pairs(outputs, targets)
-        metrics: dict[str, float] = {}
-        for task, logits, target in zip(self.task_names, outputs, targets):
-            accuracy = float((logits.detach().argmax(dim=-1) == target).double().mean())
-            metrics[f"{task}/accuracy"] = accuracy
-            metrics[f"{task}/normalized_error"] = 1.0 - accuracy
-        return metrics
+        return Metrics(ErrorRate(task, i) for i, task in enumerate(self.task_names))

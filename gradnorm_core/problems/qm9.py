@@ -14,7 +14,8 @@ from torch.nn import functional as F
 
 from ..data.qm9 import TARGET_NAMES, load_qm9
 from .base import MultiHeadNet, Problem, Split
-from .base import check_seed, check_size, regression_metrics, relu_mlp, seeded_init
+from .base import chance_mse, check_seed, check_size, relu_mlp, seeded_init
+from .metrics import MeanAbsoluteError, Metrics, NormalizedMSE
 
 
 class QM9(Problem):
@@ -41,14 +42,19 @@ class QM9(Problem):
     Model: trunk D -> 256 -> ReLU -> 256 -> ReLU; per task a head Linear(256, 64) -> ReLU ->
     Linear(64, 1), whose (N, 1) output is squeezed to (N,) in losses and metrics.
 
-    ``QM9(data_dir, ...)`` reads the installed QM9 data (``pip install 'gradnorm-tune[qm9]'``);
+    ``QM9(data_dir, ...)`` reads the installed QM9 data (``pip install 'gradnorm-tune[qm9]'``)
+    in ``load_data()``, on first use of the data (construction reads no file);
     ``QM9.from_arrays(descriptors, targets, target_names, ...)`` builds the same problem from
-    arrays. Deterministic from ``seed``; no global RNG is used.
+    arrays, checked at once. Deterministic from ``seed``; no global RNG is used.
     """
 
     name = "qm9"
     hidden_dim = 256
     head_dim = 64
+    task_names = TARGET_NAMES
+    data_attributes = (
+        "train_index", "val_index", "test_index", "input_mean", "input_std", "input_dim"
+    )
 
     def __init__(
         self,
@@ -58,9 +64,22 @@ class QM9(Problem):
         num_test: int = 5000,
         seed: int = 0,
     ) -> None:
-        folder, sizes, seed = self.check_options(data_dir, num_train, num_val, num_test, seed)
-        targets, names, descriptors = load_qm9(folder)
-        self._setup(descriptors, targets, names, sizes, seed)
+        self.folder, self.sizes, self.seed = self.check_options(
+            data_dir, num_train, num_val, num_test, seed
+        )
+        self._arrays: tuple[np.ndarray, np.ndarray] | None = None
+
+    def load_data(self) -> tuple[Split, Split, Split]:
+        """Read the QM9 data (or take ``from_arrays``'s arrays), split it, standardise inputs."""
+        arrays = self._arrays
+        if arrays is None:
+            targets, names, descriptors = load_qm9(self.folder)
+            arrays = self._check_arrays(descriptors, targets, names, self.sizes)
+            if tuple(names) != self.task_names:
+                raise ValueError(
+                    f"QM9 data has targets {list(names)}, expected {list(self.task_names)}"
+                )
+        return self._build(*arrays)
 
     @staticmethod
     def check_options(
@@ -75,30 +94,12 @@ class QM9(Problem):
         Returns ``(folder, (num_train, num_val, num_test), seed)``: ``folder`` is ``data_dir``
         as a Path, or None (``load_qm9`` then finds the installed data). A bad size or seed
         raises a one-line ValueError (the sizes first, then the seed). Whether the split sizes
-        fit the molecules available can only be checked on the data, in ``_setup``.
+        fit the molecules available can only be checked on the data, in ``load_data``.
         """
         sizes = _check_sizes(num_train, num_val, num_test)
         seed = check_seed(seed)
         folder = Path(data_dir) if data_dir is not None else None
         return folder, sizes, seed
-
-    @classmethod
-    def tasks(
-        cls,
-        data_dir: str | os.PathLike | None,
-        num_train: int,
-        num_val: int,
-        num_test: int,
-        seed: int,
-    ) -> tuple[str, ...]:
-        """The task names (``TARGET_NAMES``, the names ``load_qm9`` always returns) after the
-        constructor's option checks; no CSV or cache file is read.
-
-        Takes every constructor option explicitly (no defaults: callers bind them from the
-        constructor's signature, so the defaults live only there).
-        """
-        cls.check_options(data_dir, num_train, num_val, num_test, seed)
-        return TARGET_NAMES
 
     @classmethod
     def from_arrays(
@@ -115,17 +116,20 @@ class QM9(Problem):
         sizes = _check_sizes(num_train, num_val, num_test)
         seed = check_seed(seed)
         problem = cls.__new__(cls)
-        problem._setup(descriptors, targets, target_names, sizes, seed)
+        problem.folder, problem.sizes, problem.seed = None, sizes, seed
+        problem._arrays = cls._check_arrays(descriptors, targets, target_names, sizes)
+        problem.task_names = tuple(str(n) for n in target_names)
+        problem.input_dim = problem._arrays[0].shape[1]
         return problem
 
-    def _setup(
-        self,
+    @staticmethod
+    def _check_arrays(
         descriptors: np.ndarray,
         targets: np.ndarray,
         target_names: Sequence[str],
         sizes: tuple[int, int, int],
-        seed: int,
-    ) -> None:
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(descriptors, targets)`` as float64 arrays once they fit together and ``sizes``."""
         x = np.asarray(descriptors, dtype=np.float64)
         y = np.asarray(targets, dtype=np.float64)
         names = tuple(str(n) for n in target_names)
@@ -146,11 +150,12 @@ class QM9(Problem):
                 f"num_train + num_val + num_test = {sum(sizes)} exceeds the {x.shape[0]} molecules "
                 "available; lower the split sizes"
             )
-        self.seed = seed
-        self.task_names = names
+        return x, y
+
+    def _build(self, x: np.ndarray, y: np.ndarray) -> tuple[Split, Split, Split]:
         self.input_dim = x.shape[1]
-        order = np.random.default_rng([seed, 0]).permutation(x.shape[0])
-        bounds = np.cumsum((0, *sizes))
+        order = np.random.default_rng([self.seed, 0]).permutation(x.shape[0])
+        bounds = np.cumsum((0, *self.sizes))
         self.train_index, self.val_index, self.test_index = (
             order[lo:hi] for lo, hi in itertools.pairwise(bounds)
         )
@@ -158,10 +163,11 @@ class QM9(Problem):
         self.input_mean = train_x.mean(axis=0)
         std = train_x.std(axis=0)
         self.input_std = np.where(std > 0, std, 1.0)
-        self.train, self.val, self.test = (
+        train, val, test = (
             self._make_split(x[index], y[index])
             for index in (self.train_index, self.val_index, self.test_index)
         )
+        return train, val, test
 
     def _make_split(self, x: np.ndarray, y: np.ndarray) -> Split:
         inputs = torch.from_numpy(((x - self.input_mean) / self.input_std).astype(np.float32))
@@ -200,18 +206,18 @@ class QM9(Problem):
         self._check(outputs, targets)
         return torch.stack([F.mse_loss(o.reshape(t.shape), t) for o, t in zip(outputs, targets)])
 
-    def task_metrics(
-        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-    ) -> dict[str, float]:
+    def chance_losses(self) -> list[float]:
+        """Per task, the population variance of its raw (unstandardised, float32 as stored) train
+        targets: the MSE of predicting their mean. Spans orders of magnitude across tasks."""
+        return [chance_mse(target) for target in self.train.targets]
+
+    def metrics(self) -> Metrics:
         """``<task>/mae``, ``<task>/rmse`` and ``<task>/normalized_error`` (MSE / Var(targets))."""
-        self._check(outputs, targets)
-        metrics: dict[str, float] = {}
-        for task, output, target in zip(self.task_names, outputs, targets):
-            output = output.detach().reshape(target.shape)
-            mae = torch.mean(torch.abs(output.double() - target.detach().double()))
-            metrics[f"{task}/mae"] = float(mae)
-            metrics.update(regression_metrics(task, output, target))
-        return metrics
+        return Metrics(
+            metric(task, i)
+            for i, task in enumerate(self.task_names)
+            for metric in (MeanAbsoluteError, NormalizedMSE)
+        )
 
 
 def _check_sizes(num_train: object, num_val: object, num_test: object) -> tuple[int, int, int]:

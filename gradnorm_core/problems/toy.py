@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import MultiHeadNet, Problem, Split, check_seed, check_size, regression_metrics, relu_mlp, seeded_init
+from .base import MultiHeadNet, Problem, Split, chance_mse, check_seed, check_size, relu_mlp, seeded_init
+from .metrics import Metrics, NormalizedMSE
 
 
 def _generator(*stream: int) -> torch.Generator:
@@ -39,6 +40,8 @@ class ToyRegression(Problem):
 
     Splits: ``train``, ``val`` and ``test`` draw independent inputs through the same B and eps_i.
     Targets are float32 of shape (N, 100), one tensor per task; tasks are named "task0", ...
+    Construction only checks the options; B, eps_i and the splits are drawn by ``load_data()``
+    (on first use of ``train``, ``val``, ``test``, ``B`` or ``eps``).
 
     Model (``build_model``): a trunk of 4 fully connected ReLU layers of 100 units
     (250 -> 100 -> 100 -> 100 -> 100) and one affine head Linear(100, 100) per task, as in
@@ -58,6 +61,7 @@ class ToyRegression(Problem):
     b_variance = 10.0
     eps_variance = 3.5
     paper_t2_sigmas: tuple[float, ...] = (1.0, 100.0)
+    data_attributes = ("B", "eps")
 
     def __init__(
         self,
@@ -67,12 +71,14 @@ class ToyRegression(Problem):
         num_test: int = 500,
         seed: int = 0,
     ) -> None:
-        values, (n_train, n_val, n_test), self.seed = self.check_options(
+        values, self.sizes, self.seed = self.check_options(
             sigmas, num_train, num_val, num_test, seed
         )
         self.sigmas: tuple[float, ...] = values
-        self.task_names = self._names(len(values))
+        self.task_names = tuple(f"task{i}" for i in range(len(values)))
 
+    def load_data(self) -> tuple[Split, Split, Split]:
+        """Draw B, each eps_i, then the three splits' inputs and targets."""
         shape = (self.output_dim, self.input_dim)
         self.B = torch.randn(shape, generator=_generator(self.seed, 0)) * math.sqrt(self.b_variance)
         self.eps = torch.stack(
@@ -82,9 +88,8 @@ class ToyRegression(Problem):
                 for i in range(self.num_tasks)
             ]
         )
-        self.train, self.val, self.test = (
-            self._make_split(size, index) for index, size in enumerate((n_train, n_val, n_test))
-        )
+        train, val, test = (self._make_split(size, index) for index, size in enumerate(self.sizes))
+        return train, val, test
 
     @staticmethod
     def check_options(
@@ -113,22 +118,6 @@ class ToyRegression(Problem):
         )
         return tuple(values), sizes, check_seed(seed)
 
-    @staticmethod
-    def _names(num_tasks: int) -> tuple[str, ...]:
-        return tuple(f"task{i}" for i in range(num_tasks))
-
-    @classmethod
-    def tasks(
-        cls, sigmas: Sequence[float], num_train: int, num_val: int, num_test: int, seed: int
-    ) -> tuple[str, ...]:
-        """The task names of ``cls(sigmas, ...)`` after the same option checks, building nothing.
-
-        Takes every constructor option explicitly (no defaults: callers bind them from the
-        constructor's signature, so the defaults live only there).
-        """
-        values, _, _ = cls.check_options(sigmas, num_train, num_val, num_test, seed)
-        return cls._names(len(values))
-
     def _make_split(self, size: int, index: int) -> Split:
         x = torch.randn((size, self.input_dim), generator=_generator(self.seed, 2, index))
         return Split(x, tuple(self.targets_for(x)))
@@ -149,13 +138,6 @@ class ToyRegression(Problem):
         )
 
     @classmethod
-    def paper_t2_tasks(
-        cls, num_train: int, num_val: int, num_test: int, seed: int
-    ) -> tuple[str, ...]:
-        """The task names of ``paper_t2(...)`` after its option checks, building nothing."""
-        return cls.tasks(cls.paper_t2_sigmas, num_train, num_val, num_test, seed)
-
-    @classmethod
     def paper_t10(
         cls, num_train: int = 2000, num_val: int = 500, num_test: int = 500, seed: int = 0
     ) -> "ToyRegression":
@@ -167,17 +149,6 @@ class ToyRegression(Problem):
         return cls(
             cls.t10_sigmas(seed), num_train=num_train, num_val=num_val, num_test=num_test, seed=seed
         )
-
-    @classmethod
-    def paper_t10_tasks(
-        cls, num_train: int, num_val: int, num_test: int, seed: int
-    ) -> tuple[str, ...]:
-        """The task names of ``paper_t10(...)`` after its option checks, building nothing.
-
-        The ten sigmas are drawn (``t10_sigmas``: ten numbers, no data) so that a bad seed is
-        reported first, exactly as ``paper_t10`` reports it.
-        """
-        return cls.tasks(cls.t10_sigmas(seed), num_train, num_val, num_test, seed)
 
     @staticmethod
     def t10_sigmas(seed: int = 0) -> tuple[float, ...]:
@@ -207,11 +178,11 @@ class ToyRegression(Problem):
             )
         return torch.stack([F.mse_loss(o, t) for o, t in zip(outputs, targets)])
 
-    def task_metrics(
-        self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]
-    ) -> dict[str, float]:
+    def chance_losses(self) -> list[float]:
+        """Per task, the mean over the 100 outputs of each output's population variance on the
+        train split: the MSE (mean over batch and outputs) of predicting each output's mean."""
+        return [chance_mse(target) for target in self.train.targets]
+
+    def metrics(self) -> Metrics:
         """``"task<i>/rmse"`` and ``"task<i>/normalized_error"`` (MSE / target variance)."""
-        metrics: dict[str, float] = {}
-        for task, output, target in zip(self.task_names, outputs, targets, strict=True):
-            metrics.update(regression_metrics(task, output, target))
-        return metrics
+        return Metrics(NormalizedMSE(task, i) for i, task in enumerate(self.task_names))

@@ -17,7 +17,11 @@ from ..validation import NAME_FIX, NAME_PATTERN, describe, did_you_mean, problem
 from .base import SearchType, tasks_context
 from .dwa import DwaSearch
 from .equal import EqualSearch
+from .equal_lr import EqualLrSearch
+from .famo import FamoSearch
 from .gradnorm import AlphaRange, GradNormSearch
+from .imtl_l import ImtlLSearch
+from .scale_invariant import ScaleInvariantSearch
 from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
 from .uncertainty import UncertaintySearch
@@ -26,8 +30,12 @@ __all__ = [
     "SEARCH_TYPES",
     "AlphaRange",
     "DwaSearch",
+    "EqualLrSearch",
     "EqualSearch",
+    "FamoSearch",
     "GradNormSearch",
+    "ImtlLSearch",
+    "ScaleInvariantSearch",
     "Search",
     "SearchType",
     "StaticGridSearch",
@@ -43,7 +51,8 @@ __all__ = [
 #: search type (the ``type`` of a search in a spec) -> its class
 SEARCH_TYPES: dict[str, type[SearchType]] = {
     cls.type_name(): cls
-    for cls in (GradNormSearch, StaticGridSearch, EqualSearch, UncertaintySearch, DwaSearch, StaticSearch)
+    for cls in (GradNormSearch, StaticGridSearch, EqualSearch, UncertaintySearch, DwaSearch, StaticSearch,
+                ScaleInvariantSearch, ImtlLSearch, EqualLrSearch, FamoSearch)
 }
 
 #: Any search, told apart by its ``type``.

@@ -16,17 +16,20 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from ..validation import NAME_FIX, STRICT, explain, first_error, Fix, fmt, Name, problem, SpecModel
+from .early_stopping import SCHEDULER_FIX, AshaScheduler
 
 __all__ = [
+    "LearningRateRange",
     "NonNegative",
     "Optimizer",
     "Positive",
     "SearchType",
     "learning_rate",
     "number_list",
+    "optuna_searcher",
     "own_optimizer",
     "tasks_context",
     "weights_label",
@@ -77,6 +80,38 @@ def weights_label(config: Mapping[str, Any]) -> str:
     return "weights=[" + ", ".join(f"{w:.4g}" for w in config["weights"]) + "]"
 
 
+_LR_RANGE_FIX = "give learning rates to search as {low, high} with 0 < low < high (drawn log-uniform)"
+
+
+class LearningRateRange(SpecModel):
+    """Learning rates Optuna draws from, log-uniform: ``0 < low <= lr <= high`` (the network's,
+    for ``equal_lr``; the task weights', for ``gradnorm``)."""
+
+    KEY_NOUN: ClassVar[str] = "learning rate range key"
+    SHAPE_FIX: ClassVar[str] = "write it as a range {low: 0.001, high: 0.1}"
+
+    low: Annotated[float, Fix(_LR_RANGE_FIX, missing="give e.g. 'low: 0.001'")] = Field(gt=0)
+    high: Annotated[float, Fix(_LR_RANGE_FIX, missing="give e.g. 'high: 0.1'")] = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LearningRateRange:
+        if not self.low < self.high:
+            raise problem(
+                f"low ({fmt(self.low)}) must be below high ({fmt(self.high)})", "swap them or widen the range"
+            )
+        return self
+
+
+def optuna_searcher(space: dict[str, Any], seed: int, metric: str, mode: str) -> Any:
+    """Ray Tune's Optuna searcher with the TPE sampler seeded by ``seed``, over ``space`` (Tune
+    domains such as ``tune.uniform``; converted here: OptunaSearch warns about unresolved ones)."""
+    from optuna.samplers import TPESampler
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(space=OptunaSearch.convert_search_space(space), metric=metric, mode=mode,
+                        sampler=TPESampler(seed=seed))
+
+
 def tasks_context(task_names: Sequence[str], problem: str) -> dict[str, Any]:
     """The validation context of a search of a problem with these tasks."""
     return {"num_tasks": len(task_names), "task_names": list(task_names), "problem": problem}
@@ -99,6 +134,11 @@ class SearchType(SpecModel):
 
     name: Annotated[Name, Fix(NAME_FIX, noun="search name")]
     type: str
+    #: Seeds per configuration: each configuration is trained with the sweep's seed, seed + 1, ...
+    repeats: Annotated[int, Fix("give how many seeds train each configuration, a whole number >= 1")] = Field(1, ge=1)
+    #: Early stopping of the search's trials (see :mod:`sweeps.searches.early_stopping`); None: every
+    #: trial trains all of the sweep's epochs.
+    scheduler: Annotated[AshaScheduler | None, Fix(SCHEDULER_FIX)] = None
 
     @classmethod
     def type_name(cls) -> str:
@@ -115,8 +155,10 @@ class SearchType(SpecModel):
 
     @property
     def options(self) -> dict[str, Any]:
-        """The validated options (those given, with inferred ones filled in)."""
-        return self.model_dump(exclude={"name", "type"}, exclude_none=True)
+        """The validated options (those given, with inferred ones filled in; ``repeats`` only
+        when more than one)."""
+        exclude = {"name", "type"} | ({"repeats"} if self.repeats == 1 else set())
+        return self.model_dump(exclude=exclude, exclude_none=True)
 
     def check(self, num_tasks: int, task_names: Sequence[str], problem_name: str) -> None:
         """The checks that need the problem's tasks; raise a :func:`problem` located below the
@@ -126,13 +168,23 @@ class SearchType(SpecModel):
         """Fixed keyword options for ``make_balancer(self.method, ...)`` (not the varied ones)."""
         return {}
 
-    def trial_count(self, num_tasks: int) -> int:
-        """How many trials this search runs."""
+    def config_count(self, num_tasks: int) -> int:
+        """How many configurations this search trains (each ``repeats`` times)."""
         return 1
 
+    def trial_count(self, num_tasks: int) -> int:
+        """How many trials this search runs: configurations times repeats."""
+        return self.config_count(num_tasks) * self.repeats
+
     def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]] | None:
-        """The varied keys of each trial, or ``None`` when a searcher picks them as it goes."""
+        """The varied keys of each configuration, or ``None`` when a searcher picks them as it
+        goes (repeats are not listed: the sweep's searcher trains each point ``repeats`` times)."""
         return [{}]
+
+    def point_config(self, point: dict[str, Any]) -> dict[str, Any]:
+        """The trial config keys of a point (as listed or as a searcher picked it): by default the
+        point itself; a search that varies a balancer option puts it under ``method_options``."""
+        return dict(point)
 
     def searcher(self, seed: int, metric: str, mode: str) -> Any:
         """The Ray Tune searcher that picks the trials, or ``None`` (the trials are

@@ -7,14 +7,22 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..validation import Fix, fmt, problem, SpecModel
-from .base import Optimizer, SearchType, learning_rate, number_list, own_optimizer
+from ..validation import Fix, did_you_mean, fmt, problem, SpecModel
+from .base import LearningRateRange, Optimizer, SearchType, number_list, optuna_searcher, own_optimizer
 
 __all__ = ["AlphaRange", "GradNormSearch"]
 
 _RANGE_FIX = "alpha must be a range {low, high} with 0 <= low < high"
 _GRID_FIX = "for search: grid give a non-empty list of alphas >= 0, e.g. [0, 0.5, 1, 1.5]"
 _NUM_TRIALS_MISSING = "give how many alphas Optuna tries, e.g. 'num_trials: 8'"
+_LR_FIX = "give one learning rate > 0 (e.g. 0.025), or a range {low: 0.005, high: 0.2} with search: optuna"
+
+
+def initial_loss_rules() -> tuple[str, ...]:
+    """The rules for GradNorm's L_i(0), as :mod:`gradnorm_core` names them."""
+    from gradnorm_core import INITIAL_LOSS_RULES
+
+    return tuple(INITIAL_LOSS_RULES)
 
 
 class AlphaRange(SpecModel):
@@ -40,7 +48,15 @@ class GradNormSearch(SearchType):
 
     ``search: optuna`` (the default for a range): ``alpha`` is a range, ``num_trials`` alphas
     drawn by Optuna's TPE sampler. ``search: grid`` (the default for a list): one trial per alpha
-    of the list. Optional ``weight_lr`` and ``optimizer`` of the task weights.
+    of the list. Optional ``optimizer`` of the task weights.
+
+    ``weight_lr``, the task weights' learning rate: one number, or (search: optuna) a range
+    ``{low, high}`` that Optuna searches log-uniform together with alpha. ``initial_losses``, the
+    rule for L_i(0) (``first_step``, the paper's default, or ``chance``: the loss of the best
+    constant prediction, the paper's footnote for losses that depend sharply on the
+    initialisation): one rule, or a list of rules that Optuna chooses among (search: optuna) or
+    that multiplies the alpha grid (search: grid). The search space has at most three dimensions
+    whatever the number of tasks.
     """
 
     method: ClassVar[str] = "gradnorm"
@@ -55,7 +71,8 @@ class GradNormSearch(SearchType):
     num_trials: Annotated[
         int | None, Fix("give a whole number of trials >= 1", missing=_NUM_TRIALS_MISSING)
     ] = Field(None, ge=1)
-    weight_lr: Annotated[float | None, learning_rate("GradNorm's weight learning rate")] = Field(None, gt=0)
+    weight_lr: Annotated[float | LearningRateRange | None, Fix(_LR_FIX)] = None
+    initial_losses: Annotated[str | list[str] | None, Fix(noun="initial loss rule")] = None
     optimizer: Optimizer = None
 
     @model_validator(mode="before")
@@ -87,6 +104,39 @@ class GradNormSearch(SearchType):
             return value
         return AlphaRange.model_validate(value, context=info.context)
 
+    @field_validator("weight_lr", mode="wrap")
+    @classmethod
+    def _weight_lr(cls, value: Any, handler: Any, info: ValidationInfo) -> float | LearningRateRange | None:
+        """A number > 0, or a range (search: optuna only)."""
+        if value is None or isinstance(value, LearningRateRange):
+            return value
+        if isinstance(value, dict):
+            if info.data.get("search") == "grid":
+                raise problem("a range is for search: optuna", "give one learning rate > 0 (e.g. 0.025)")
+            return LearningRateRange.model_validate(value, context=info.context)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise problem(f"must be > 0 (a number) or a range, got {value!r}", _LR_FIX)
+        return float(value)
+
+    @field_validator("initial_losses", mode="before")
+    @classmethod
+    def _initial_losses(cls, value: Any) -> Any:
+        """One rule or a non-empty list of distinct rules."""
+        if value is None:
+            return None
+        rules = initial_loss_rules()
+        fix = f"give one of {', '.join(rules)}, or a list of them to search"
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise problem("the list is empty", fix)
+        for i, rule in enumerate(values):
+            at = (i,) if isinstance(value, list) else ()
+            if rule not in rules:
+                raise problem(f"unknown initial loss rule {rule!r}", f"{did_you_mean(rule, rules)}{fix}", at)
+            if rule in values[:i]:
+                raise problem(f"{rule!r} is listed twice", "list each rule once", at)
+        return value
+
     @model_validator(mode="after")
     def _optuna_needs_num_trials(self) -> GradNormSearch:
         if self.search == "optuna" and self.num_trials is None:
@@ -95,37 +145,65 @@ class GradNormSearch(SearchType):
 
     @property
     def options(self) -> dict[str, Any]:
-        return super().options | {"num_trials": self.trial_count(0)}
+        return super().options | {"num_trials": self.config_count(0)}
+
+    @property
+    def _rules(self) -> list[str]:
+        """The initial-loss rules to try (empty: GradNorm's default, the first step)."""
+        rules = self.initial_losses
+        return [] if rules is None else list(rules) if isinstance(rules, list) else [rules]
 
     def balancer_options(self) -> dict[str, Any]:
-        return own_optimizer(self.weight_lr, self.optimizer)
+        options = own_optimizer(self.weight_lr if isinstance(self.weight_lr, float) else None, self.optimizer)
+        if len(self._rules) == 1:
+            options["initial_losses"] = self._rules[0]
+        return options
 
-    def trial_count(self, num_tasks: int) -> int:
+    def config_count(self, num_tasks: int) -> int:
         if isinstance(self.alpha, list):
-            return len(self.alpha)
+            return len(self.alpha) * max(1, len(self._rules))
         assert self.num_trials is not None  # checked by validation
         return self.num_trials
 
     def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]] | None:
-        if isinstance(self.alpha, list):
-            return [{"alpha": alpha} for alpha in self.alpha]
-        return None
+        if not isinstance(self.alpha, list):
+            return None
+        if len(self._rules) > 1:
+            return [{"alpha": alpha, "initial_losses": rule} for alpha in self.alpha for rule in self._rules]
+        return [{"alpha": alpha} for alpha in self.alpha]
+
+    def point_config(self, point: dict[str, Any]) -> dict[str, Any]:
+        """``weight_lr`` and ``initial_losses`` of a point are balancer options (``lr``,
+        ``initial_losses``); ``alpha`` is a trial key of its own."""
+        config = dict(point)
+        options = {}
+        if "weight_lr" in config:
+            options["lr"] = config.pop("weight_lr")
+        if "initial_losses" in config:
+            options["initial_losses"] = config.pop("initial_losses")
+        return config | ({"method_options": options} if options else {})
 
     def searcher(self, seed: int, metric: str, mode: str) -> Any:
         """Optuna's TPE sampler (seeded) over the alpha range, for ``search: optuna``."""
         if not isinstance(self.alpha, AlphaRange):
             return None
-        from optuna.samplers import TPESampler
         from ray import tune
-        from ray.tune.search.optuna import OptunaSearch
 
-        # converted here: OptunaSearch warns about a space of unresolved Tune domains
-        return OptunaSearch(
-            space=OptunaSearch.convert_search_space({"alpha": tune.uniform(self.alpha.low, self.alpha.high)}),
-            metric=metric,
-            mode=mode,
-            sampler=TPESampler(seed=seed),
-        )
+        space: dict[str, Any] = {"alpha": tune.uniform(self.alpha.low, self.alpha.high)}
+        if isinstance(self.weight_lr, LearningRateRange):
+            space["weight_lr"] = tune.loguniform(self.weight_lr.low, self.weight_lr.high)
+        if len(self._rules) > 1:
+            space["initial_losses"] = tune.choice(self._rules)
+        return optuna_searcher(space, seed, metric, mode)
 
     def label(self, config: Mapping[str, Any]) -> str:
-        return "-" if config.get("alpha") is None else f"alpha={config['alpha']:.4g}"
+        """``alpha=1.3``, then what else the search varies: ``weight_lr=0.031``, ``L0=chance``."""
+        if config.get("alpha") is None:
+            return "-"
+        parts = [f"alpha={config['alpha']:.4g}"]
+        options = config.get("method_options") or {}
+        if isinstance(self.weight_lr, LearningRateRange) and "lr" in options:
+            parts.append(f"weight_lr={options['lr']:.3g}")
+        if len(self._rules) > 1 and "initial_losses" in options:
+            parts.append(f"L0={options['initial_losses']}")
+        return ", ".join(parts)

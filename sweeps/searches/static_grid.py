@@ -67,7 +67,8 @@ class StaticGridSearch(SearchType):
 
     @property
     def options(self) -> dict[str, Any]:
-        return {"levels": copy.deepcopy(self.levels), "max_trials": self.max_trials}
+        options = {"levels": copy.deepcopy(self.levels), "max_trials": self.max_trials}
+        return options | ({"scheduler": self.scheduler.model_dump()} if self.scheduler else {})
 
     def check(self, num_tasks: int, task_names: Sequence[str], problem_name: str) -> None:
         if self.per_task and len(self.levels) != num_tasks:
@@ -89,7 +90,7 @@ class StaticGridSearch(SearchType):
         """The number of points of the full grid (the product of the level counts)."""
         return math.prod(len(task_levels) for task_levels in self.levels_per_task(num_tasks))
 
-    def trial_count(self, num_tasks: int) -> int:
+    def config_count(self, num_tasks: int) -> int:
         size = self.grid_size(num_tasks)
         return size if self.max_trials is None else min(size, self.max_trials)
 

@@ -2,16 +2,20 @@
 trial and the searches to run. Loading validates everything and turns every mistake into a
 one-line :class:`SpecError` of the form ``"<source>: <field.path>: <what is wrong>; <how to fix>"``.
 
-Pure validation: nothing here imports Ray, MLflow or Optuna, and no problem data is loaded (the
-problem's task names come from :func:`gradnorm_core.problems.problem_tasks`).
+Pure validation: nothing here imports MLflow or Optuna, Ray only to check a ``runtime_env``, and
+no problem data is loaded (the problem's task names come from
+:func:`gradnorm_core.problems.problem_tasks`, which constructs the problem: cheap, no data).
 
 The format::
 
     name: demo                        # required, [A-Za-z0-9_-]+
     experiment: gradnorm-tune-demo    # optional, default "gradnorm-tune/<name>"
     problem:
-      name: multidigits               # a key of gradnorm_core.problems.PROBLEMS
+      name: multidigits               # a key of gradnorm_core.problems.PROBLEMS, an entry point of
+                                      # gradnorm_tune.problems, or module:attribute (your Problem)
       options: {num_train: 2000}      # optional keyword options of that problem
+    runtime_env:                      # optional: Ray's runtime_env for the sweep's job (Ray's keys)
+      working_dir: .                  # shipped to every node; relative to the spec's directory
     training: {epochs: 8, batch_size: 64, lr: 0.002, weight_decay: 0.0, seed: 0, device: auto}
     resources: {cpu: 1, gpu: 0, max_concurrent: 2}
     searches:                         # required, name -> search (see sweeps.searches)
@@ -27,8 +31,8 @@ The format::
 Numbers such as ``2e-3`` are read as floats (YAML 1.2 style), and a key given twice in one
 mapping is an error rather than silently overriding the first.
 
-Modules: :mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.training` and :mod:`.model` (the
-spec itself). The search types live in :mod:`sweeps.searches`.
+Modules: :mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.runtime_env`, :mod:`.training`
+and :mod:`.model` (the spec itself). The search types live in :mod:`sweeps.searches`.
 """
 
 from __future__ import annotations

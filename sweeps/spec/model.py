@@ -12,6 +12,7 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_
 from ..searches import SEARCH_TYPES, Search, SearchType, build_search, tasks_context
 from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, spec_error, SpecError, SpecModel
 from .problem import ProblemSpec
+from .runtime_env import check_runtime_env, code_on_path
 from .training import check_training
 from .yamlfile import read_spec_file
 
@@ -51,6 +52,10 @@ class SweepSpec(SpecModel):
     spec order; ``source`` is where the spec came from (the path, or what was given to
     :func:`parse_spec`) and ``raw`` a copy of the mapping it was parsed from, so that
     ``parse_spec(spec.raw, spec.source) == spec`` (e.g. when a sweep resumes).
+
+    ``runtime_env`` is Ray's runtime environment for the sweep's job (Ray's keys; see
+    :mod:`.runtime_env`), its local paths absolute (in ``raw`` too); its code is importable
+    while ``problem`` is validated, so a ``module:attribute`` problem shipped there is found.
     """
 
     KEY_NOUN: ClassVar[str] = "top-level key"
@@ -60,6 +65,8 @@ class SweepSpec(SpecModel):
         Name, Fix(NAME_FIX, missing="add e.g. 'name: demo' (letters, digits, '_' and '-')", noun="sweep name")
     ]
     experiment: str = Field(None, validate_default=True)  # default "gradnorm-tune/<name>"
+    # Ray's runtime environment for the sweep's job; before `problem`: its code is importable there
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
     problem: Annotated[ProblemSpec, Fix(missing="add e.g. 'problem: {name: multidigits}'")]
     training: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     resources: Resources = Field(default_factory=Resources)
@@ -79,7 +86,22 @@ class SweepSpec(SpecModel):
         if spec is not data:
             spec._raw = copy.deepcopy(data)
             spec._source = (info.context or {}).get("source", "<spec>")
+            if spec.runtime_env:  # its paths made absolute: a resume reads back the same code
+                spec._raw["runtime_env"] = copy.deepcopy(spec.runtime_env)
         return spec
+
+    @field_validator("runtime_env", mode="plain")
+    @classmethod
+    def _runtime_env(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
+        return check_runtime_env(value, Path((info.context or {}).get("base_dir") or Path.cwd()))
+
+    @field_validator("problem", mode="wrap")
+    @classmethod
+    def _problem_with_its_code(cls, value: Any, handler: Callable[[Any], ProblemSpec],
+                               info: ValidationInfo) -> ProblemSpec:
+        # a module:attribute problem shipped in runtime_env is imported from there for its task names
+        with code_on_path(info.data.get("runtime_env")):
+            return handler(value)
 
     @field_validator("experiment", mode="plain")
     @classmethod
@@ -138,6 +160,24 @@ class SweepSpec(SpecModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _schedulers_fit(self) -> SweepSpec:
+        """A search's early stopping fits the training's epochs and has trials to compare."""
+        epochs = int(self.training["epochs"])
+        for search in self.searches:
+            if search.scheduler is None:
+                continue
+            at = ("searches", search.name, "scheduler")
+            if search.config_count(self.num_tasks) < 2:
+                raise problem(
+                    "the search trains one configuration: early stopping has none to compare it with",
+                    "remove scheduler, or use it on a search of several trials", at)
+            found = search.scheduler.problem_with(epochs)
+            if found is not None:
+                what, fix, field = found
+                raise problem(what, fix, (*at, *field))
+        return self
+
     def __eq__(self, other: object) -> bool:  # raw is how it was written, not what it says
         if not isinstance(other, SweepSpec):
             return NotImplemented
@@ -176,8 +216,10 @@ class SweepSpec(SpecModel):
         raise KeyError(f"no search named {name!r}; searches: {', '.join(s.name for s in self.searches)}")
 
     def trial_count(self) -> int:
-        """Trials of all searches, plus the one recommended static trial."""
-        return sum(search.trial_count(self.num_tasks) for search in self.searches) + int(self.recommended_static)
+        """Trials of all searches, plus the recommended static trial (one per repeat of its search)."""
+        recommending = self.recommending_search if self.recommended_static else None
+        extra = 0 if recommending is None else recommending.repeats
+        return sum(search.trial_count(self.num_tasks) for search in self.searches) + extra
 
     def with_resources(self, **overrides: Any) -> SweepSpec:
         """This spec with ``resources`` keys (cpu, gpu, max_concurrent) overridden, checked as
@@ -186,18 +228,33 @@ class SweepSpec(SpecModel):
         raw["resources"] = {**(raw.get("resources") or {}), **overrides}
         return parse_spec(raw, self.source)
 
+    def with_runtime_env(self, **overrides: Any) -> SweepSpec:
+        """This spec with ``runtime_env`` keys (e.g. ``working_dir``, as ``--working-dir`` gives it)
+        overridden, checked as the spec's own and kept in ``raw`` (so a resume reads them back).
+        Relative paths are taken from the working directory."""
+        raw = copy.deepcopy(self.raw)
+        raw["runtime_env"] = {**(raw.get("runtime_env") or {}), **overrides}
+        return parse_spec(raw, self.source, base_dir=Path.cwd())
 
-def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
+
+def parse_spec(data: Any, source: str = "<spec>", base_dir: str | Path | None = None) -> SweepSpec:
     """Validate an already-parsed spec (e.g. ``yaml.safe_load`` output); ``source`` prefixes
-    every error message. Raises :class:`SpecError`."""
+    every error message; relative ``runtime_env`` paths are taken from ``base_dir`` (default:
+    the working directory). Raises :class:`SpecError`."""
     if data is None:
         raise SpecError(f"{source}: top level: the spec is empty; write a mapping with at least: name, problem, searches")
     try:
-        return SweepSpec.model_validate(data, context={"source": source})
+        return SweepSpec.model_validate(data, context={"source": source, "base_dir": base_dir})
     except ValidationError as exc:
         raise spec_error(exc, source) from None
 
 
-def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate the sweep spec at ``path``; raise :class:`SpecError` if anything is off."""
-    return parse_spec(read_spec_file(path), str(path))
+def load_spec(path: str | Path, runtime_env: dict[str, Any] | None = None) -> SweepSpec:
+    """Read and validate the sweep spec at ``path``; raise :class:`SpecError` if anything is off.
+
+    ``runtime_env`` keys override the spec's (``--working-dir``) before it is validated, so a
+    problem shipped there is imported from there; they are kept in ``raw`` for a resume."""
+    data = read_spec_file(path)
+    if runtime_env and isinstance(data, dict) and isinstance(data.get("runtime_env") or {}, dict):
+        data = {**data, "runtime_env": {**(data.get("runtime_env") or {}), **runtime_env}}
+    return parse_spec(data, str(path), base_dir=Path(path).resolve().parent)

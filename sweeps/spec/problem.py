@@ -5,7 +5,6 @@ data (the driver never does; trials do, on their workers)."""
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
@@ -20,18 +19,21 @@ def _problem_names(context: Mapping[str, Any] | None = None) -> str:
     """The fix of a missing or bad problem name."""
     from gradnorm_core import PROBLEMS
 
-    return f"give one of: {', '.join(PROBLEMS)}"
+    return f"give one of: {', '.join(PROBLEMS)}, or module:attribute of your own Problem"
 
 
 class ProblemSpec(SpecModel):
-    """The problem to train: ``name`` (a key of ``gradnorm_core.problems.PROBLEMS``) and its
-    keyword ``options``. ``problem: toy_t2`` is short for ``problem: {name: toy_t2}``."""
+    """The problem to train: ``name`` (a key of ``gradnorm_core.problems.PROBLEMS``, an entry point
+    of the group ``gradnorm_tune.problems``, or ``module:attribute`` of a user's Problem subclass or
+    factory) and its keyword ``options``. ``problem: toy_t2`` is short for ``problem: {name: toy_t2}``."""
 
     KEY_NOUN: ClassVar[str] = "problem key"
     SHAPE_FIX: ClassVar[str] = "write it as {name: multidigits, options: {num_train: 2000}}"
 
     name: Annotated[str, Fix(_problem_names)]
     options: dict[str, Any] = Field(default_factory=dict)
+    #: GradNorm's W: a module path in the problem's model (``backbone.4``); None: the problem's own
+    shared_layer: Annotated[str | None, Fix("give a module path in the model, e.g. 'trunk.2'")] = None
 
     _task_names: tuple[str, ...] = PrivateAttr(default=())
 
@@ -64,47 +66,78 @@ class ProblemSpec(SpecModel):
     @model_validator(mode="after")
     def _learn_tasks(self) -> ProblemSpec:
         self._task_names = _task_names(self.name, self.options)
+        if self.shared_layer is not None:
+            _check_shared_layer(self.name, self.options, self.shared_layer)
         return self
+
+    @property
+    def trial_keys(self) -> dict[str, Any]:
+        """What every trial's config says of the problem."""
+        keys = {"problem": self.name, "problem_options": dict(self.options)}
+        return keys | ({"shared_layer": self.shared_layer} if self.shared_layer is not None else {})
+
+
+def _check_shared_layer(name: str, options: dict[str, Any], path: str) -> None:
+    """``path`` names a module with weights in the problem's model: the model is built on the
+    driver (construction and ``build_model`` load no data, by the Problem contract)."""
+    from gradnorm_core import make_problem, resolve_shared_layer
+
+    try:
+        resolve_shared_layer(make_problem(name, **options).build_model(seed=0), path)
+    except ValueError as error:
+        what, _, fix = one_line(str(error)).removeprefix("shared_layer: ").partition("; ")
+        raise problem(what, fix or "give a module path in the model", ("shared_layer",)) from None
+
+
+#: the fix of a problem module that does not import on the driver
+IMPORT_FIX = ("ship its code with the sweep: runtime_env: {working_dir: DIR} in the spec or "
+              "gradnorm-tune sweep --working-dir DIR (or runtime_env.py_modules), or install its package")
 
 
 def _task_names(name: str, options: dict[str, Any]) -> tuple[str, ...]:
-    from gradnorm_core import PROBLEMS, problem_tasks
+    """The problem's task names; a bad name or option raises the spec's one-line error. A user's
+    problem (``module:attribute``, an entry point) is imported and constructed (no data)."""
+    from gradnorm_core import problem_tasks
+    from gradnorm_core.problems.registry import ProblemNameError, check_options, resolve_problem
 
     accepted = ""
-    if name in PROBLEMS:  # the spec's own checks, for the did-you-mean hints
-        parameters = inspect.signature(PROBLEMS[name]).parameters
-        accepted = ", ".join(parameters)
-        for key in options:
-            if key not in parameters:
-                raise problem(
-                    f"unknown option {key!r} for problem {name!r}",
-                    f"{did_you_mean(key, parameters)}accepted: {accepted}",
-                    ("options", key),
-                )
-        for key, parameter in parameters.items():
-            if parameter.default is inspect.Parameter.empty and key not in options:
-                raise problem(
-                    f"problem {name!r} needs option {key!r}",
-                    f"add it under problem.options (accepted options: {accepted})",
-                    ("options", key),
-                )
     try:
+        factory = resolve_problem(name)
+        accepted = ", ".join(inspect.signature(factory).parameters) if _has_signature(factory) else ""
+        check_options(name, factory, options)
         return tuple(problem_tasks(name, **options))
-    except (TypeError, ValueError) as exc:
+    except ProblemNameError as error:
+        raise _located(error, name, options) from None
+    except (TypeError, ValueError) as exc:  # a built-in problem's own check of an option's value
         message = one_line(str(exc))
-    if message.startswith("unknown problem"):
-        raise problem(
-            f"unknown problem {name!r}",
-            f"{did_you_mean(name, PROBLEMS)}choose one of: {', '.join(PROBLEMS)}",
-            ("name",),
-        )
-    named = re.search(r"option '([^']+)'", message)
-    if name not in PROBLEMS and named:  # unknown or missing option of a problem found elsewhere
-        what, _, fix = message.partition("; ")
-        raise problem(what, fix or "fix problem.options", ("options", named.group(1)))
     key = next((k for k in options if message.startswith((f"{k} ", f"{k}["))), None)
     raise problem(
         f"bad option for problem {name!r}: {message}",
         f"fix the value (accepted options: {accepted})" if accepted else "fix the value",
         ("options", key) if key else ("options",),
     )
+
+
+def _has_signature(factory: Any) -> bool:
+    try:
+        inspect.signature(factory)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _located(error: Any, name: str, options: dict[str, Any]) -> Exception:
+    """A registry error as the spec's: at problem.name or problem.options.<key>, with hints."""
+    from gradnorm_core.problems.registry import known_names, resolve_problem
+
+    if error.kind == "unknown":
+        return problem(error.what, f"{did_you_mean(name, known_names())}{error.fix}", ("name",))
+    if error.kind == "import":
+        return problem(error.what, IMPORT_FIX, ("name",))
+    if error.kind == "option" and error.option is not None:
+        if error.what.startswith("unknown option"):
+            parameters = inspect.signature(resolve_problem(name)).parameters
+            return problem(error.what, f"{did_you_mean(error.option, parameters)}{error.fix}".replace(
+                "accepted options:", "accepted:"), ("options", error.option))
+        return problem(error.what, f"add it under problem.options ({error.fix})", ("options", error.option))
+    return problem(error.what, error.fix, (error.field,))

@@ -43,8 +43,11 @@ def check_training(value: Any) -> dict[str, Any]:
         config = TrainConfig(**{**value, "device": "cpu"})  # availability is not checked here
     except (TypeError, ValueError) as exc:
         message = one_line(str(exc))
-        key = next((k for k in accepted if message.startswith(f"{k} ")), None)
-        raise problem(message, _FIXES.get(key or "", "fix the value"), (key,) if key else ()) from None
+        key = next((k for k in accepted if message.startswith((f"{k} ", f"{k}: "))), None)
+        what, fix = message, _FIXES.get(key or "", "fix the value")
+        if key and message.startswith(f"{key}: ") and "; " in message:  # "<key>: <what>; <fix>"
+            what, fix = message[len(key) + 2:].split("; ", 1)
+        raise problem(what, fix, (key,) if key else ()) from None
     return {field.name: getattr(config, field.name) for field in config_fields} | {"device": device}
 
 

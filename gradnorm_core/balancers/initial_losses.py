@@ -1,0 +1,72 @@
+"""GradNorm's L_i(0), the loss each task's progress is measured against: by rule or given."""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..problems.base import Problem
+
+# How GradNorm's L_i(0) is chosen, by name: "first_step", the losses of the first step (the
+# paper's default); "chance", the problem's chance-level losses (Problem.chance_losses(), the loss
+# of the best constant prediction on the train split). Otherwise initial_losses is T numbers.
+FIRST_STEP = "first_step"
+CHANCE = "chance"
+INITIAL_LOSS_RULES: tuple[str, ...] = (FIRST_STEP, CHANCE)
+
+
+def resolve_initial_losses(value: object, problem: "Problem") -> list[float] | None:
+    """GradNorm's ``initial_losses`` option, resolved for ``problem``.
+
+    * ``"first_step"`` (or None) -> None: GradNorm takes the losses of its first step;
+    * ``"chance"`` -> ``problem.chance_losses()``, checked to be T finite positive numbers;
+    * a list (or tuple) of T numbers -> those numbers as floats (GradNorm checks their signs).
+
+    Anything else raises a one-line ValueError starting ``initial_losses:``.
+    """
+    count = problem.num_tasks
+    if value is None or (isinstance(value, str) and value == FIRST_STEP):
+        return None
+    if isinstance(value, str) and value == CHANCE:
+        return _chance_losses(problem)
+    if getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):  # a 1-D tensor or array
+        value = value.tolist()
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == count
+        and all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ):
+        return [float(v) for v in value]
+    raise ValueError(
+        f"initial_losses: must be '{FIRST_STEP}', '{CHANCE}' or a list of {count} numbers, "
+        f"got {value!r}"
+    )
+
+
+def _chance_losses(problem: "Problem") -> list[float]:
+    name = getattr(problem, "name", type(problem).__name__)
+    try:
+        values = problem.chance_losses()
+    except NotImplementedError as error:
+        raise ValueError(f"initial_losses: '{CHANCE}' needs {error}") from None
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"initial_losses: problem {name!r}'s chance_losses() must return numbers, got {values!r}"
+        ) from None
+    if len(values) != problem.num_tasks:
+        raise ValueError(
+            f"initial_losses: problem {name!r}'s chance_losses() returned {len(values)} values "
+            f"for {problem.num_tasks} tasks"
+        )
+    for task, loss in zip(problem.task_names, values):
+        if not (math.isfinite(loss) and loss > 0):
+            raise ValueError(
+                f"initial_losses: '{CHANCE}' gives task {task!r} a chance-level loss of {loss!r} "
+                f"(e.g. its train targets are all equal), and GradNorm divides by it: use "
+                f"'{FIRST_STEP}' or a list of positive numbers"
+            )
+    return values

@@ -1,0 +1,24 @@
+"""``imtl_l``: one trial of IMTL-L, learned loss scales (Liu et al., 2021)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Optimizer, SearchType, learning_rate, own_optimizer
+
+__all__ = ["ImtlLSearch"]
+
+
+class ImtlLSearch(SearchType):
+    """One trial; optional ``lr`` and ``optimizer`` of the learned log-scales."""
+
+    method: ClassVar[str] = "imtl_l"
+
+    type: Literal["imtl_l"] = "imtl_l"
+    lr: Annotated[float | None, learning_rate("the log-scales' learning rate")] = Field(None, gt=0)
+    optimizer: Optimizer = None
+
+    def balancer_options(self) -> dict[str, Any]:
+        return own_optimizer(self.lr, self.optimizer)

@@ -1,0 +1,140 @@
+"""Where a sweep runs: Ray (a local Ray of its own, or a cluster, as a job with the spec's
+runtime environment) and the MLflow tracking store, both checked before any trial runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+import ray
+from mlflow.tracking import MlflowClient
+
+from trainables import TrackingError, check_tracking_server, first_line
+
+from .state import SweepError
+
+__all__ = ["check_ray_address", "check_runtime_env", "connect", "quiet_logs", "start_ray", "tracking_client"]
+
+
+def quiet_logs() -> None:
+    """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow prints two links per finished run on a tracking server; the sweep prints its own
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("ray").setLevel(logging.CRITICAL)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def check_ray_address(address: str | None) -> None:
+    """Fail fast when a given Ray address does not answer: ray.init would wait minutes."""
+    if not address or address == "auto" or address.startswith("local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"Ray address {address!r} is not host:port or ray://host:port; fix --ray-address")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise SweepError(
+            f"cannot reach Ray at {address} ({reason}); start the cluster or fix --ray-address / RAY_ADDRESS"
+        ) from None
+
+
+# The Ray job this module started (ray.init), and the runtime_env it started it with.
+_STARTED: dict[str, object] = {}
+
+
+def _ray_job() -> tuple[str, str]:
+    """Which Ray job this process is: its cluster session and job id."""
+    context = ray.get_runtime_context()
+    try:
+        session = context.get_session_name()
+    except Exception:  # noqa: BLE001 - not known to a Ray Client driver
+        session = context.gcs_address or ""
+    return session, context.get_job_id()
+
+
+def check_runtime_env(runtime_env: dict | None) -> None:
+    """A spec's ``runtime_env`` applies only to a Ray job the sweep starts: a job's runtime
+    environment is fixed when ``ray.init`` starts it, and Tune starts its trials with the job's.
+    Raises a one-line SweepError where the caller initialised Ray in this process already."""
+    if not runtime_env or not ray.is_initialized() or _STARTED.get("job") == _ray_job():
+        return
+    keys = ", ".join(runtime_env)
+    raise SweepError(
+        f"runtime_env ({keys}) cannot be applied: Ray is already initialised in this process and a job's "
+        "runtime_env is fixed when ray.init starts it; call ray.shutdown() first (the sweep then starts Ray "
+        "with it), or pass it to your own ray.init(runtime_env=...) and leave it out of the spec"
+    )
+
+
+def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None = None) -> None:
+    """Start a local Ray, or connect to ``address`` (``host:port``, ``ray://host:port``,
+    ``auto``), as a job with ``runtime_env``. A Ray already initialised in this process is used
+    as it is, unless this module started it with another runtime_env: that one is restarted
+    (see :func:`check_runtime_env` for one the caller started)."""
+    if quiet:
+        quiet_logs()
+    runtime_env = dict(runtime_env or {})
+    if ray.is_initialized():
+        ours = _STARTED.get("job") == _ray_job()
+        if not runtime_env or ours and _STARTED.get("runtime_env") == runtime_env:
+            return
+        check_runtime_env(runtime_env)
+        ray.shutdown()  # ours, with another runtime_env: a job's runtime_env is fixed at ray.init
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    check_ray_address(address)
+    options = {"runtime_env": runtime_env} if runtime_env else {}
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR, **options)
+        else:
+            # a new Ray of our own, even when `ray start` left a cluster on this machine
+            # (plain ray.init() would join that one); --ray-address auto joins it on purpose
+            ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
+                     logging_level=logging.ERROR, **options)
+    except Exception as error:  # noqa: BLE001
+        if runtime_env:  # e.g. a working_dir over Ray's size limit: Ray packs and uploads it in ray.init
+            if ray.is_initialized():
+                ray.shutdown()
+            where = f"Ray at {address!r}" if address else "a local Ray"
+            raise SweepError(f"cannot start {where} with the spec's runtime_env ({first_line(error)}); "
+                             "check runtime_env and --ray-address") from None
+        raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
+    _STARTED.update(job=_ray_job(), runtime_env=runtime_env)
+
+
+def tracking_client(uri: str) -> MlflowClient:
+    try:
+        return check_tracking_server(uri)
+    except TrackingError as error:
+        raise SweepError(str(error)) from None
+
+
+def connect(tracking_uri: str, ray_address: str | None, quiet: bool,
+            runtime_env: dict | None = None) -> MlflowClient:
+    """The tracking store checked and Ray started (as a job with ``runtime_env``), side by side (a
+    fresh SQLite store takes about 3 s to create its tables, Ray about 4 s to start); either
+    failing stops the sweep before any trial runs."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checking = pool.submit(tracking_client, tracking_uri)
+        started_here = not ray.is_initialized() or bool(runtime_env)
+        try:
+            start_ray(ray_address, quiet, runtime_env)
+        except SweepError:
+            checking.result()  # the store's error first, if both fail
+            raise
+        try:
+            return checking.result()
+        except SweepError:
+            if started_here:
+                ray.shutdown()  # nothing of the sweep ran: no Ray of ours is left behind
+            raise

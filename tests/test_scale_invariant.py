@@ -1,0 +1,205 @@
+"""ScaleInvariant against plain autograd on the literal loss sum_i log L_i, and 1 / L in numpy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gradnorm_core import ScaleInvariant, fit, make_balancer
+from gradnorm_core.balancers.base import NonFiniteLossError
+from gradnorm_core.problems import ToyRegression
+
+
+def make_problem(dtype: torch.dtype = torch.float32, num_tasks: int = 3, seed: int = 0):
+    """A linear model with one output per task; task i's loss is (scale_i times) the MSE of output i."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Linear(4, num_tasks).to(dtype)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator, dtype=dtype))
+    x = torch.randn(8, 4, generator=generator, dtype=dtype)
+    y = torch.randn(8, num_tasks, generator=generator, dtype=dtype)
+    scale = torch.tensor([1.0, 10.0, 0.1][:num_tasks], dtype=dtype)
+
+    def losses() -> torch.Tensor:
+        return scale * ((model(x) - y) ** 2).mean(dim=0)
+
+    return model, losses
+
+
+def sgd_step_model(model: nn.Module, lr: float = 0.01) -> None:
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= lr * p.grad
+
+
+def run_steps(balancer, model, losses, steps):
+    """Run steps and return the trajectory: (model grads, weights) after each."""
+    trajectory = []
+    for _ in range(steps):
+        model.zero_grad()
+        balancer.backward(losses())
+        trajectory.append(([p.grad.clone() for p in model.parameters()], balancer.weights))
+        sgd_step_model(model)
+    return trajectory
+
+
+def test_initial_state():
+    balancer = ScaleInvariant(3)
+    assert balancer.num_tasks == 3 and balancer.step_count == 0
+    assert torch.equal(balancer.weights, torch.ones(3)) and not balancer.weights.requires_grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradients_and_weights_match_the_log_loss(dtype):
+    model, losses = make_problem(dtype=dtype)
+    balancer = ScaleInvariant(3)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-6)
+    for step in range(5):
+        # Independent reference: autograd of the literal sum_i log L_i on a fresh forward pass.
+        values = losses()
+        reference = torch.autograd.grad(torch.log(values).sum(), list(model.parameters()))
+        expected_weights = 1.0 / values.detach().numpy().astype(np.float64)
+        model.zero_grad()
+        balancer.backward(losses())
+        for p, g in zip(model.parameters(), reference):
+            assert p.grad.dtype == dtype
+            torch.testing.assert_close(p.grad, g, **tol)
+        weights = balancer.weights
+        assert weights.dtype == dtype and balancer.step_count == step + 1
+        np.testing.assert_allclose(weights.numpy(), expected_weights, rtol=1e-12 if dtype == torch.float64 else 1e-6)
+        sgd_step_model(model, lr=0.05)
+    # the losses span two orders of magnitude, so the weights above were far from ones
+    assert float(balancer.weights.max() / balancer.weights.min()) > 10
+
+
+def test_weights_are_the_gradient_coefficients_of_the_losses():
+    """With the loss vector itself as the 'network', its gradient is exactly the reported weights."""
+    balancer = ScaleInvariant(3)
+    for values in ([2.0, 0.5, 1.0], [1e-3, 40.0, 7.0]):
+        losses = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+        balancer.backward(losses)
+        assert torch.equal(losses.grad, balancer.weights)
+        np.testing.assert_allclose(balancer.weights.numpy() * np.array(values), 1.0, rtol=1e-15)
+
+
+def test_scaling_a_task_loss_leaves_the_gradient_unchanged():
+    model, losses = make_problem(dtype=torch.float64)
+    grads = []
+    for factor in (1.0, 1e4, 1e-4):
+        balancer = ScaleInvariant(3)
+        model.zero_grad()
+        balancer.backward(losses() * torch.tensor([factor, 1.0, 1.0], dtype=torch.float64))
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make_losses, error, match",
+    [
+        (lambda v: v * torch.tensor([1.0, 0.0, 1.0]), ValueError, r"losses\[1\] is 0\.0 .*needs positive losses"),
+        (lambda v: v * torch.tensor([1.0, 1.0, -2.0]), ValueError, r"losses\[2\] is -.*needs positive losses"),
+        (lambda v: v * torch.tensor([1e-45, 1.0, 1.0]), ValueError, r"losses\[0\] .*1/L overflows"),
+        (lambda v: v * torch.tensor([1.0, float("nan"), 1.0]), NonFiniteLossError, r"losses\[1\] is nan"),
+        (lambda v: v * torch.tensor([float("inf"), 1.0, 1.0]), NonFiniteLossError, r"losses\[0\] is inf"),
+        (lambda v: v[:2], ValueError, r"shape \(3,\)"),
+        (lambda v: v.unsqueeze(0), ValueError, r"shape \(3,\)"),
+        (lambda v: v.detach(), ValueError, "require grad"),
+        (lambda v: v.tolist(), TypeError, "1-D tensor"),
+    ],
+)
+def test_bad_losses_raise_one_line_and_change_nothing(make_losses, error, match):
+    model, losses = make_problem()
+    balancer = ScaleInvariant(3)
+    run_steps(balancer, model, losses, 2)
+    before = balancer.state_dict()
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(error, match=match) as info:
+        balancer.backward(make_losses(losses()))
+    assert "\n" not in str(info.value)
+    after = balancer.state_dict()
+    assert after["step_count"] == before["step_count"] == 2
+    assert torch.equal(after["weights"], before["weights"])
+    assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_state_dict_round_trip_continues_identically(dtype):
+    model, losses = make_problem(dtype=dtype)
+    original = ScaleInvariant(3)
+    run_steps(original, model, losses, 3)
+    state = original.state_dict()
+    params = [p.detach().clone() for p in model.parameters()]
+    expected_now = original.weights
+    expected = run_steps(original, model, losses, 4)  # the original goes on; ``state`` must not move
+
+    with torch.no_grad():
+        for p, saved in zip(model.parameters(), params):
+            p.copy_(saved)
+    copy = ScaleInvariant(3)
+    copy.load_state_dict(state)
+    assert copy.step_count == 3 and torch.equal(copy.weights, expected_now)
+    got = run_steps(copy, model, losses, 4)
+    for (grads_e, w_e), (grads_g, w_g) in zip(expected, got):
+        assert torch.equal(w_e, w_g)
+        for a, b in zip(grads_e, grads_g):
+            assert torch.equal(a, b)
+    assert copy.step_count == original.step_count == 7
+
+
+def test_load_state_dict_refuses_bad_states_and_changes_nothing():
+    balancer = ScaleInvariant(3)
+    balancer.backward(torch.tensor([2.0, 4.0, 8.0], requires_grad=True))
+    state = balancer.state_dict()
+    with pytest.raises(ValueError, match="num_tasks"):
+        ScaleInvariant(2).load_state_dict(state)
+    fresh = ScaleInvariant(3)
+    for broken in (dict(state, weights=torch.ones(5)), {k: v for k, v in state.items() if k != "weights"}):
+        with pytest.raises(ValueError, match="weights") as info:
+            fresh.load_state_dict(broken)
+        assert "\n" not in str(info.value)
+        assert fresh.step_count == 0 and torch.equal(fresh.weights, torch.ones(3))
+
+
+def test_make_balancer_builds_it_and_rejects_options():
+    balancer = make_balancer("scale_invariant", 4)
+    assert isinstance(balancer, ScaleInvariant) and balancer.num_tasks == 4
+    with pytest.raises(ValueError, match="method 'scale_invariant' takes no option 'lr'; accepted options: none"):
+        make_balancer("scale_invariant", 4, lr=0.1)
+    with pytest.raises(ValueError, match="num_tasks"):
+        make_balancer("scale_invariant", 0)
+
+
+def toy_problem() -> ToyRegression:
+    return ToyRegression([1.0, 10.0, 50.0], num_train=256, num_val=64, num_test=64, seed=3)
+
+
+def test_training_run_with_fit_gives_finite_records_and_resumes_exactly():
+    problem = toy_problem()
+
+    def start(state=None):
+        model = problem.build_model(seed=1)
+        balancer = make_balancer("scale_invariant", problem.num_tasks, model=model)
+        return fit(problem, balancer, model=model, state=state, epochs=3, batch_size=64, lr=1e-3, seed=1)
+
+    uninterrupted = [r.as_dict() for r in start()]
+    assert len(uninterrupted) == 3
+    for record in uninterrupted:
+        numbers = [record["score"], *record["train"].values(), *record["val"].values(), *record["weights"],
+                   *record["mean_weights"]]
+        assert all(math.isfinite(x) for x in numbers), record
+        assert all(w > 0 for w in record["weights"])
+        # the weights of the last step are 1 / that step's losses: the largest-sigma task's is smallest
+        assert record["weights"][2] < record["weights"][0]
+    first = start()
+    head = [next(iter(first)).as_dict()]
+    resumed = start(state=first.state_dict())
+    for got, expected in zip(head + [r.as_dict() for r in resumed], uninterrupted):
+        got.pop("elapsed_seconds"), expected.pop("elapsed_seconds")
+        assert got == expected
