@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from trainables import DEVICE, ERROR_TAG, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history, trial_runs
 
-from . import pareto, report
+from . import pareto, report, weights
 from .searches import SEARCH_TYPES
 from .results import SearchSummary, TrialSummary
 from .searcher import RECOMMENDED, RECOMMENDED_TYPE
@@ -94,8 +94,8 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
         for summary in summaries:
             best = report.best_trial(summary)
             if getattr(SEARCH_TYPES.get(summary.kind), "recommends_static", False) and best is not None:
-                report.plot_weight_trajectories(best, folder / f"weights_{summary.name}.png")
-                averaged = report.time_averaged_weights(best)
+                weights.plot_weight_trajectories(best, folder / f"weights_{summary.name}.png")
+                averaged = weights.time_averaged_weights(best)
                 (folder / f"recommended_weights_{summary.name}.json").write_text(json.dumps(averaged))
         client.log_artifacts(run_id, str(folder))
     logged = client.get_run(run_id).data.metrics  # a rebuilt report logs no value twice

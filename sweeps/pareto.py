@@ -139,7 +139,7 @@ def plot_pareto(summaries: Sequence[SearchSummary], path: str | os.PathLike) -> 
     elif not grid:
         title += " (no finished static grid trial)"
     if len(tasks) == 2:
-        figure = report._new_figure(7.5, 6.0)
+        figure = report.new_figure(7.5, 6.0)
         axes = figure.add_subplot(1, 1, 1)
         _panel(axes, 0, 1, grid, front_points, bests, staircase=True)
         axes.set_xlabel(f"{tasks[0]}: {AXIS_LABEL}")
@@ -150,7 +150,7 @@ def plot_pareto(summaries: Sequence[SearchSummary], path: str | os.PathLike) -> 
         figure = _matrix(tasks, grid, front_points, bests)
         figure.suptitle(title, fontsize=11)
     else:
-        figure = report._new_figure(max(7.0, 1.6 * len(tasks)), 5.5)
+        figure = report.new_figure(max(7.0, 1.6 * len(tasks)), 5.5)
         axes = figure.add_subplot(1, 1, 1)
         if tasks:
             _parallel(axes, tasks, grid, front_points, bests)
@@ -158,7 +158,7 @@ def plot_pareto(summaries: Sequence[SearchSummary], path: str | os.PathLike) -> 
             axes.text(0.5, 0.5, "no normalized validation error to plot", ha="center", va="center",
                       transform=axes.transAxes)
         axes.set_title(title, fontsize=10)
-    report._save(figure, path)
+    report.save_figure(figure, path)
 
 
 def _style(k: int) -> dict:
@@ -200,7 +200,7 @@ def _panel(axes, i: int, j: int, grid, front_points, bests, *, staircase: bool) 
 
 
 def _matrix(tasks, grid, front_points, bests):
-    figure = report._new_figure(10.0, 10.0)
+    figure = report.new_figure(10.0, 10.0)
     grid_axes = figure.subplots(3, 3)
     for row in range(3):
         for col in range(3):

@@ -127,12 +127,17 @@ def _cost_row(search: SearchSummary, config: ConfigResult | None, task_metrics: 
 
 def trials_cell(row: dict) -> str:
     """The trials column: ``"10 of 27 (sampled)"`` for a sampled grid, ``"27 of 27"`` for a full
-    one, the bare count otherwise; then ``" (12 stopped early)"`` when early stopping ended some."""
+    one, the bare count otherwise; with several seeds per configuration ``"81 = 27 of 27 x 3
+    seeds"``; then ``" (12 stopped early)"`` when early stopping ended some."""
     stopped = f" ({row['stopped_early']} stopped early)" if row.get("stopped_early") else ""
+    seeds = row.get("seeds") or 1
     if row.get("grid_size") is None:
         return f"{row['trials']}{stopped}"
-    text = f"{row['trials']} of {row['grid_size']}"
-    return (text + " (sampled)" if row.get("sampled") else text) + stopped
+    points = row["trials"] // seeds
+    text = f"{points} of {row['grid_size']}" + (" (sampled)" if row.get("sampled") else "")
+    if seeds > 1:
+        text = f"{row['trials']} = {text} x {seeds} seeds"
+    return text + stopped
 
 
 def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
@@ -232,7 +237,7 @@ def best_so_far(search: SearchSummary) -> list[tuple[float, float]]:
     return points
 
 
-def _new_figure(width: float = 7.0, height: float = 4.5):
+def new_figure(width: float = 7.0, height: float = 4.5):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -241,7 +246,7 @@ def _new_figure(width: float = 7.0, height: float = 4.5):
     return figure
 
 
-def _save(figure, path: str | os.PathLike) -> None:
+def save_figure(figure, path: str | os.PathLike) -> None:
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -259,7 +264,7 @@ def plot_best_so_far(searches: Sequence[SearchSummary], path: str | os.PathLike)
     """Save a PNG with one step line per search of :func:`best_so_far` (validation score
     against cumulative compute seconds). The x axis is logarithmic when the positive x values
     span more than two decades. Searches without a finished trial are left out of the plot."""
-    figure = _new_figure()
+    figure = new_figure()
     axes = figure.add_subplot(1, 1, 1)
     xs: list[float] = []
     for search in searches:
@@ -280,54 +285,4 @@ def plot_best_so_far(searches: Sequence[SearchSummary], path: str | os.PathLike)
     axes.set_ylabel("best validation score so far (lower is better)")
     axes.set_title("Best validation score vs compute spent")
     axes.grid(True, alpha=0.3)
-    _save(figure, path)
-
-
-# ----------------------------------------------------------------------------- GradNorm weights
-
-
-def _prefixed_keys(trial: TrialSummary, prefix: str) -> list[str]:
-    """Keys of the first history record that start with ``prefix``, in record order; a one-line
-    ValueError when there are none."""
-    keys = [k for k in trial.history[0] if k.startswith(prefix)] if trial.history else []
-    if not keys:
-        raise ValueError(
-            f"trial {trial.trial_id!r} of search {trial.search!r} has no weight history "
-            f"(no '{prefix}<task>' entries); pass a trial of a weighted method that ran an epoch")
-    return keys
-
-
-def time_averaged_weights(trial: TrialSummary) -> list[float]:
-    """The task weights averaged over training: for each ``"mean_weight/<task>"`` key (tasks in
-    the order of the first history record's keys), the plain mean over epochs. Every epoch has
-    the same number of steps, so this is also the mean over all steps.
-
-    Raises ValueError (one line) when the trial has no such entries, or an epoch lacks one.
-    """
-    keys = _prefixed_keys(trial, "mean_weight/")
-    for record in trial.history:
-        missing = [k for k in keys if k not in record]
-        if missing:
-            raise ValueError(f"trial {trial.trial_id!r}: epoch {record.get('epoch')} lacks "
-                             f"{missing[0]!r}; every epoch must log the same tasks' weights")
-    return [sum(r[k] for r in trial.history) / len(trial.history) for k in keys]
-
-
-def plot_weight_trajectories(trial: TrialSummary, path: str | os.PathLike) -> None:
-    """Save a PNG of the end-of-epoch ``"weight/<task>"`` values of one trial: one line per task
-    (tasks in the order of the first history record), x = ``"epoch"``, with the trial's varied
-    config (e.g. ``alpha=0.12``) in the title. Raises ValueError (one line) when the trial has
-    no weight history."""
-    keys = _prefixed_keys(trial, "weight/")
-    figure = _new_figure()
-    axes = figure.add_subplot(1, 1, 1)
-    for key in keys:
-        records = [r for r in trial.history if key in r]
-        axes.plot([r["epoch"] for r in records], [r[key] for r in records],
-                  marker="o", markersize=3, label=key.removeprefix("weight/"))
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("task weight (end of epoch)")
-    axes.set_title(f"Task weights: {trial.search} / {trial.trial_id} ({config_label(trial.config)})")
-    axes.legend(loc="best")
-    axes.grid(True, alpha=0.3)
-    _save(figure, path)
+    save_figure(figure, path)

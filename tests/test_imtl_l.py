@@ -275,3 +275,20 @@ def test_training_run_with_fit_gives_finite_records_and_resumes_exactly():
     for got, expected in zip(head + [r.as_dict() for r in resumed], uninterrupted):
         got.pop("elapsed_seconds"), expected.pop("elapsed_seconds")
         assert got == expected
+
+
+def test_with_its_own_optimizer_imtl_l_is_uncertainty_weighting_with_s_negated():
+    """IMTL-L's sum_i (e^{s_i} L_i - s_i) is the simplified uncertainty loss sum_i (e^{-u_i} L_i + u_i)
+    with u = -s; Adam and SGD are odd in the gradient, so from s = u = 0 the two give the same
+    weights at every step (what the search-cost benchmark shows: identical rows)."""
+    from gradnorm_core.balancers.uncertainty import UncertaintyWeighting
+
+    for optimizer in ("adam", "sgd"):
+        imtl, uncertainty = IMTLL(3, lr=0.05, optimizer=optimizer), UncertaintyWeighting(3, lr=0.05, optimizer=optimizer)
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(20):
+            values = torch.rand(3, generator=generator, dtype=torch.float64) * 5
+            imtl.backward(values.clone().requires_grad_())
+            uncertainty.backward(values.clone().requires_grad_())
+            torch.testing.assert_close(imtl.weights, uncertainty.weights, rtol=1e-12, atol=0)
+            torch.testing.assert_close(imtl.log_scales, -uncertainty.log_variances, rtol=1e-12, atol=0)

@@ -14,11 +14,10 @@ from sweeps.report import (
     log_x,
     format_table,
     plot_best_so_far,
-    plot_weight_trajectories,
-    time_averaged_weights,
     write_csv,
 )
 from sweeps.results import SearchSummary, TrialSummary
+from sweeps.weights import plot_weight_trajectories, time_averaged_weights
 
 TASKS = ["left", "right"]
 TASK_METRICS = ["left/accuracy", "right/accuracy"]

@@ -25,8 +25,12 @@ class IMTLL(LearnedLogScales):
     For a fixed :math:`L_i > 0` the minimiser is :math:`e^{s_i} = 1 / L_i`: the scaled losses
     are driven to 1 (the paper's "impartial" losses), and at that point the network's gradient
     is :math:`\sum_i \nabla L_i / L_i`, that of :class:`~.scale_invariant.ScaleInvariant`.
-    The gradient on :math:`s` is that of uncertainty weighting with :math:`s \to -s`, and the
-    conventions here are those of :class:`~.uncertainty.UncertaintyWeighting`.
+    The loss is that of :class:`~.uncertainty.UncertaintyWeighting` (its simplified form,
+    :math:`\sum_i e^{-u_i} L_i + u_i`) with :math:`u = -s`, and Adam and SGD are odd in the
+    gradient: with the same optimizer and ``lr`` the two give the same weights at every step
+    (tested). They differ only where uncertainty weighting keeps Kendall et al.'s per-task-kind
+    factors (1/2 for regression, a log sigma rather than a log sigma^2 for classification), which
+    the simplified form here, like most reimplementations, drops.
 
     ``weights`` is :math:`e^{s}` (the weights the next step applies, so the training loop,
     which reads them before each step, records exactly the weights used); ``log_scales`` is
