@@ -10,22 +10,12 @@ from torch import nn
 
 from gradnorm_core.balancers.base import NonFiniteLossError
 from gradnorm_core.balancers.static import EqualWeights, StaticWeights
+from balancer_fixtures import make_problem as _make_problem
 
 
-def make_problem(dtype: torch.dtype = torch.float32, num_tasks: int = 3, seed: int = 0):
-    """A linear model with one output per task; task i's loss is the MSE of output i."""
-    generator = torch.Generator().manual_seed(seed)
-    model = nn.Linear(4, num_tasks).to(dtype)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator, dtype=dtype))
-    x = torch.randn(8, 4, generator=generator, dtype=dtype)
-    y = torch.randn(8, num_tasks, generator=generator, dtype=dtype)
-
-    def losses() -> torch.Tensor:
-        return ((model(x) - y) ** 2).mean(dim=0)
-
-    return model, losses
+def make_ones_problem(*args, **kwargs):
+    """Every task's loss is the plain MSE of its output."""
+    return _make_problem(*args, scales=(1.0,) * 8, **kwargs)
 
 
 def reference_grads(model: nn.Module, losses, weights: list[float]) -> list[torch.Tensor]:
@@ -36,7 +26,7 @@ def reference_grads(model: nn.Module, losses, weights: list[float]) -> list[torc
 
 
 def test_gradient_is_that_of_the_weighted_sum():
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     weights = [0.5, 2.0, 0.0]
     expected = reference_grads(model, losses, weights)
     balancer = StaticWeights(weights)
@@ -50,14 +40,14 @@ def test_gradient_is_that_of_the_weighted_sum():
 
 def test_gradient_differs_from_unweighted_sum():
     """Guards the test above against passing trivially."""
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     unweighted = reference_grads(model, losses, [1.0, 1.0, 1.0])
     StaticWeights([0.5, 2.0, 0.0]).backward(losses())
     assert not torch.allclose(model.weight.grad, unweighted[0])
 
 
 def test_equal_weights_is_the_plain_sum():
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     expected = reference_grads(model, losses, [1.0, 1.0, 1.0])
     balancer = EqualWeights(3)
     assert isinstance(balancer, StaticWeights)
@@ -69,7 +59,7 @@ def test_equal_weights_is_the_plain_sum():
 
 
 def test_weights_never_change_and_step_count_counts():
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     balancer = StaticWeights([1.0, 3.0, 0.25])
     assert balancer.num_tasks == 3
     assert balancer.step_count == 0
@@ -93,7 +83,7 @@ def test_weights_are_a_detached_copy():
 
 
 def test_float64_losses_use_the_exact_float64_weights():
-    model, losses = make_problem(dtype=torch.float64)
+    model, losses = make_ones_problem(dtype=torch.float64)
     weights = [0.1, 0.3, 0.7]  # not representable in float32
     expected = reference_grads(model, losses, weights)
     balancer = StaticWeights(weights)
@@ -150,7 +140,7 @@ def test_other_sequences_are_accepted():
     ],
 )
 def test_bad_losses_raise_and_change_nothing(make_losses, error, match):
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     balancer = StaticWeights([1.0, 2.0, 3.0])
     state = balancer.state_dict()
     with pytest.raises(error, match=match):
@@ -160,7 +150,7 @@ def test_bad_losses_raise_and_change_nothing(make_losses, error, match):
 
 
 def test_state_dict_round_trip_continues_identically():
-    model, losses = make_problem()
+    model, losses = make_ones_problem()
     original = StaticWeights([0.2, 1.0, 4.0])
     for _ in range(2):
         original.backward(losses())

@@ -6,33 +6,10 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from gradnorm_core.balancers.base import NonFiniteLossError
 from gradnorm_core.balancers.uncertainty import UncertaintyWeighting
-
-
-def make_problem(dtype: torch.dtype = torch.float32, num_tasks: int = 3, seed: int = 0):
-    """A linear model with one output per task; task i's loss is (scale_i times) the MSE of output i."""
-    generator = torch.Generator().manual_seed(seed)
-    model = nn.Linear(4, num_tasks).to(dtype)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=generator, dtype=dtype))
-    x = torch.randn(8, 4, generator=generator, dtype=dtype)
-    y = torch.randn(8, num_tasks, generator=generator, dtype=dtype)
-    scale = torch.tensor([1.0, 10.0, 0.1][:num_tasks], dtype=dtype)
-
-    def losses() -> torch.Tensor:
-        return scale * ((model(x) - y) ** 2).mean(dim=0)
-
-    return model, losses
-
-
-def sgd_step_model(model: nn.Module, lr: float = 0.01) -> None:
-    with torch.no_grad():
-        for p in model.parameters():
-            p -= lr * p.grad
+from balancer_fixtures import make_problem, sgd_step_model
 
 
 def test_initial_state():
