@@ -59,6 +59,22 @@ def set_scale(axes, axis: str, values: Sequence[float], *, log: bool | None = No
         setter("symlog", linthresh=min(positive))
     else:
         setter("log")
+        ticks = getattr(axes, f"{axis}axis")
+        ticks.set_major_formatter(plain_log_formatter())
+        ticks.set_minor_formatter(plain_log_formatter(labelOnlyBase=False))
+
+
+def plain_log_formatter(**options):
+    """A log axis' tick labels as plain numbers (``0.01``, ``0.5``, ``2``), on the ticks that
+    matplotlib's :class:`~matplotlib.ticker.LogFormatter` labels (minor ones only where the axis
+    spans few decades)."""
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def __call__(self, x, pos=None):
+            return f"{x:.3g}" if super().__call__(x, pos) else ""
+
+    return PlainLogFormatter(**options)
 
 
 def set_title(figure, text: str, fontsize: float = TITLE_FONT) -> None:

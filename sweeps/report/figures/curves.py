@@ -52,6 +52,9 @@ def weights_figure(trial: TrialSummary):
         axes.plot([r["epoch"] for r in records], [r[key] for r in records],
                   marker="o", markersize=3, label=key.removeprefix("weight/"))
     set_scale(axes, "y", values, log=True)
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
     axes.set_ylabel("task weight (end of epoch)")
     axes.grid(True, which="both", alpha=0.3)
