@@ -5,6 +5,7 @@ axes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -189,7 +190,7 @@ def marked_front(figure, tasks: int) -> dict[tuple[int, int] | None, set[tuple[f
 
 
 @pytest.mark.parametrize("tasks", [2, 3, 4, 5])
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("seed", range(2))
 def test_the_front_is_the_points_non_dominated_in_all_tasks(tasks, seed):
     summaries = sweep(tasks, seed)
     points = grid_points(summaries, tasks)
@@ -265,7 +266,7 @@ def assert_png(path: Path) -> None:
     assert float(np.std(image[..., :3])) > 0.01  # something was drawn, not a blank canvas
 
 
-@pytest.mark.parametrize("tasks, grid", [(2, True), (3, True), (5, True), (2, False), (3, False), (5, False)])
+@pytest.mark.parametrize("tasks, grid", [(2, True), (3, False), (5, True)])
 def test_pareto_png_is_drawn_with_and_without_a_grid(tmp_path, tasks, grid):
     path = tmp_path / "sub" / "pareto.png"
     figure = pareto_figure(sweep(tasks, grid=grid))
@@ -292,9 +293,8 @@ def test_pareto_log_scale_one_task_and_nothing(tmp_path):
 
 def test_diverged_trials_are_not_drawn():
     names = TASK_NAMES[:2]
-    grid = SearchSummary("static_grid", "static_grid", 1.0, [trial("static_grid", "g0", 0.5, (0.5, 0.5), names),
-                                                             trial("static_grid", "g1", 0.4, (0.1, 0.1), names)])
-    grid.trials[1].history[0]["test/score"] = math.nan  # a non-finite score: diverged
-    grid.trials[1].__post_init__()
-    assert grid.trials[1].outcome == "diverged"
+    bad = trial("static_grid", "g1", 0.4, (0.1, 0.1), names)
+    bad = dataclasses.replace(bad, history=[bad.history[0] | {"test/score": math.nan}])  # a non-finite score
+    grid = SearchSummary("static_grid", "static_grid", 1.0, [trial("static_grid", "g0", 0.5, (0.5, 0.5), names), bad])
+    assert bad.outcome == "diverged"
     assert marked_front(pareto_figure([grid]), 2) == {(0, 1): {(0.5, 0.5)}}
