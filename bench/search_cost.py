@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from sweeps import RECOMMENDED, SweepState, parse_spec, pareto, report, run_sweep, sweep_summaries
+from sweeps import RECOMMENDED, SweepState, parse_spec, report, run_sweep, sweep_summaries
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BALANCERS = ("equal", "uncertainty", "dwa", "scale_invariant", "imtl_l", "famo")
@@ -137,9 +137,9 @@ def compute_to_reach(summary, target: float, repeats: int) -> float | None:
     compute, seen, scores = 0.0, {}, {}
     for trial in sorted(summary.trials, key=lambda t: t.end_time):
         compute += trial.compute_seconds
-        label = trial.config.get("label") or trial.trial_id
+        label = report.label_of(trial)
         seen[label] = seen.get(label, 0) + 1
-        if trial.status == "FINISHED" and trial.best_epoch is not None:
+        if trial.has_result:
             scores.setdefault(label, []).append(trial.best_epoch["score"])
         done = scores.get(label, [])
         if seen[label] == repeats and done and sum(done) / len(done) <= target + 1e-12:
@@ -171,7 +171,7 @@ def main() -> None:
     summaries = sweep_summaries(client, state, spec)
     metrics = [key[len("test/"):] for key in summaries[0].trials[0].history[0]
                if key.startswith("test/") and key.count("/") == 2 and not key.endswith(("/loss", "/normalized_error"))]
-    fronts = pareto.front_statuses(summaries)
+    fronts = report.front_statuses(summaries)
     rows = report.cost_rows(summaries, metrics, fronts)
     grid = next(r for r in rows if r["search"] == "static_grid")
     target = grid["best_val_score"]
@@ -214,8 +214,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.problem}.md").write_text("\n".join(lines) + "\n")
     report.write_csv(rows, args.out / f"{args.problem}.csv")
-    report.plot_best_so_far(summaries, args.out / f"{args.problem}_best_so_far.png")
-    pareto.plot_pareto(summaries, args.out / f"{args.problem}_pareto.png")
+    report.save_figure(report.best_so_far_figure(summaries), args.out / f"{args.problem}_best_so_far.png")
+    report.save_figure(report.pareto_figure(summaries), args.out / f"{args.problem}_pareto.png")
     client.log_artifacts(state.comparison_run_id, str(args.out), artifact_path="search_cost")
     print("\n".join(lines))
 

@@ -25,11 +25,11 @@ _EXPORTS = {
     "RECOMMENDED": "searcher",
     "SweepSearcher": "searcher",
     "build_comparison": "comparison",
-    "search_summary": "comparison",
-    "sweep_summaries": "comparison",
-    "SearchSummary": "results",
-    "TrialSummary": "results",
-    "report": None,  # the module itself: pure functions over SearchSummary / TrialSummary
+    "search_summary": "report",
+    "sweep_summaries": "report",
+    "SearchSummary": "report",
+    "TrialSummary": "report",
+    "report": None,  # the package itself: summaries, selection, fronts, table, figures
 }
 
 __all__ = sorted(_EXPORTS)

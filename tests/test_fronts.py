@@ -1,23 +1,25 @@
-"""sweeps.pareto: the grid's front against a brute-force check, each search's status against it,
-the cost table's column, and the plot for 2, 3 and 5 tasks and without a grid."""
+"""sweeps.report.fronts: the grid's front against a brute-force check, each search's status
+against it, and the cost table's column. (The Pareto plot: test_figures.py.)"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sweeps.pareto import (
+from sweeps.report import (
     BEYOND,
     INSIDE,
     ON_FRONT,
+    SearchSummary,
+    TrialSummary,
+    cost_rows,
+    format_table,
     front_status,
     front_statuses,
     pareto_front,
-    plot_pareto,
+    reads_metric,
     task_errors,
 )
-from sweeps.report import cost_rows, format_table, reads_metric
-from sweeps.results import SearchSummary, TrialSummary
 
 TASKS2 = ("left", "right")
 
@@ -31,11 +33,12 @@ def record(epoch: int, score: float, errors: dict[str, float]) -> dict[str, floa
 
 
 def trial(search: str, trial_id: str, *epochs: tuple[float, tuple[float, ...]], tasks=TASKS2,
-          status: str = "FINISHED") -> TrialSummary:
+          status: str = "FINISHED", outcome: str = "") -> TrialSummary:
     """A trial whose epochs are ``(score, per-task errors)``."""
     history = [record(i, score, dict(zip(tasks, errors))) for i, (score, errors) in enumerate(epochs)]
     return TrialSummary(search=search, trial_id=trial_id, config={"label": trial_id}, status=status,
-                        compute_seconds=1.0, device="cpu", end_time=float(len(trial_id)), history=history)
+                        compute_seconds=1.0, device="cpu", end_time=float(len(trial_id)), history=history,
+                        outcome=outcome)
 
 
 def search(name: str, kind: str, trials: list[TrialSummary]) -> SearchSummary:
@@ -144,6 +147,10 @@ def test_front_statuses_over_hand_made_searches():
     best_on.trials.append(trial("grid", "gfail", (0.0, (0.0, 0.0)), status="FAILED"))
     best_on.trials.append(trial("grid", "gnan", (0.9, (float("nan"), 0.0))))
     assert front_statuses([best_on, searches[2]]) == {"grid": ON_FRONT, "alpha_on": ON_FRONT}
+    # nor are diverged or killed ones, whatever their errors
+    best_on.trials.append(trial("grid", "gdiv", (0.0, (0.0, 0.0)), outcome="diverged"))
+    best_on.trials.append(trial("grid", "gkill", (0.0, (0.0, 0.0)), status="KILLED"))
+    assert front_statuses([best_on, searches[2]]) == {"grid": ON_FRONT, "alpha_on": ON_FRONT}
 
 
 def test_front_statuses_pools_several_grids_and_none_without_grid():
@@ -168,69 +175,3 @@ def test_cost_table_front_column():
     assert [line.strip("|").split("|")[-1].strip() for line in lines[2:]] == ["on front", "beyond", "-"]
     assert "front" not in cost_rows(searches, [])[0]
     assert "grid front" not in format_table(cost_rows(searches, []), [])
-
-
-# ----------------------------------------------------------------------------- plot
-
-
-def assert_drawn(path) -> None:
-    import matplotlib.image
-
-    image = matplotlib.image.imread(path)
-    assert image.size > 0 and image.shape[0] > 100 and image.shape[1] > 100
-    assert float(np.std(image[..., :3])) > 0.01  # not a blank image
-
-
-def sweep(tasks: int, seed: int = 0, grid: bool = True) -> list[SearchSummary]:
-    rng = np.random.default_rng(seed)
-    names = tuple(f"task{i}" for i in range(tasks))
-    out = []
-    if grid:
-        out.append(search("grid", "static_grid", [
-            trial("grid", f"g{i}", (float(rng.random()), tuple(rng.random(tasks))), tasks=names)
-            for i in range(20)]))
-    for k, kind in enumerate(("gradnorm", "equal", "uncertainty")):
-        out.append(search(f"{kind}_{k}", kind, [
-            trial(f"{kind}_{k}", f"{kind}{i}", (float(rng.random()), tuple(rng.random(tasks) * 0.8)), tasks=names)
-            for i in range(3)]))
-    return out
-
-
-@pytest.mark.parametrize("tasks, grid", [(2, True), (3, True), (5, True), (2, False), (3, False), (5, False)])
-def test_plot_pareto_writes_a_drawn_png(tmp_path, tasks, grid):
-    path = tmp_path / "sub" / "pareto.png"
-    plot_pareto(sweep(tasks, grid=grid), path)
-    assert path.stat().st_size > 0
-    assert_drawn(path)
-
-
-def test_plot_pareto_log_scale_one_task_and_nothing(tmp_path):
-    wide = [search("grid", "static_grid", [trial("grid", f"g{i}", (0.5, (10.0 ** -i, 10.0 ** (i - 4))))
-                                           for i in range(5)] + [trial("grid", "zero", (0.6, (0.0, 1.0)))])]
-    plot_pareto(wide, tmp_path / "wide.png")
-    assert_drawn(tmp_path / "wide.png")
-    one = [search("grid", "static_grid", [trial("grid", "g", (0.5, (0.3,)), tasks=("only",))]),
-           search("a", "gradnorm", [trial("a", "a", (0.5, (0.2,)), tasks=("only",))])]
-    plot_pareto(one, tmp_path / "one.png")
-    assert_drawn(tmp_path / "one.png")
-    plot_pareto([search("a", "gradnorm", [])], tmp_path / "none.png")
-    assert_drawn(tmp_path / "none.png")
-
-
-def test_pareto_imports_neither_ray_nor_mlflow_nor_pyplot():
-    import ast
-    import inspect
-
-    import sweeps.pareto
-
-    names = set()
-    for node in ast.walk(ast.parse(inspect.getsource(sweeps.pareto))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            names.add(node.module)
-    assert not {n for n in names if n and n.split(".")[0] in ("ray", "mlflow")}
-    assert "matplotlib.pyplot" not in names
-    assert not any(isinstance(node, ast.ImportFrom) and node.module == "sweeps.pareto"
-                   for node in ast.walk(ast.parse(inspect.getsource(sweeps.report))))
-

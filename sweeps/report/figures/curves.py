@@ -1,0 +1,64 @@
+"""Curves over time: each search's best validation score against the compute it spent, and one
+trial's task weights over its epochs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..selection import best_so_far, config_label
+from ..summaries import SearchSummary, TrialSummary, history_keys
+from .base import legend_beside, new_figure, note, set_scale, set_title, style, unique_handles
+
+
+def best_so_far_figure(searches: Sequence[SearchSummary]):
+    """One step line per search of :func:`.selection.best_so_far` (the best configuration's
+    mean validation score so far against cumulative compute seconds). The x axis is logarithmic
+    when the positive x values span more than two decades. Searches without a trial with a
+    result are left out of the plot."""
+    figure = new_figure(8.0, 4.8)
+    axes = figure.add_subplot(1, 1, 1)
+    xs: list[float] = []
+    for k, search in enumerate(searches):
+        points = best_so_far(search)
+        if not points:
+            continue
+        x, y = zip(*points)
+        xs.extend(x)
+        axes.step(x, y, where="post", markersize=4, label=search.name, **style(k))
+    set_scale(axes, "x", xs)
+    if not xs:
+        note(axes, "no trial with a result")
+    axes.set_xlabel("cumulative compute (s)")
+    axes.set_ylabel("best val score so far (lower is better)")
+    axes.grid(True, alpha=0.3)
+    legend_beside(figure, *unique_handles(axes))
+    set_title(figure, "Best validation score vs compute spent")
+    return figure
+
+
+def weights_figure(trial: TrialSummary):
+    """The end-of-epoch ``"weight/<task>"`` values of one trial: one line per task (tasks in the
+    order of the first history record), x = ``"epoch"``, on a logarithmic axis (weights of a few
+    tasks can be hundreds of times those of others; symlog where a weight reached 0), with the
+    trial's search, id and configuration in the title. Raises ValueError (one line) when the
+    trial has no weight history."""
+    keys = history_keys(trial, "weight/")
+    figure = new_figure(8.0, 4.8)
+    axes = figure.add_subplot(1, 1, 1)
+    values: list[float] = []
+    for key in keys:
+        records = [r for r in trial.history if key in r]
+        values.extend(r[key] for r in records)
+        axes.plot([r["epoch"] for r in records], [r[key] for r in records],
+                  marker="o", markersize=3, label=key.removeprefix("weight/"))
+    set_scale(axes, "y", values, log=True)
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("task weight (end of epoch)")
+    axes.grid(True, which="both", alpha=0.3)
+    legend_beside(figure, *unique_handles(axes))
+    set_title(figure, f"Task weights of {trial.search} trial {trial.trial_id} "
+                      f"({config_label(trial.config) or 'no label'})")
+    return figure

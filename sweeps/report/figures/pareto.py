@@ -1,0 +1,145 @@
+"""The Pareto view: per-task normalized validation errors of every static-grid trial, the grid's
+front (the points non-dominated in ALL the tasks, :func:`.fronts.pareto_front`), and every other
+search's best trial, for 1 to 8 tasks and more.
+
+- 2 tasks: one scatter, the front joined as a staircase.
+- 3 or 4 tasks: one triangle of pairwise panels (task i against task j, i < j), axes shared
+  along each row and column. A projection of a front in 3 or 4 tasks is no staircase: its points
+  are ringed, and a ringed point can look dominated in one panel while it is not in all tasks.
+- 1 task, or 5 and more: parallel coordinates (one faint polyline per grid trial, front
+  polylines in black, best trials bold).
+
+Searches are told apart by marker and color, named in one legend beside the panels. An axis is
+logarithmic when its values span more than two decades (symlog when one of them is 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..fronts import GRID_KIND, ParetoView, Point, pareto_view
+from ..summaries import SearchSummary
+from .base import LEGEND_FONT, legend_beside, new_figure, note, set_scale, set_title, style, unique_handles
+
+AXIS_LABEL = "normalized val error (lower is better)"
+MAX_PANEL_TASKS = 4  # pairwise panels up to this many tasks, parallel coordinates beyond
+FRONT = "grid front"  # the legend's label, and the gid of the artists that mark the front
+GRID = "static grid trial"
+
+
+def pareto_figure(summaries: Sequence[SearchSummary]):
+    """The Pareto view of a comparison (see the module's docstring). Without a grid the other
+    searches' points are still drawn and the title says so."""
+    view = pareto_view(summaries)
+    others = {s.name for s in summaries if s.kind != GRID_KIND}
+    bests = [(name, point) for name, point in view.bests if name in others and point is not None]
+    count = len(view.tasks)
+    if 3 <= count <= MAX_PANEL_TASKS:
+        figure = _triangle(view, bests)  # its legend fills the empty upper triangle
+    else:
+        figure, axes = _scatter(view, bests) if count == 2 else _parallel(view, bests)
+        legend_beside(figure, *unique_handles(axes))
+    set_title(figure, _title(view))
+    return figure
+
+
+def _title(view: ParetoView) -> str:
+    title = "Normalized val error per task: the static grid's front and each search's best trial"
+    if not view.has_grid:
+        return title + " (no static grid)"
+    if not view.grid:
+        return title + " (no static grid trial with a result)"
+    tasks = "both tasks" if len(view.tasks) == 2 else f"all {len(view.tasks)} tasks"
+    return f"{title}; {len(view.front)} of {len(view.grid)} grid trials on the front (non-dominated in {tasks})"
+
+
+def _task_values(view: ParetoView, bests, task: int) -> list[float]:
+    return [p[task] for p in view.grid] + [p[task] for _, p in bests]
+
+
+def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> None:
+    """Task ``i`` (x) against task ``j`` (y): grid points, the front ringed (a staircase with
+    two tasks), each search's best trial."""
+    grid, front = view.grid, view.front_points
+    if grid:
+        axes.scatter([p[i] for p in grid], [p[j] for p in grid], s=14, color="0.6", alpha=0.6, label=GRID)
+        ordered = sorted(front, key=lambda p: (p[i], p[j]))
+        axes.scatter([p[i] for p in ordered], [p[j] for p in ordered], s=40, facecolors="none",
+                     edgecolors="black", linewidths=1.2, label=FRONT, gid=FRONT)
+        if len(view.tasks) == 2:
+            axes.step([p[i] for p in ordered], [p[j] for p in ordered], where="post", color="black",
+                      linewidth=1.2)
+    for k, (name, point) in enumerate(bests):
+        axes.scatter([point[i]], [point[j]], s=110, edgecolors="black", linewidths=0.6, zorder=3,
+                     label=name, **style(k))
+    axes.margins(0.08)
+    axes.grid(True, alpha=0.3)
+
+
+def _scatter(view: ParetoView, bests):
+    figure = new_figure(8.5, 6.0)
+    axes = figure.add_subplot(1, 1, 1)
+    _panel(axes, 0, 1, view, bests)
+    set_scale(axes, "x", _task_values(view, bests, 0))
+    set_scale(axes, "y", _task_values(view, bests, 1))
+    axes.set_xlabel(f"{view.tasks[0]}: {AXIS_LABEL}")
+    axes.set_ylabel(f"{view.tasks[1]}: {AXIS_LABEL}")
+    return figure, axes
+
+
+def _triangle(view: ParetoView, bests):
+    """Panel (row r, column c) for c <= r holds task c (x) against task r + 1 (y)."""
+    n = len(view.tasks) - 1
+    figure = new_figure(3.0 * n + 2.5, 3.0 * n + 0.8)
+    layout = figure.add_gridspec(n, n)
+    panels, columns, rows = [], {}, {}
+    for r in range(n):
+        for c in range(r + 1):
+            axes = figure.add_subplot(layout[r, c], sharex=columns.get(c), sharey=rows.get(r))
+            _panel(axes, c, r + 1, view, bests)
+            if c not in columns:
+                columns[c] = axes
+                set_scale(axes, "x", _task_values(view, bests, c))
+            if r not in rows:
+                rows[r] = axes
+                set_scale(axes, "y", _task_values(view, bests, r + 1))
+            axes.set_xlabel(view.tasks[c])
+            axes.set_ylabel(view.tasks[r + 1])
+            axes.tick_params(labelsize=8)
+            axes.label_outer()  # tick and axis labels on the bottom row and the left column only
+            panels.append(axes)
+    figure.supxlabel(AXIS_LABEL, fontsize=10)
+    figure.supylabel(AXIS_LABEL, fontsize=10)
+    handles, labels = unique_handles(*panels)
+    if handles:
+        key = figure.add_subplot(layout[0, 1:])
+        key.axis("off")
+        key.legend(handles, labels, loc="upper right", fontsize=LEGEND_FONT, borderaxespad=0)
+    return figure
+
+
+def _parallel(view: ParetoView, bests):
+    count = len(view.tasks)
+    figure = new_figure(max(7.0, 1.1 * count + 3.5), 5.5)
+    axes = figure.add_subplot(1, 1, 1)
+    if not view.tasks:
+        note(axes, "no normalized validation error to plot")
+        return figure, axes
+    xs = list(range(count))
+    for k, point in enumerate(view.grid):
+        axes.plot(xs, point, color="0.6", alpha=0.35, linewidth=0.8, marker="o", markersize=2,
+                  label=GRID if k == 0 else None)
+    for k, point in enumerate(view.front_points):
+        axes.plot(xs, point, color="black", alpha=0.7, linewidth=1.2, marker="o", markersize=4,
+                  label=FRONT if k == 0 else None, gid=FRONT)
+    for k, (name, point) in enumerate(bests):
+        axes.plot(xs, point, linewidth=2.8, markersize=10, markeredgecolor="black", zorder=3,
+                  label=name, **style(k))
+    axes.set_xticks(xs, view.tasks, rotation=30 if count > MAX_PANEL_TASKS else 0,
+                    ha="right" if count > MAX_PANEL_TASKS else "center", rotation_mode="anchor")
+    axes.set_xlim(-0.3, count - 0.7)
+    axes.set_xlabel("task")
+    axes.set_ylabel(AXIS_LABEL)
+    set_scale(axes, "y", [v for p in view.grid for v in p] + [v for _, p in bests for v in p])
+    axes.grid(True, axis="y", alpha=0.3)
+    return figure, axes

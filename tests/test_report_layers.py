@@ -1,0 +1,54 @@
+"""sweeps.report stands in layers: each module imports only the layers below it, and only the
+reading of the record in summaries reaches MLflow, through trainables; no module imports Ray or
+pyplot."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPORT = Path(__file__).resolve().parent.parent / "sweeps" / "report"
+LAYERS = ["summaries", "selection", "fronts", "table", "figures"]
+
+
+def imports(path: Path) -> list[tuple[ast.ImportFrom | ast.Import, bool]]:
+    """Every import of the module, and whether it sits at module level (not in a function)."""
+    tree = ast.parse(path.read_text())
+    top = {id(node) for node in tree.body}
+    return [(node, id(node) in top) for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+
+
+def imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    return [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+
+
+def test_each_report_module_uses_only_the_layers_below_it():
+    for path in sorted(REPORT.rglob("*.py")):
+        parts = path.relative_to(REPORT).parts
+        if parts == ("__init__.py",):
+            continue  # the package's exports
+        layer = LAYERS.index(parts[0].removesuffix(".py"))
+        for node, _ in imports(path):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            if len(parts) > 1 and node.level == 1:
+                continue  # within figures: its shared helpers and its plots
+            target = (node.module or "").split(".")[0]
+            if node.level == (2 if len(parts) > 1 else 1) + 1:
+                assert path.name == "summaries.py", f"{path}: only the reading reaches outside the report"
+                continue
+            assert LAYERS.index(target) < layer, f"{'/'.join(parts)} imports {target}, not a layer below it"
+
+
+def test_the_report_reads_mlflow_only_through_trainables_and_never_imports_ray_or_pyplot():
+    outside = ("ray", "mlflow", "trainables", "torch")
+    for path in sorted(REPORT.rglob("*.py")):
+        for node, top_level in imports(path):
+            for name in imported(node):
+                assert name != "matplotlib.pyplot", path.name
+                if name.split(".")[0] in outside or (isinstance(node, ast.ImportFrom) and node.level > 1
+                                                     and path.name == "summaries.py"):
+                    # the reading of the record, in summaries alone, when called (or for types)
+                    assert path.name == "summaries.py" and not top_level, f"{path.name} imports {name}"
+                    assert name.split(".")[0] != "ray", f"{path.name} imports {name}"
+    assert "MlflowClient(" not in "".join(p.read_text() for p in REPORT.rglob("*.py"))
