@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
                       tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds)
     print_ui_hint(state.tracking_uri)
-    return 0
+    return exit_status(state)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -45,7 +46,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
                          quiet=not args.verbose, tracking_uri=args.tracking_uri,
                          tracking_patience=args.tracking_patience)
     print_ui_hint(state.tracking_uri)
-    return 0
+    return exit_status(state)
+
+
+def exit_status(state) -> int:
+    """The exit status of a sweep that ran to its end: 0, 3 or 4 (see :mod:`sweeps.verdict`)."""
+    from .verdict import ExitStatus
+
+    return int({"complete": ExitStatus.OK, "trials_failed": ExitStatus.TRIALS_FAILED,
+                "no_result": ExitStatus.NO_RESULT}.get(state.outcome, ExitStatus.OK))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -142,17 +151,37 @@ def print_ui_hint(tracking_uri: str) -> None:
         print(f"browse it: open {redact(tracking_uri)}")
 
 
+def retries(text: str) -> int:
+    """``--max-failures``: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0 (0: no retries)")
+    return value
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported on one line (what, and where to read more)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"gradnorm-tune: error: {self.prog.removeprefix('gradnorm-tune ')}: {message}; "
+                     f"see {self.prog} --help\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="gradnorm-tune", description=__doc__.split("\n")[0])
-    commands = top.add_subparsers(dest="command", required=True)
+    top = OneLineParser(prog="gradnorm-tune", description=__doc__.split("\n")[0])
+    commands = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def cluster_flags(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--ray-address", default=None,
                          help="Ray cluster address (ray://host:10001 or host:6379); default $RAY_ADDRESS or local Ray")
         sub.add_argument("--tracking-uri", default=None,
                          help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
-        sub.add_argument("--max-failures", type=int, default=2,
-                         help="retries per trial, each from its last checkpoint (default: %(default)s)")
+        sub.add_argument("--max-failures", type=retries, default=2,
+                         help="retries per trial whose worker or node is lost, or whose error may pass, each from "
+                              "its last checkpoint; a deterministic error is not retried (default: %(default)s)")
         sub.add_argument("--tracking-patience", type=float, default=300.0, metavar="SECONDS",
                          help="how long a search's end waits for an unreachable tracking server; trials go on "
                               "meanwhile and their updates are kept (default: %(default)s)")
@@ -205,21 +234,56 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+#: What ``gradnorm-tune`` sets once at start-up, unless the environment already does: Tune's own
+#: SIGINT handler off (the sweep's handles SIGINT and SIGTERM alike, see sweeps.signals), Tune's
+#: per-trial CSV/JSON/TensorBoard files off (MLflow is the record; they cost the driver about
+#: 20 ms a result), Tune's older quiet output, MLflow's run links off (the sweep prints its own),
+#: and MLflow's HTTP retries and timeout (trainables.CLIENT_SETTINGS).
+STARTUP_ENVIRONMENT = {
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def set_up_process() -> None:
+    """The process-wide settings of the command (see :data:`STARTUP_ENVIRONMENT`), made once,
+    on the main thread, before anything runs."""
+    from trainables import CLIENT_SETTINGS
+
+    for key, value in {**STARTUP_ENVIRONMENT, **CLIENT_SETTINGS}.items():
+        os.environ.setdefault(key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run the command; returns its exit status (see :mod:`sweeps.verdict`)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, its one line printed)
+        return int(exit_.code or 0)
+    set_up_process()
     from trainables import TrackingError, TrialConfigError
 
     from .spec import SpecError
-    from .state import SweepError
+    from .state import SweepError, SweepInterrupted, SweepUnfinished
+    from .verdict import ExitStatus
 
     try:
         return args.run(args)
+    except SweepUnfinished as error:
+        print(f"gradnorm-tune: error: {error}", file=sys.stderr)
+        return int(ExitStatus.UNFINISHED)
     except (SpecError, SweepError, TrackingError, TrialConfigError) as error:
         print(f"gradnorm-tune: error: {error}", file=sys.stderr)
-        return 2
+        return int(ExitStatus.BAD_INPUT)
+    except SweepInterrupted as interrupted:
+        print(f"gradnorm-tune: {interrupted}", file=sys.stderr)
+        return int(ExitStatus.interrupted_by(interrupted.signum))
     except KeyboardInterrupt:
-        print("gradnorm-tune: interrupted; finish it with: gradnorm-tune resume <sweep directory>", file=sys.stderr)
-        return 130
+        print("gradnorm-tune: stopped at once; finish it with: gradnorm-tune resume <sweep directory>",
+              file=sys.stderr)
+        return int(ExitStatus.SIGINT)
 
 
 if __name__ == "__main__":

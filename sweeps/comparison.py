@@ -44,6 +44,5 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
     for name, value in values.items():
         if name not in logged:
             client.log_metric(run_id, name, value)
-    client.set_terminated(run_id, "FINISHED")
     print(table, flush=True)
     return table

@@ -1,70 +1,150 @@
 """Run a sweep spec: every search at once, as one Ray Tune experiment sharing the cluster's trial
 slots, under one MLflow comparison run (one run per search under it, one per trial under that),
-then the comparison of what each search cost and found.
+then the comparison of what each search cost and found, and the sweep's verdict.
 
 A sweep lives in one directory (``<storage>/<name>-<time>``) that holds ``sweep.json`` (see
-:mod:`sweeps.state`) and the Tune experiment ``trials/``. ``resume`` restores that experiment
-(unfinished and errored trials from their checkpoints, the searcher's state, Optuna's studies
-included) and finishes it.
+:mod:`sweeps.state`), the Tune experiment ``trials/`` and the failed trials' ``logs/``.
+``resume`` restores that experiment (unfinished and errored trials from their checkpoints, the
+searcher's state, Optuna's studies included) and finishes it.
+
+Everything that can be checked is checked before Ray starts and before any MLflow run exists
+(the spec itself, the flags, the storage, the tracking store, what a trial asks of the machine
+or the cluster). Then the sweep ends in one of the ways :mod:`sweeps.verdict` lists, and says so
+in its exit status, its last line and its comparison run.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
 from pathlib import Path
 
+import ray
 from mlflow.tracking import MlflowClient
-from ray import tune
 
 from trainables import (
-    CHECKPOINT_SECONDS,
-    ROLE,
-    ROLE_TRIAL,
-    SWEEP,
-    TRIAL_ID,
     MlflowTrialLogger,
     create_comparison_run,
     create_search_run,
     default_tracking_uri,
+    delete_orphan_trial_runs,
+    end_comparison_run,
+    end_search_run,
     ensure_experiment,
-    fail_fast,
+    epochs_of,
+    outcome_of,
     redact,
-    temporary_environment,
-    train_trial,
+    reopen_run,
+    search_of,
 )
 
 from .comparison import build_comparison
-from .session import check_ray_address, check_runtime_env, connect, quiet_logs
-from .progress import Progress, SearchTracker, end_search_run
-from .scheduler import SchedulerState, SweepScheduler
-from .searcher import RECOMMENDED, RECOMMENDED_TYPE, SweepSearcher
+from .events import SweepEvents
+from .experiment import recommend_from, run_experiment, trial_totals
+from .searcher import RECOMMENDED, RECOMMENDED_TYPE
+from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
+from .session import quiet_logs
+from .signals import StopSignals
 from .spec import SweepSpec, parse_spec
-from .state import TRIALS_DIR, SweepError, SweepInterrupted, SweepState
+from .state import SweepError, SweepInterrupted, SweepState, SweepUnfinished
+from .verdict import Verdict
 
-ENDED = ("TERMINATED", "ERROR")
-
-
-def recommend_from(spec: SweepSpec) -> str | None:
-    """The search whose best trial gives the recommended static weights, if the spec wants them."""
-    search = spec.recommending_search if spec.recommended_static else None
-    return None if search is None else search.name
+__all__ = ["SweepState", "finish_sweep", "resume_sweep", "run_sweep"]
 
 
-def trial_totals(spec: SweepSpec) -> dict[str, int]:
-    totals = {search.name: search.trial_count(spec.num_tasks) for search in spec.searches}
-    if recommend_from(spec):
-        totals[RECOMMENDED] = spec.recommending_search.repeats
-    return totals
+def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patience: float) -> None:
+    """The run settings (the command line's flags) before anything starts."""
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+        raise SweepError(f"--max-failures is {max_failures!r}; give a whole number of retries >= 0 "
+                         "(0: a trial whose worker is lost fails at once)")
+    if not (isinstance(checkpoint_seconds, (int, float)) and math.isfinite(checkpoint_seconds)
+            and checkpoint_seconds >= 0):
+        raise SweepError(f"--checkpoint-seconds is {checkpoint_seconds:g}; give a number of seconds >= 0 "
+                         "(0 checkpoints every epoch)")
+    if not (isinstance(tracking_patience, (int, float)) and math.isfinite(tracking_patience)
+            and tracking_patience >= 0):
+        raise SweepError(f"--tracking-patience is {tracking_patience:g}; give a number of seconds >= 0")
+
+
+def check_storage(storage: str | Path) -> Path:
+    """The storage folder, created if need be and written to once: it must hold the sweep."""
+    root = Path(storage).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-check-{uuid.uuid4().hex[:8]}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise SweepError(f"--storage {storage}: cannot write there ({error.strerror or type(error).__name__}); "
+                         "give a folder you can write to") from None
+    return root
+
+
+def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
+              ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
+              tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
+    """Start a sweep in a new directory under ``storage`` and run it to the end; the returned
+    state's ``outcome`` says how it ended (:class:`~sweeps.verdict.Verdict`). Each trial is
+    checkpointed at its end and, before it, at most every ``checkpoint_seconds`` (0: every
+    epoch): a failed or interrupted trial redoes at most that much. Raises
+    :class:`SweepError` (bad input: nothing started), :class:`SweepInterrupted` or
+    :class:`SweepUnfinished` (``resume`` finishes it)."""
+    if quiet:
+        quiet_logs()
+    check_settings(max_failures, checkpoint_seconds, tracking_patience)
+    root = check_storage(storage)
+    address = ray_address or os.environ.get("RAY_ADDRESS") or None
+    check_ray_address(address)
+    check_runtime_env(spec.runtime_env)
+    if not address:
+        check_local_resources(spec.resources.cpu, spec.resources.gpu)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    client = connect(tracking_uri, ray_address, quiet, spec.runtime_env)
+    try:
+        check_cluster_fits(spec.resources.cpu, spec.resources.gpu)
+    except SweepError:
+        ray.shutdown()
+        raise
+    with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
+        directory = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        directory.mkdir(exist_ok=False)
+        experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
+        sweep_id = uuid.uuid4().hex[:12]
+        comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))
+        state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison)
+        state.save()
+        print(f"sweep {spec.name} in {directory}\n  (if interrupted: gradnorm-tune resume {directory})", flush=True)
+        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds)
+
+
+def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
+                 quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0) -> SweepState:
+    """Finish an interrupted sweep: ended trials are kept, the others restored or started."""
+    if quiet:
+        quiet_logs()
+    check_settings(max_failures, 0.0, tracking_patience)
+    state = SweepState.load(Path(directory).resolve())
+    if tracking_uri:
+        state.tracking_uri = tracking_uri
+        state.save()
+    spec = parse_spec(state.spec, state.spec_source)
+    check_runtime_env(spec.runtime_env)
+    client = connect(state.tracking_uri, ray_address, quiet, spec.runtime_env)
+    with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
+        print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
+        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience)
 
 
 def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> None:
-    """One MLflow run per search under the comparison run, created once, before any trial."""
+    """One MLflow run per search under the comparison run, created once, before any trial; on a
+    resume, the comparison and the unfinished searches' runs go back to RUNNING."""
     seed = int(spec.training["seed"])
     plan = [(search.name, search.type, search.parent_params(spec.num_tasks, seed)) for search in spec.searches]
     if recommend_from(spec):
         plan.append((RECOMMENDED, RECOMMENDED_TYPE, {"weights_from": recommend_from(spec)}))
+    reopen_run(client, state.comparison_run_id)
     for name, kind, params in plan:
         entry = state.searches.setdefault(name, {"status": "pending"})
         if "parent_run_id" not in entry:
@@ -73,53 +153,8 @@ def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> N
             if "grid_size" in params:
                 entry |= {"grid_size": params["grid_size"], "sampled": bool(params.get("grid_sampled"))}
             state.save()
-
-
-def trial_logger(state: SweepState, tracking_patience: float) -> MlflowTrialLogger:
-    parents = {name: entry["parent_run_id"] for name, entry in state.searches.items()}
-    return MlflowTrialLogger(state.tracking_uri, state.experiment_id, parents, state.sweep_id,
-                             patience_seconds=tracking_patience)
-
-
-def make_scheduler(spec: SweepSpec) -> SweepScheduler | None:
-    """The early stopping of the searches that asked for it (one ASHA each), or ``None`` (Tune's
-    FIFO scheduler: every trial trains all its epochs)."""
-    epochs = int(spec.training["epochs"])
-    settings = {search.name: search.scheduler.resolved(epochs) for search in spec.searches if search.scheduler}
-    return SweepScheduler(settings) if settings else None
-
-
-def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_patience: float,
-               checkpoint_seconds: float) -> tuple[tune.Tuner, MlflowTrialLogger]:
-    """The sweep's one Tuner, new or restored from its directory after an interruption, and the
-    trial logger to reconcile its results with (the Tuner's own when new: it knows what it wrote)."""
-    trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    if (state.trials_dir / "tuner.pkl").exists():
-        tuner = tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
-        return tuner, trial_logger(state, tracking_patience)
-    totals = trial_totals(spec)
-    logger = trial_logger(state, tracking_patience)
-    base = {**spec.problem.trial_keys, **spec.training,
-            CHECKPOINT_SECONDS: checkpoint_seconds}
-    searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
-    callbacks = [logger, Progress(totals), SearchTracker(state.directory, totals)]
-    scheduler = make_scheduler(spec)
-    if scheduler is not None:
-        callbacks.append(SchedulerState(scheduler))  # its ASHAs' rungs, saved with each experiment checkpoint
-    tuner = tune.Tuner(
-        trainable,
-        param_space={},
-        tune_config=tune.TuneConfig(metric="best_score", mode="min", search_alg=searcher, scheduler=scheduler,
-                                    num_samples=sum(totals.values()), reuse_actors=True,
-                                    max_concurrent_trials=spec.resources.max_concurrent),
-        run_config=tune.RunConfig(
-            name=TRIALS_DIR, storage_path=str(state.directory), verbose=0,
-            callbacks=callbacks,
-            failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        ),
-    )
-    return tuner, logger
+        elif entry["status"] not in ("done", "skipped"):
+            reopen_run(client, entry["parent_run_id"])
 
 
 def print_plan(state: SweepState, spec: SweepSpec) -> None:
@@ -140,123 +175,119 @@ def print_plan(state: SweepState, spec: SweepSpec) -> None:
           f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU each", flush=True)
 
 
-def run_trials(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int,
-               tracking_patience: float, checkpoint_seconds: float) -> SweepState:
-    """Run (or restore and finish) the sweep's Tune experiment; the record made whole after it."""
-    start = time.time()
-    # the record is MLflow's: Tune's own CSV, JSON and TensorBoard files per trial are not written
-    # (they cost the driver about 20 ms a result, more than a small problem's epoch)
-    tuner, logger = make_tuner(state, spec, max_failures, tracking_patience, checkpoint_seconds)
-    with temporary_environment(TUNE_DISABLE_AUTO_CALLBACK_LOGGERS="1"):
-        results = tuner.fit()
-    state = SweepState.load(state.directory)  # the callbacks kept the searches' statuses in it
-    state.wall_seconds += time.time() - start
-    state.save()
-    # the checkpoints are the record: whatever the tracking server missed is written now
-    logger.reconcile(results)
-    if logger.pending:
-        raise SweepError(
-            f"tracking server {redact(state.tracking_uri)} unreachable for {tracking_patience:.0f} s "
-            f"({logger.last_error}); the trials are checkpointed: "
-            f"bring the server back and run: gradnorm-tune resume {state.directory}"
-        )
-    ended = {name: 0 for name in state.searches}
-    failed = dict(ended)
-    for result in results:
-        name = (result.config or {}).get("search")  # (a trial cut off mid-way is caught below)
-        if name in ended:
-            ended[name] += 1
-            failed[name] += result.error is not None
-    totals = trial_totals(spec)
-    source = recommend_from(spec)
-    if source and ended[source] == totals[source] == failed[source] and ended[RECOMMENDED] == 0:
-        totals[RECOMMENDED] = 0  # every GradNorm trial failed: there are no weights to recommend
-        state.searches[RECOMMENDED]["status"] = "skipped"
-    cut_off = results.num_terminated + results.num_errors < len(results)  # trials cut off mid-way
-    if cut_off or any(ended[name] < total for name, total in totals.items()):
-        state.save()
-        done, total = sum(ended.values()), sum(totals.values())
-        raise SweepInterrupted(f"sweep stopped with {done} of {total} trials ended")
-    drop_orphans(client, state, results)
-    for name, entry in state.searches.items():
-        if entry["status"] != "done":
-            entry["status"] = "done" if totals[name] else entry["status"]
-            entry.setdefault("ended_at", time.time())
-        with fail_fast():
-            if entry["status"] == "skipped":
-                client.set_terminated(entry["parent_run_id"], "KILLED")
-            else:
-                end_search_run(client, entry)
-    state.save()
-    return state
-
-
-def drop_orphans(client: MlflowClient, state: SweepState, results) -> None:
-    """Delete the trial runs of trials the restored experiment never knew: a driver killed after
-    a trial started but before Tune's next experiment checkpoint leaves that trial's run behind,
-    and the searcher, restored from the same checkpoint, hands its configuration out again to a
-    new trial that redoes it. Every trial Tune knows is in ``results`` (a ResultGrid)."""
-    known = {trial.trial_id for trial in results._experiment_analysis.trials}  # noqa: SLF001 - no public list
-    with fail_fast():
-        runs = client.search_runs(
-            [state.experiment_id], max_results=5000,
-            filter_string=f"tags.`{SWEEP}` = '{state.sweep_id}' and tags.`{ROLE}` = '{ROLE_TRIAL}'")
-        orphans = [run for run in runs if run.data.tags.get(TRIAL_ID) not in known]
-        for run in orphans:
-            client.delete_run(run.info.run_id)
-    if orphans:
-        print(f"  {len(orphans)} trial run(s) of trials started after the killed driver's last experiment "
-              "checkpoint were redone by new trials after the resume; their MLflow runs were deleted", flush=True)
-
-
-def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
-              ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
-              tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
-    """Start a sweep in a new directory under ``storage`` and run it to the end. Each trial is
-    checkpointed at its end and, before it, at most every ``checkpoint_seconds`` (0: every epoch):
-    a failed or interrupted trial redoes at most that much."""
-    if quiet:
-        quiet_logs()
-    if not checkpoint_seconds >= 0 or checkpoint_seconds == float("inf"):
-        raise SweepError(f"--checkpoint-seconds is {checkpoint_seconds:g}; give a number of seconds >= 0 "
-                         "(0 checkpoints every epoch)")
-    check_ray_address(ray_address or os.environ.get("RAY_ADDRESS"))
-    check_runtime_env(spec.runtime_env)
-    tracking_uri = tracking_uri or default_tracking_uri()
-    client = connect(tracking_uri, ray_address, quiet, spec.runtime_env)
-    directory = Path(storage).resolve() / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    directory.mkdir(parents=True, exist_ok=False)
-    experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
-    sweep_id = uuid.uuid4().hex[:12]
-    comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))
-    state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison)
-    state.save()
-    print(f"sweep {spec.name} in {directory}\n  (if interrupted: gradnorm-tune resume {directory})", flush=True)
-    return finish_sweep(state, spec, client, max_failures, tracking_patience, checkpoint_seconds)
-
-
-def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
-                 quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0) -> SweepState:
-    """Finish an interrupted sweep: ended trials are kept, the others restored or started."""
-    state = SweepState.load(Path(directory).resolve())
-    if tracking_uri:
-        state.tracking_uri = tracking_uri
-        state.save()
-    spec = parse_spec(state.spec, state.spec_source)
-    check_runtime_env(spec.runtime_env)
-    client = connect(state.tracking_uri, ray_address, quiet, spec.runtime_env)
-    print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
-    return finish_sweep(state, spec, client, max_failures, tracking_patience)
-
-
-def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, max_failures: int,
+def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop: StopSignals, max_failures: int,
                  tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
-    """Run the sweep's trials (a resumed sweep keeps the checkpoint interval it started with)."""
-    open_searches(state, spec, client)
-    print_plan(state, spec)
-    state = run_trials(state, spec, client, max_failures, tracking_patience, checkpoint_seconds)
+    """Run the sweep's trials (a resumed sweep keeps the checkpoint interval it started with),
+    settle the record, and end with the comparison and the verdict."""
+    logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, {}, state.sweep_id,
+                               patience_seconds=tracking_patience, logs=str(state.logs_dir))
+    try:
+        open_searches(state, spec, client)
+        logger.parents.update({name: entry["parent_run_id"] for name, entry in state.searches.items()})
+        print_plan(state, spec)
+        totals = trial_totals(spec)
+        with SweepEvents(state, logger, totals) as events:
+            start = time.time()
+            try:
+                results = run_experiment(state, spec, stop, max_failures, checkpoint_seconds)
+            finally:
+                state.wall_seconds += time.time() - start
+                state.save()
+            verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
+        delete_orphans(client, state, set(events.trials))
+        build_comparison(state, spec, client)
+        state.outcome, state.counts = verdict.outcome, verdict.counts
+        end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
+        state.save()
+    except SweepInterrupted as interrupted:
+        if state.outcome != "interrupted" and not interrupted.at_once:  # stopped outside Tune's run
+            end_unfinished(state, client, Verdict().counts)
+        raise
+    finally:
+        logger.close()
     weights = state.searches.get(RECOMMENDED, {}).get("weights")
     if weights is not None:
         print(f"recommended static weights (time-averaged GradNorm weights of the best alpha): {weights}")
-    build_comparison(state, spec, client)
+    print(verdict.line(), flush=True)
     return state
+
+
+def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: MlflowTrialLogger, results,
+           events: SweepEvents, totals: dict[str, int], signum: int | None) -> Verdict:
+    """After Tune's run (``results``, and the trials as the callbacks last saw them): every
+    trial's run made to match its checkpoints and its outcome, each search's run ended; the
+    verdict, or :class:`SweepInterrupted` / :class:`SweepUnfinished` when the sweep did not get
+    to its end."""
+    statuses = events.statuses
+    logger.reconcile(results, statuses)  # the checkpoints are the record: whatever the tracking server missed
+    if logger.pending:
+        raise SweepUnfinished(
+            f"tracking server {redact(state.tracking_uri)} unreachable for {logger.patience_seconds:.0f} s "
+            f"({logger.last_error}); the trials are checkpointed: bring the server back and run: "
+            f"gradnorm-tune resume {state.directory}")
+    verdict = Verdict()
+    ended = {name: 0 for name in totals}
+    unfinished = 0
+    for trial_id, trial in events.trials.items():
+        config = trial.config or {}
+        search = search_of(config)
+        if search not in ended:
+            continue
+        if statuses.get(trial_id) not in ("TERMINATED", "ERROR"):
+            unfinished += 1  # cut off by the interruption (or never started): resume continues it
+            continue
+        ended[search] += 1
+        outcome = events.ended.get(trial_id) or outcome_of(epochs_of(config), trial.last_result,
+                                                             errored=statuses[trial_id] == "ERROR", ended=True)
+        verdict.add(search, outcome)
+    source = recommend_from(spec)
+    if source and ended[source] == totals[source] and source in verdict.without_result and ended[RECOMMENDED] == 0:
+        totals[RECOMMENDED] = 0  # every trial of its source failed: there are no weights to recommend
+        state.searches[RECOMMENDED]["status"] = "skipped"
+    if signum is not None or unfinished or any(ended[name] < total for name, total in totals.items()):
+        interrupt(state, client, verdict, ended, totals, unfinished, signum)
+    for name, entry in state.searches.items():
+        if totals.get(name, 0):
+            verdict.expect(name)
+        if entry["status"] == "skipped":
+            end_search_run(client, entry["parent_run_id"], "KILLED")
+            continue
+        entry["result"] = name not in verdict.without_result
+        entry["status"] = "done"
+        entry.setdefault("ended_at", time.time())
+        end_search_run(client, entry["parent_run_id"], "FINISHED" if entry["result"] else "FAILED",
+                       entry["ended_at"])
+    state.save()
+    return verdict
+
+
+def interrupt(state: SweepState, client: MlflowClient, verdict: Verdict, ended: dict[str, int],
+              totals: dict[str, int], unfinished: int, signum: int | None) -> None:
+    """The sweep stopped before its end: :class:`SweepInterrupted` says how to finish it, after
+    :func:`end_unfinished` (the trials cut off already ended KILLED)."""
+    end_unfinished(state, client, verdict.counts | {"killed": unfinished})
+    done, total = sum(ended.values()), sum(totals.values())
+    raise SweepInterrupted(f"sweep interrupted with {done} of {total} trials ended; finish it with: "
+                           f"gradnorm-tune resume {state.directory}", signum)
+
+
+def end_unfinished(state: SweepState, client: MlflowClient, counts: dict[str, int]) -> None:
+    """An interrupted sweep's unfinished searches' runs and its comparison run end KILLED, the
+    comparison tagged ``interrupted`` (``resume`` puts them back to RUNNING)."""
+    for entry in state.searches.values():
+        if entry["status"] not in ("done", "skipped") and "parent_run_id" in entry:
+            end_search_run(client, entry["parent_run_id"], "KILLED")
+    end_comparison_run(client, state.comparison_run_id, "interrupted", counts)
+    state.outcome, state.counts = "interrupted", counts
+    state.save()
+
+
+def delete_orphans(client: MlflowClient, state: SweepState, known: set) -> None:
+    """Delete the trial runs of trials the restored experiment never knew: a driver killed after
+    a trial started but before Tune's next experiment checkpoint leaves that trial's run behind,
+    and the searcher, restored from the same checkpoint, hands its configuration out again to a
+    new trial that redoes it."""
+    deleted = delete_orphan_trial_runs(client, state.experiment_id, state.sweep_id, {t for t in known if t})
+    if deleted:
+        print(f"  {deleted} trial run(s) of trials started after the killed driver's last experiment "
+              "checkpoint were redone by new trials after the resume; their MLflow runs were deleted", flush=True)

@@ -30,6 +30,8 @@ from typing import Any
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from trainables import is_marker
+
 __all__ = ["SCORE", "TIME_ATTR", "SchedulerState", "SweepScheduler"]
 
 SCORE = "score"  # the epoch's validation score the trainable reports (lower is better)
@@ -71,7 +73,7 @@ class SweepScheduler(FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         asha = self._asha(trial)
-        if asha is None:
+        if asha is None or is_marker(result):  # a failed or diverged trial's last word: no epoch
             return TrialScheduler.CONTINUE
         if trial.trial_id in self.stopped:
             # stopped before the driver died, restored from an earlier experiment checkpoint

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from trainables import REPEAT
+from trainables import REPEAT, is_marker
 
 from .searches import SearchType, StaticSearch
 
@@ -196,13 +196,16 @@ class SweepSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         source = self._source_of(trial_id)
-        if source is not None and source.searcher is not None and source.search.repeats == 1:
+        if (source is not None and source.searcher is not None and source.search.repeats == 1
+                and not is_marker(result)):
             source.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         source = self._source_of(trial_id)
         if source is None:
             return
+        if is_marker(result):  # failed or diverged: no result for Optuna or the recommended weights
+            result, error = None, True
         source.ended.add(trial_id)
         if source.searcher is not None:
             source.tell(trial_id, result, error, self.metric)

@@ -1,8 +1,11 @@
 """Where a sweep runs: Ray (a local Ray of its own, or a cluster, as a job with the spec's
-runtime environment) and the MLflow tracking store, both checked before any trial runs."""
+runtime environment) and the MLflow tracking store, both checked before any trial runs, and
+whether a trial's resources fit where it runs (before a local Ray starts; on a cluster, its
+largest node, before any MLflow run exists)."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import socket
@@ -15,14 +18,13 @@ from trainables import TrackingError, check_tracking_server, first_line
 
 from .state import SweepError
 
-__all__ = ["check_ray_address", "check_runtime_env", "connect", "quiet_logs", "start_ray", "tracking_client"]
+__all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "check_runtime_env", "connect",
+           "quiet_logs", "start_ray", "tracking_client"]
 
 
 def quiet_logs() -> None:
-    """Only our progress lines and errors: Ray's, MLflow's and Optuna's chatter off."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # MLflow prints two links per finished run on a tracking server; the sweep prints its own
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    """Only our progress lines and errors: Ray's, MLflow's and Optuna's loggers quiet (the
+    environment is left alone: ``gradnorm-tune`` sets its few variables once at start-up)."""
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -93,14 +95,16 @@ def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None 
     address = address or os.environ.get("RAY_ADDRESS") or None
     check_ray_address(address)
     options = {"runtime_env": runtime_env} if runtime_env else {}
+    # quiet: not even Tune's tracebacks of trials it retries (each trial's log keeps them)
+    level = logging.CRITICAL if quiet else logging.ERROR
     try:
         if address:
-            ray.init(address=address, log_to_driver=not quiet, logging_level=logging.ERROR, **options)
+            ray.init(address=address, log_to_driver=not quiet, logging_level=level, **options)
         else:
             # a new Ray of our own, even when `ray start` left a cluster on this machine
             # (plain ray.init() would join that one); --ray-address auto joins it on purpose
             ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
-                     logging_level=logging.ERROR, **options)
+                     logging_level=level, **options)
     except Exception as error:  # noqa: BLE001
         if runtime_env:  # e.g. a working_dir over Ray's size limit: Ray packs and uploads it in ray.init
             if ray.is_initialized():
@@ -110,6 +114,65 @@ def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None 
                              "check runtime_env and --ray-address") from None
         raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
     _STARTED.update(job=_ray_job(), runtime_env=runtime_env)
+
+
+def local_gpus() -> int:
+    """The GPUs a local Ray would find here: NVIDIA's devices, as ``CUDA_VISIBLE_DEVICES`` limits them."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([device for device in visible.split(",") if device.strip() and device.strip() != "-1"])
+    return len(glob.glob("/proc/driver/nvidia/gpus/*"))
+
+
+def local_cpus() -> int:
+    """The CPUs this process may run on (a local Ray counts the same)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _too_big(cpu: float, gpu: float, node_cpus: float, node_gpus: float) -> str | None:
+    if cpu > node_cpus:
+        return f"a trial asks for {cpu:g} CPUs but {{where}} has {node_cpus:g}"
+    if gpu > node_gpus:
+        return f"a trial asks for {gpu:g} GPU but {{where}} has {node_gpus:g}"
+    return None
+
+
+def check_local_resources(cpu: float, gpu: float) -> None:
+    """Before a local Ray starts: a trial's resources fit this machine (else every trial would
+    wait for ever)."""
+    problem = _too_big(cpu, gpu, local_cpus(), local_gpus())
+    if problem:
+        raise SweepError(f"resources: {problem.format(where='this machine')}, so no trial could start; "
+                         "lower resources.cpu / resources.gpu (or --cpus-per-trial / --gpus-per-trial), "
+                         "or pass --ray-address of a cluster that has them")
+
+
+def check_cluster_fits(cpu: float, gpu: float) -> None:
+    """On a cluster, once connected: a trial fits its largest node; with an autoscaler, say that
+    trials will wait for a node instead."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    fits = [node for node in nodes if _too_big(cpu, gpu, node.get("CPU", 0), node.get("GPU", 0)) is None]
+    if fits:
+        return
+    largest = max(nodes, key=lambda node: (node.get("GPU", 0), node.get("CPU", 0)), default={})
+    problem = _too_big(cpu, gpu, largest.get("CPU", 0), largest.get("GPU", 0)).format(where="the largest node")
+    if _autoscaling():
+        print(f"resources: {problem}; the cluster's autoscaler may add a node that fits: trials wait for it",
+              flush=True)
+        return
+    raise SweepError(f"resources: {problem}, so no trial could start; lower resources.cpu / resources.gpu "
+                     "(or --cpus-per-trial / --gpus-per-trial), or add a node that has them")
+
+
+def _autoscaling() -> bool:
+    """Whether an autoscaler watches this cluster: it keeps its status in the cluster's key-value
+    store (what ``ray status`` reads)."""
+    try:
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        return _internal_kv_get("__autoscaling_status") is not None
+    except Exception:  # noqa: BLE001 - no way to tell: assume none
+        return False
 
 
 def tracking_client(uri: str) -> MlflowClient:

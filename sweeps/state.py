@@ -10,14 +10,26 @@ from typing import Any
 
 STATE_FILE = "sweep.json"
 TRIALS_DIR = "trials"  # the sweep's one Tune experiment, all searches together
+LOGS_DIR = "logs"  # each failed trial's log: <trial id>.log
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """The sweep was stopped before its end; ``gradnorm-tune resume`` finishes it."""
+    """The sweep was stopped before its end (``signum``: by which signal, if one; ``at_once``:
+    by a second signal, with no clean-up); ``gradnorm-tune resume`` finishes it."""
+
+    def __init__(self, message: str, signum: int | None = None, at_once: bool = False) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.at_once = at_once
 
 
 class SweepError(RuntimeError):
     """The sweep cannot start or go on; the message is one line saying why and what to do."""
+
+
+class SweepUnfinished(SweepError):
+    """The sweep stopped for a passing reason (its tracking server stayed away); its trials are
+    checkpointed and ``gradnorm-tune resume`` finishes it. One line, like :class:`SweepError`."""
 
 
 @dataclass
@@ -25,9 +37,12 @@ class SweepState:
     """What ``sweep.json`` holds.
 
     ``searches`` maps each search name to ``{"parent_run_id", "status"}`` (``pending``,
-    ``running``, ``done``), plus ``weights`` for the recommended static search and
-    ``grid_size``/``sampled`` for a static grid. ``wall_seconds`` is the wall-clock of the
-    sweep's Tune experiment, summed over the runs of a resumed sweep.
+    ``running``, ``done``, ``skipped``), plus ``result`` (whether a done search has one),
+    ``weights`` for the recommended static search and ``grid_size``/``sampled`` for a static
+    grid. ``wall_seconds`` is the wall-clock of the sweep's Tune experiment, summed over the runs
+    of a resumed sweep. ``outcome`` is the sweep's verdict once it ended (see
+    :mod:`sweeps.verdict`: ``complete``, ``trials_failed``, ``no_result``, ``interrupted``) and
+    ``counts`` its trials by outcome.
     """
 
     directory: Path
@@ -39,10 +54,16 @@ class SweepState:
     comparison_run_id: str
     searches: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    outcome: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def trials_dir(self) -> Path:
         return self.directory / TRIALS_DIR
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.directory / LOGS_DIR
 
     def save(self) -> None:
         # written whole, then renamed: a crash never leaves half a state file

@@ -32,7 +32,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from trainables import temporary_environment
 
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent
@@ -42,6 +41,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def temporary_environment(**values: str):
+    """These environment variables inside the block, their old values (or absence) after it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):

@@ -1,14 +1,28 @@
-"""The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record."""
+"""The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record.
 
-from .config import CHECKPOINT_SECONDS, REPEAT, TrialConfig, TrialConfigError
-from .mlflow_logger import MlflowTrialLogger, trial_error_message
+What callers outside this package use is exported here; the record's own format (tag names,
+params, runs) is :mod:`trainables.tracking`'s, and how a trial ended is :mod:`trainables.outcome`'s.
+"""
+
+from .config import CHECKPOINT_SECONDS, LOGS, REPEAT, TrialConfig, TrialConfigError, epochs_of, label_of, search_of, weights_of
+from .mlflow_logger import MlflowTrialLogger
+from .outcome import Outcome, is_marker, outcome_of
+from .sweep_runs import (
+    delete_orphan_trial_runs,
+    end_comparison_run,
+    end_search_run,
+    log_search_weights,
+    reopen_run,
+)
 from .tracking import (
     DEVICE,
     DIRECTORY,
+    ERROR_LOG,
     ERROR_TAG,
     EXPERIMENT_KIND,
     KIND,
     NODE,
+    OUTCOME,
     PARENT,
     RESTARTS,
     ROLE,
@@ -24,40 +38,39 @@ from .tracking import (
     VARIED,
     create_comparison_run,
     create_search_run,
-    create_trial_run,
     decode_params,
     encode_params,
     ensure_experiment,
-    ensure_trial_params,
-    find_trial_run,
     finish_run,
     log_epoch,
     metric_history,
     start_train_run,
-    stopped_early,
-    trial_params,
     trial_runs,
 )
 from .tracking_store import (
+    CLIENT_SETTINGS,
     TrackingError,
     check_tracking_server,
     default_tracking_uri,
-    fail_fast,
     first_line,
     is_local_store,
     redact,
-    temporary_environment,
+    tracking_client,
 )
 from .trainable import checkpoint_history, epoch_metrics, train_trial
 
 __all__ = [
     "CHECKPOINT_SECONDS",
+    "CLIENT_SETTINGS",
     "DEVICE",
     "DIRECTORY",
+    "ERROR_LOG",
     "ERROR_TAG",
     "EXPERIMENT_KIND",
     "KIND",
+    "LOGS",
     "NODE",
+    "OUTCOME",
     "PARENT",
     "REPEAT",
     "RESTARTS",
@@ -73,33 +86,34 @@ __all__ = [
     "TRIAL_ID",
     "VARIED",
     "MlflowTrialLogger",
+    "Outcome",
     "TrackingError",
     "TrialConfig",
     "TrialConfigError",
     "check_tracking_server",
-    "checkpoint_history",
     "create_comparison_run",
     "create_search_run",
-    "create_trial_run",
     "decode_params",
     "default_tracking_uri",
+    "delete_orphan_trial_runs",
     "encode_params",
+    "end_comparison_run",
+    "end_search_run",
     "ensure_experiment",
-    "ensure_trial_params",
     "epoch_metrics",
-    "fail_fast",
-    "find_trial_run",
     "finish_run",
     "first_line",
     "is_local_store",
+    "is_marker",
     "log_epoch",
+    "log_search_weights",
     "metric_history",
+    "outcome_of",
     "redact",
+    "reopen_run",
     "start_train_run",
-    "stopped_early",
-    "temporary_environment",
+    "tracking_client",
     "train_trial",
-    "trial_error_message",
-    "trial_params",
     "trial_runs",
+    "epochs_of",
 ]

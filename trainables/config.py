@@ -22,7 +22,8 @@ REPEAT = "repeat"
 LABEL_KEYS = ("search", "label", REPEAT)
 # how the trial runs, not what it trains: the trainable reads them, the training never sees them
 CHECKPOINT_SECONDS = "checkpoint_seconds"  # checkpoint at most this often (and at the last epoch)
-RUN_KEYS = (CHECKPOINT_SECONDS,)
+LOGS = "logs"  # where the trial's log and failure record go: the sweep's logs folder (a path or URI)
+RUN_KEYS = (CHECKPOINT_SECONDS, LOGS)
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,24 @@ class TrialConfig:
         """Build the problem, model and balancer, and the training run (resumed from ``state``)."""
         problem, model, balancer = self.build()
         return problem, fit(problem, balancer, model=model, state=state, **asdict(self.training))
+
+
+def search_of(config: dict[str, Any]) -> str | None:
+    """The search a serialised trial config belongs to."""
+    return config.get("search")
+
+
+def epochs_of(config: dict[str, Any]) -> int | None:
+    """The epochs a serialised trial config trains."""
+    return config.get("epochs")
+
+
+def label_of(config: dict[str, Any]) -> str:
+    """What a serialised trial config's search varied (``alpha=1.5``), ``-`` when nothing."""
+    return str(config.get("label", "-"))
+
+
+def weights_of(config: dict[str, Any]) -> list[float] | None:
+    """The static weights a serialised trial config trains with, if any."""
+    weights = config.get("weights")
+    return None if weights is None else list(weights)

@@ -29,25 +29,22 @@ from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from . import storage
+from .config import epochs_of, search_of
+from .outcome import ERROR, LOG, Outcome, is_marker, outcome_of
 from .trainable import checkpoint_history
-from .tracking import (  # noqa: F401 - the tag names, also importable from here
-    ERROR_TAG,
-    PARENT,
+from .tracking import (
+    ERROR_LOG,
+    OUTCOME,
     RESTARTS,
-    ROLE,
-    SEARCH,
     STOPPED_EARLY,
-    SWEEP,
-    TAG_PREFIX,
-    TRIAL_ID,
     create_trial_run,
     ensure_trial_params,
     find_trial_run,
     finish_run,
     log_epoch,
-    stopped_early,
 )
-from .tracking_store import fail_fast, first_line, temporary_environment  # noqa: F401
+from .tracking_store import first_line
 
 
 @dataclass
@@ -58,8 +55,9 @@ class TrialUpdate:
     config: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Any = None  # where epochs missing before ``records`` can be read back
-    status: str | None = None
+    outcome: Outcome | None = None  # how the trial ended, if this update ends it
     error: str | None = None
+    log: str | None = None  # where its traceback(s) are: uploaded as the run's error.log
     tags: dict[str, str] = field(default_factory=dict)
     started: float | None = None  # when the trial started / ended (unix seconds), however late written
     ended: float | None = None
@@ -83,7 +81,7 @@ class MlflowTrialLogger(tune.Callback):
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parents: dict[str, str], sweep_id: str,
-                 retry_seconds: float = 2.0, patience_seconds: float = 300.0):
+                 retry_seconds: float = 2.0, patience_seconds: float = 300.0, logs: str | None = None):
         self.tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
         self.experiment_id = experiment_id
@@ -91,6 +89,7 @@ class MlflowTrialLogger(tune.Callback):
         self.sweep_id = sweep_id
         self.retry_seconds = retry_seconds
         self.patience_seconds = patience_seconds
+        self.logs = logs  # the sweep's logs folder: failed trials' tracebacks (trainables.failures)
         self._runs: dict[str, str] = {}
         self._status: dict[str, str] = {}
         self._last_epoch: dict[str, int] = {}
@@ -102,6 +101,7 @@ class MlflowTrialLogger(tune.Callback):
         self.last_error = ""
         self._lock = threading.Lock()  # one writer at a time: the thread, or a flush
         self._wake = threading.Event()
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -120,14 +120,14 @@ class MlflowTrialLogger(tune.Callback):
         # and finds its runs again by tag. Unwritten updates are rebuilt from the checkpoints.
         return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {},
                 "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None,
-                "_lock": None, "_wake": None, "_thread": None}
+                "_lock": None, "_wake": None, "_closed": False, "_thread": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _lock=threading.Lock(), _wake=threading.Event())
 
     def search_of(self, config: dict[str, Any]) -> str:
         """The trial's search, which must have a run in ``parents``."""
-        search = config.get("search")
+        search = search_of(config)
         if search not in self.parents:
             known = ", ".join(sorted(self.parents)) or "none"
             raise ValueError(f"trial config's search {search!r} has no MLflow run in MlflowTrialLogger.parents "
@@ -158,60 +158,93 @@ class MlflowTrialLogger(tune.Callback):
 
     # Tune's callbacks: each queues an update, then writes what it can
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, started=time.time()))
+        self.queue(TrialUpdate(trial.trial_id, trial.config, started=time.time()))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, [result], checkpoint=trial.checkpoint))
+        if not is_marker(result):  # a failed or diverged trial's last word: its end says it
+            self.queue(TrialUpdate(trial.trial_id, trial.config, [result], checkpoint=trial.checkpoint))
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         # a failed attempt (its node died, say) that Tune retries from the last checkpoint; Tune
         # counts them, and keeps the count across a restored sweep
-        self._queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(trial.num_failures)}))
+        self.queue(TrialUpdate(trial.trial_id, trial.config, tags={RESTARTS: str(trial.num_failures)}))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        # a trial an early-stopping scheduler ended before its last epoch: FINISHED (its epochs
-        # are valid results) and tagged as stopped early
-        tags = {STOPPED_EARLY: "true"} if stopped_early(trial.config, trial.last_result) else {}
-        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FINISHED", tags=tags, ended=time.time()))
+        self.queue(self.ending(trial.trial_id, trial.config, trial.last_result, errored=False, ended=True))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._queue(TrialUpdate(trial.trial_id, trial.config, status="FAILED", error=trial_error_message(trial),
-                                ended=time.time()))
+        self.queue(self.failed_by_tune(trial))
+
+    def failed_by_tune(self, trial) -> TrialUpdate:
+        """The end of a trial Tune gave up on (a lost worker or node, ``--max-failures`` times, or
+        an error the trainable raised for a retry): its error file says why, and goes to its log."""
+        text = tune_error_text(trial)
+        update = self.ending(trial.trial_id, trial.config, trial.last_result, errored=True, ended=True)
+        update.error = last_line(text)
+        update.log = self._keep_log(trial.trial_id, text)
+        return update
 
     def on_experiment_end(self, trials, **info):
         self.flush()
 
-    def reconcile(self, results) -> None:
-        """Make every trial's run match its checkpointed history and its end (a Tune ResultGrid).
-        A run not ended yet ends at its last checkpointed epoch (or now, without one). A trial
-        this logger has already written whole, end included, is not read again."""
+    def ending(self, trial_id: str, config: dict[str, Any], last_result: dict[str, Any] | None, *,
+               errored: bool, ended: bool, ended_at: float | None = None) -> TrialUpdate:
+        """The update that ends a trial's run as its outcome says (``trainables.outcome``)."""
+        outcome = outcome_of(epochs_of(config), last_result, errored=errored, ended=ended)
+        marker = last_result if is_marker(last_result) else {}
+        tags = {OUTCOME: outcome.value} | ({STOPPED_EARLY: "true"} if outcome == Outcome.STOPPED else {})
+        return TrialUpdate(trial_id, config, outcome=outcome, tags=tags, error=marker.get(ERROR),
+                           log=marker.get(LOG), ended=time.time() if ended_at is None else ended_at)
+
+    def _keep_log(self, trial_id: str, text: str) -> str | None:
+        """Append Tune's error text to the trial's log in the sweep's logs folder; its location."""
+        if not self.logs or not text:
+            return None
+        from .failures import TrialFailures
+
+        failures = TrialFailures(self.logs, trial_id)
+        failures.append(text)
+        return failures.log
+
+    def reconcile(self, results, statuses: dict[str, str]) -> None:
+        """Make every trial's run match its checkpointed history and its end (``results``, a Tune
+        ResultGrid; ``statuses``, each trial's Tune status at the experiment's end, as callbacks
+        saw it). A trial that ended gets its outcome's status; one cut off by an interruption
+        (neither TERMINATED nor ERROR) ends KILLED at its last checkpointed epoch, for ``resume``
+        to continue. A trial this logger has already written whole, end included, is not read again."""
         self.flush()  # what is queued first: then only what is still missing is read back
         updates = []
         for result in results:
-            trial_id = (result.metrics or {}).get("trial_id")
+            metrics = result.metrics or {}
+            trial_id = metrics.get("trial_id")
             if not trial_id:
                 continue
             config = dict(result.config or {})
             self.search_of(config)
-            failed = result.error is not None
-            if (self._status.get(trial_id) == ("FAILED" if failed else "FINISHED")
-                    and self._last_epoch.get(trial_id, -1) >= int((result.metrics or {}).get("epoch", 0))):
+            status = statuses.get(trial_id)
+            errored = status == "ERROR" or result.error is not None
+            update = self.ending(trial_id, config, metrics, errored=errored, ended=errored or status == "TERMINATED")
+            if (self._status.get(trial_id) == update.outcome.run_status
+                    and self._last_epoch.get(trial_id, -1) >= int(metrics.get("epoch", 0))):
                 continue
             try:
                 history = checkpoint_history(result.checkpoint) if result.checkpoint is not None else []
             except (OSError, KeyError, RuntimeError):
                 history = []
-            ended = float(history[-1].get("reported_at", time.time())) if history else time.time()
-            stopped = not failed and stopped_early(config, result.metrics)
-            updates.append(TrialUpdate(
-                trial_id, config, history,
-                status="FAILED" if failed else "FINISHED",
-                error=first_line(result.error) if failed else None,
-                tags={STOPPED_EARLY: "true"} if stopped else {},
-                ended=ended,
-            ))
+            update.records = history
+            update.ended = float(history[-1].get("reported_at", time.time())) if history else time.time()
+            if errored and update.error is None:
+                update.error = first_line(result.error)
+            updates.append(update)
         self._pending.extend(updates)
         self.flush()
+
+    def close(self) -> None:
+        """Stop the writer thread (after the last flush; what is still pending stays pending)."""
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def flush(self) -> None:
         """Write the buffered updates, retrying until ``patience_seconds`` after the experiment's end
@@ -227,9 +260,11 @@ class MlflowTrialLogger(tune.Callback):
                 return
             time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
 
-    def _queue(self, update: TrialUpdate) -> None:
+    def queue(self, update: TrialUpdate) -> None:
         self.search_of(update.config)
         self._pending.append(update)
+        if self._closed:
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._write_loop, name="mlflow-trial-logger", daemon=True)
             self._thread.start()
@@ -237,8 +272,8 @@ class MlflowTrialLogger(tune.Callback):
 
     def _write_loop(self) -> None:
         """The writer thread: writes what is queued, in order; after a failure, waits
-        ``retry_seconds`` (or the next update) and tries again."""
-        while True:
+        ``retry_seconds`` (or the next update) and tries again; ends at :meth:`close`."""
+        while not self._closed:
             self._wake.wait(timeout=self.retry_seconds)
             self._wake.clear()
             with self._lock:
@@ -247,20 +282,19 @@ class MlflowTrialLogger(tune.Callback):
     def _write_pending(self) -> None:
         if time.monotonic() < self._retry_at:
             return
-        with fail_fast():
-            while self._pending:
-                try:
-                    self._write(self._pending[0])
-                except Exception as error:  # noqa: BLE001 - kept and retried, whatever the cause
-                    self._retry_at = time.monotonic() + self.retry_seconds
-                    self.last_error = first_line(error)
-                    if self._outage_since is None:
-                        self._outage_since = time.time()
-                        self.outages += 1
-                        print(f"  [mlflow] tracking server unreachable ({self.last_error}); "
-                              f"keeping updates and retrying every {self.retry_seconds:g} s", flush=True)
-                    return
-                self._pending.pop(0)
+        while self._pending:
+            try:
+                self._write(self._pending[0])
+            except Exception as error:  # noqa: BLE001 - kept and retried, whatever the cause
+                self._retry_at = time.monotonic() + self.retry_seconds
+                self.last_error = first_line(error)
+                if self._outage_since is None:
+                    self._outage_since = time.time()
+                    self.outages += 1
+                    print(f"  [mlflow] tracking server unreachable ({self.last_error}); "
+                          f"keeping updates and retrying every {self.retry_seconds:g} s", flush=True)
+                return
+            self._pending.pop(0)
         if self._outage_since is not None:
             print(f"  [mlflow] tracking server back after {time.time() - self._outage_since:.0f} s; "
                   "buffered updates written", flush=True)
@@ -281,26 +315,34 @@ class MlflowTrialLogger(tune.Callback):
         for record in records:
             log_epoch(self.client, run_id, record)
             self._last_epoch[trial_id] = int(record["epoch"])
+        if update.outcome is None and records and self._status.get(trial_id) in ("KILLED", "FAILED"):
+            # a trial of an interrupted sweep (or one retried on resume) goes on: so does its run
+            self.client.update_run(run_id, status="RUNNING")
+            self._status[trial_id] = "RUNNING"
         if update.tags:
             self.client.log_batch(run_id, tags=[RunTag(key, value) for key, value in update.tags.items()])
-        if update.status and self._status.get(trial_id) != update.status:
-            error = update.error if self._status.get(trial_id) != "FAILED" else None
-            finish_run(self.client, run_id, update.status, end_time=update.ended, error=error)
-            self._status[trial_id] = update.status
+        if update.log and self._status.get(trial_id) != update.outcome.run_status:
+            text = storage.read_text(update.log)
+            if text:
+                self.client.log_text(run_id, text, ERROR_LOG)
+        if update.outcome is not None and self._status.get(trial_id) != update.outcome.run_status:
+            finish_run(self.client, run_id, update.outcome.run_status, end_time=update.ended, error=update.error)
+            self._status[trial_id] = update.outcome.run_status
 
 
-def trial_error_message(trial) -> str:
-    """The last line of the trial's error: for a config error, its one-line reason."""
-    text = ""
+def tune_error_text(trial) -> str:
+    """The error Tune recorded for a trial it gave up on (its error file), or ``""``."""
     error_file = getattr(trial, "error_file", None)
-    if error_file:
-        try:
-            with open(error_file) as handle:
-                text = handle.read()
-        except OSError:
-            text = ""
+    if not error_file:
+        return ""
+    try:
+        with open(error_file) as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a traceback: the exception and its message."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "TrialConfigError:" in line:
-            return line.split("TrialConfigError:", 1)[1].strip()
-    return lines[-1] if lines else "trial failed (no error file)"
+    return lines[-1][:300] if lines else "trial failed (no error file)"

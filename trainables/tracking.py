@@ -37,8 +37,11 @@ NODE = TAG_PREFIX + "node"
 DIRECTORY = TAG_PREFIX + "directory"
 KIND = TAG_PREFIX + "kind"
 # "true" on a trial run that an early-stopping scheduler (ASHA) ended before its last epoch; the run
-# is FINISHED like any other (its epochs are valid results), see :func:`stopped_early`
+# is FINISHED like any other (its epochs are valid results), see :func:`trainables.outcome.stopped_early`
 STOPPED_EARLY = TAG_PREFIX + "stopped_early"
+# how the run's trial ended (trainables.outcome), or the comparison's verdict (trainables.sweep_runs)
+OUTCOME = TAG_PREFIX + "outcome"
+ERROR_LOG = "error.log"  # the artifact of a failed trial's run: its full traceback(s)
 PARENT = "mlflow.parentRunId"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
@@ -223,18 +226,6 @@ def metric_history(client: MlflowClient, run: Run, wanted: Callable[[str], bool]
         for metric in client.get_metric_history(run.info.run_id, key):
             by_step.setdefault(metric.step, {"epoch": metric.step})[key] = metric.value
     return [by_step[step] for step in sorted(by_step)]
-
-
-def stopped_early(config: dict[str, Any], result: dict[str, Any] | None) -> bool:
-    """Whether a trial was stopped before its last epoch by a scheduler: its last result is
-    ``done`` (Tune marks the result a scheduler stops a trial on, as it marks a trial's natural
-    end) at an ``epoch`` below its config's ``epochs`` (a trainable left alone reports its last
-    epoch). A trial cut off by an interrupt (not ``done``: resume continues it) or that never
-    reported is not."""
-    result = result or {}
-    epoch, epochs = result.get("epoch"), config.get("epochs")
-    return (result.get("done") is True and isinstance(epoch, (int, float)) and isinstance(epochs, int)
-            and 0 < epoch < epochs)
 
 
 def _is_number(value: Any) -> bool:

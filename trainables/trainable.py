@@ -12,9 +12,11 @@ import ray
 import torch
 from ray import tune
 
-from gradnorm_core import EpochRecord, Training
+from gradnorm_core import EpochRecord, NonFiniteLossError, Training
 
-from .config import CHECKPOINT_SECONDS, TrialConfig
+from .config import CHECKPOINT_SECONDS, LOGS, TrialConfig
+from .failures import TrialFailures, error_line
+from .outcome import Outcome, marker
 
 CHECKPOINT_FILE = "trial.pt"
 
@@ -73,22 +75,53 @@ def train_trial(config: dict[str, Any]) -> None:
     RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. Every epoch
     is reported; a checkpoint is written at the last epoch and, before it, whenever
     ``config["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
-    a failed trial redoes at most that much work, and gives the same epochs again. An invalid
-    config raises :class:`TrialConfigError` (one line) before any compute.
+    a failed trial redoes at most that much work, and gives the same epochs again.
+
+    A trial that cannot go on ends without raising, with one last *marker* result (see
+    :mod:`trainables.outcome`): ``diverged`` when a task loss or the validation score turns NaN
+    or infinite, ``failed`` on a deterministic error (:mod:`trainables.failures`: an invalid
+    config, an exception before the first report, or the same exception at the same point as the
+    attempt before). Any other exception is raised, and Tune retries the trial.
     """
-    trial = TrialConfig.from_dict(config)
     state, history = None, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
-    problem, training = trial.start(state)
+    context = tune.get_context()
+    failures = TrialFailures(config.get(LOGS) or context.get_trial_dir(), context.get_trial_id())
+    training = None
+    try:
+        trial = TrialConfig.from_dict(config)
+        problem, training = trial.start(state)
+        _train(trial, problem, training, history, float(config.get(CHECKPOINT_SECONDS, 0.0)))
+    except NonFiniteLossError as error:
+        _end(Outcome.DIVERGED, history, str(error).splitlines()[0], type(error).__name__, None)
+    except Diverged as error:
+        _end(Outcome.DIVERGED, history, str(error), "Diverged", None)
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - classified: retried by Tune, or ended here
+        epoch = training.epoch if training is not None else len(history)
+        if not failures.record(error, epoch, reported=bool(history)):
+            raise
+        _end(Outcome.FAILED, history, error_line(error), type(error).__name__, failures.log)
+
+
+class Diverged(Exception):
+    """The validation score turned NaN or infinite."""
+
+
+def _end(outcome: Outcome, history: list[dict[str, Any]], error: str, error_type: str, log: str | None) -> None:
+    tune.report(marker(outcome, history[-1] if history else None, error, error_type, log))
+
+
+def _train(trial: TrialConfig, problem, training: Training, history: list[dict[str, Any]], every: float) -> None:
+    """The epochs, each reported (and checkpointed at most every ``every`` seconds and at the end)."""
     device, node = device_name(training), node_id()
-    # a checkpoint at the last epoch, and before it at most every `checkpoint_seconds` (0: every
-    # epoch): on a small problem, writing and persisting one costs more than an epoch's compute
-    every, saved_at = float(config.get(CHECKPOINT_SECONDS, 0.0)), time.monotonic()
+    saved_at = time.monotonic()
     for record in training:
+        if record.score is not None and not math.isfinite(record.score):
+            raise Diverged(f"the validation score is {record.score} at epoch {record.epoch}")
         metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
         # what searches select on: the best validation score so far, and the test score there
         # (the training tests at every new best); inf until the first validation, as Tune wants

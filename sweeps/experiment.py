@@ -1,0 +1,82 @@
+"""The sweep's one Ray Tune experiment: built new, or restored from the sweep's directory after an
+interruption, and run under the sweep's signal handling.
+
+Tune holds the sweep's searcher (:mod:`sweeps.searcher`), its schedulers (:mod:`sweeps.scheduler`)
+and a :class:`~sweeps.events.Relay` to the driver's live event handler; everything else the
+runner keeps in memory. Only public Tune APIs: ``Tuner``, ``Tuner.restore``, ``ResultGrid``,
+callbacks.
+"""
+
+from __future__ import annotations
+
+from ray import tune
+
+from trainables import CHECKPOINT_SECONDS, LOGS, train_trial
+
+from .events import Relay
+from .scheduler import SchedulerState, SweepScheduler
+from .searcher import RECOMMENDED, SweepSearcher
+from .signals import StopSignals
+from .spec import SweepSpec
+from .state import TRIALS_DIR, SweepState
+
+__all__ = ["recommend_from", "run_experiment", "trial_totals"]
+
+
+def recommend_from(spec: SweepSpec) -> str | None:
+    """The search whose best trial gives the recommended static weights, if the spec wants them."""
+    search = spec.recommending_search if spec.recommended_static else None
+    return None if search is None else search.name
+
+
+def trial_totals(spec: SweepSpec) -> dict[str, int]:
+    """How many trials each search runs, the recommended static search included."""
+    totals = {search.name: search.trial_count(spec.num_tasks) for search in spec.searches}
+    if recommend_from(spec):
+        totals[RECOMMENDED] = spec.recommending_search.repeats
+    return totals
+
+
+def make_scheduler(spec: SweepSpec) -> SweepScheduler | None:
+    """The early stopping of the searches that asked for it (one ASHA each), or ``None`` (Tune's
+    FIFO scheduler: every trial trains all its epochs)."""
+    epochs = int(spec.training["epochs"])
+    settings = {search.name: search.scheduler.resolved(epochs) for search in spec.searches if search.scheduler}
+    return SweepScheduler(settings) if settings else None
+
+
+def _tuner(state: SweepState, spec: SweepSpec, max_failures: int, checkpoint_seconds: float) -> tune.Tuner:
+    trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    if (state.trials_dir / "tuner.pkl").exists():
+        # unfinished trials from their checkpoints; trials Tune gave up on get another chance
+        return tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
+    totals = trial_totals(spec)
+    base = {**spec.problem.trial_keys, **spec.training, CHECKPOINT_SECONDS: checkpoint_seconds,
+            LOGS: str(state.logs_dir)}
+    searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
+    callbacks: list[tune.Callback] = [Relay(state.sweep_id)]
+    scheduler = make_scheduler(spec)
+    if scheduler is not None:
+        callbacks.append(SchedulerState(scheduler))  # its ASHAs' rungs, saved with each experiment checkpoint
+    return tune.Tuner(
+        trainable,
+        param_space={},
+        tune_config=tune.TuneConfig(metric="best_score", mode="min", search_alg=searcher, scheduler=scheduler,
+                                    num_samples=sum(totals.values()), reuse_actors=True,
+                                    max_concurrent_trials=spec.resources.max_concurrent),
+        run_config=tune.RunConfig(
+            name=TRIALS_DIR, storage_path=str(state.directory), verbose=0, callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
+    )
+
+
+def run_experiment(state: SweepState, spec: SweepSpec, stop: StopSignals, max_failures: int,
+                   checkpoint_seconds: float) -> tune.ResultGrid:
+    """Run (or restore and finish) the sweep's Tune experiment; its events go to the live handler
+    registered for the sweep (:class:`~sweeps.events.SweepEvents`). A first SIGINT or SIGTERM
+    ends it early (``stop.received`` says which): the result grid then holds unfinished trials."""
+    tuner = _tuner(state, spec, max_failures, checkpoint_seconds)
+    with stop.tune_running():
+        return tuner.fit()

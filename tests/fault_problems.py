@@ -1,0 +1,90 @@
+"""Users' problems with a fault in them, for the fault tests: a small two-task regression whose
+model counts its training steps in a buffer (saved in its checkpoint, so a restored trial knows
+how far it got), and a fault that strikes at a given step.
+
+``Faulty(fault=..., at=k)``:
+
+- ``"raise"``: ``task_losses`` raises ``ValueError`` at training step ``k`` (every time: with
+  ``k`` = 1 before the trial's first report, with ``k`` later after it, at the same point again
+  on a retry);
+- ``"raise_once"``: the same, but only the first time (a marker file in ``marker_dir``): a retry
+  from the last checkpoint then finishes;
+- ``"nan_loss"``: the losses are NaN from step ``k`` on, for the seeds in ``seeds`` (all: None);
+- ``"nan_score"``: the validation score is NaN once the model has taken ``k`` steps;
+- ``"exit"``: ``task_losses`` calls ``sys.exit(3)`` at step ``k``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gradnorm_core.problems import Metrics, MultiHeadNet, NormalizedMSE, Problem, Split
+
+
+class CountingNet(MultiHeadNet):
+    """A trunk and two heads that count their training forwards in the ``steps`` buffer."""
+
+    def __init__(self, trunk: nn.Module, heads: list[nn.Module]) -> None:
+        super().__init__(trunk, heads)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, x, branch=None):
+        if self.training:
+            self.steps += 1
+        return super().forward(x, branch)
+
+
+class Faulty(Problem):
+    def __init__(self, fault: str = "none", at: int = 1, seeds: list[int] | None = None,
+                 marker_dir: str | None = None, num_train: int = 128, seed: int = 0) -> None:
+        self.name = "faulty"
+        self.task_names = ("low", "high")
+        self.fault, self.at, self.seeds, self.marker_dir = fault, at, seeds, marker_dir
+        self.num_train, self.data_seed = num_train, seed
+        self.model_seed = 0
+        self.model: CountingNet | None = None
+
+    def load_data(self):
+        generator = torch.Generator().manual_seed(self.data_seed)
+        splits = []
+        for size in (self.num_train, 32, 32):
+            x = torch.randn(size, 4, generator=generator)
+            splits.append(Split(x, (torch.sin(x.sum(1, keepdim=True)), 10 * x[:, :1] * x[:, 1:2])))
+        return tuple(splits)
+
+    def build_model(self, seed: int = 0) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.model = CountingNet(nn.Sequential(nn.Linear(4, 16), nn.ReLU()), [nn.Linear(16, 1), nn.Linear(16, 1)])
+        self.model_seed = seed
+        return self.model
+
+    def _struck(self) -> bool:
+        return self.model is not None and self.model.training and int(self.model.steps) >= self.at
+
+    def task_losses(self, outputs, targets):
+        losses = torch.stack([nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets)])
+        if self.fault == "raise" and self._struck() and int(self.model.steps) == self.at:
+            raise ValueError(f"faulty: bad targets at step {self.at}")
+        if self.fault == "raise_once" and self._struck() and int(self.model.steps) == self.at:
+            marker = Path(self.marker_dir) / f"struck-{self.model_seed}"
+            if not marker.exists():
+                marker.write_text("")
+                raise ConnectionError(f"faulty: the data server dropped the connection at step {self.at}")
+        if self.fault == "exit" and self._struck():
+            sys.exit(3)
+        if self.fault == "nan_loss" and self._struck() and (self.seeds is None or self.model_seed in self.seeds):
+            return losses * float("nan")
+        return losses
+
+    def metrics(self) -> Metrics:
+        return Metrics([NormalizedMSE(task, index) for index, task in enumerate(self.task_names)])
+
+    def score(self, metrics):
+        if self.fault == "nan_score" and self.model is not None and int(self.model.steps) >= self.at:
+            return float("nan")
+        return super().score(metrics)

@@ -1,0 +1,230 @@
+"""The fault matrix: whatever goes wrong, the exit status, the terminal and the MLflow record say
+exactly what happened (issue: truthful outcomes). Real Ray, real MLflow (SQLite), real faults in
+a user's problem (tests/fault_problems.py).
+
+Every case checks the exit status, the one-line message, a bound on stderr's lines, and the
+MLflow store: no run left RUNNING; failed, diverged and killed runs carry their status and
+outcome tag; finished trials untouched. The interruption tests (SIGINT, SIGTERM, a second
+Ctrl-C) are in tests/test_interrupt.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweeps.cli import main
+from sweeps.runner import run_sweep
+from sweeps.spec import parse_spec
+from trainables import ERROR_LOG, ERROR_TAG, OUTCOME, ROLE, SEARCH
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+
+def spec(name: str, fault: str, at: int = 1, searches: dict | None = None, **options) -> dict:
+    return {
+        "name": name,
+        "experiment": f"faults/{name}",
+        "problem": {"name": "fault_problems:Faulty", "options": {"fault": fault, "at": at, **options}},
+        "training": {"epochs": 3, "batch_size": 32, "lr": 0.01, "seed": 0, "device": "cpu"},
+        "resources": {"cpu": 1, "max_concurrent": 2},
+        "searches": searches or {"gn": {"type": "gradnorm", "search": "grid", "alpha": [0.5, 1.0]},
+                                 "equal": {"type": "equal"}},
+    }
+
+
+def runs(uri: str, name: str) -> dict[str, list]:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(f"faults/{name}")
+    grouped: dict[str, list] = {}
+    for run in client.search_runs([experiment.experiment_id], max_results=1000):
+        grouped.setdefault(run.data.tags.get(ROLE), []).append(run)
+    return grouped
+
+
+def assert_nothing_running(grouped: dict[str, list]) -> None:
+    running = [(role, run.data.tags.get(SEARCH)) for role, items in grouped.items() for run in items
+               if run.info.status == "RUNNING"]
+    assert not running, running
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_every_trial_failing_exits_4_with_one_line_per_trial_and_failed_runs(tmp_path):
+    """An exception in the user's loss on the first batch: not retried (it is deterministic),
+    one line per trial with its log, no traceback on the terminal, exit 4 (no search has a result)."""
+    path = tmp_path / "fail.yaml"
+    path.write_text(yaml.safe_dump(spec("all-fail", "raise", at=1)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = run_cli("sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri,
+                   "--max-failures", "2", cwd=tmp_path)
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stderr.count("\n") <= 2, done.stderr  # no tracebacks: at most a warning of Ray's
+    failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
+    assert len(failed) == 3, done.stdout
+    for line in failed:
+        assert "ValueError: faulty: bad targets at step 1 (log: " in line, line
+        log = Path(line.rsplit("(log: ", 1)[1].rstrip(")"))
+        text = log.read_text()
+        # tried once: a deterministic error is not retried
+        assert text.count("Traceback") == 1 and "deterministic, not retried" in text, text
+    last = done.stdout.strip().splitlines()
+    assert any(line.startswith("sweep ended with failures: 3 failed of 3 trials; no result for gn, equal (exit 4")
+               for line in last), last
+    grouped = runs(uri, "all-fail")
+    assert_nothing_running(grouped)
+    assert len(grouped["trial"]) == 3
+    client = MlflowClient(uri)
+    for run in grouped["trial"]:
+        assert run.info.status == "FAILED" and run.data.tags[OUTCOME] == "failed"
+        assert run.data.tags[ERROR_TAG] == "ValueError: faulty: bad targets at step 1"
+        assert [a.path for a in client.list_artifacts(run.info.run_id)] == [ERROR_LOG]
+    searches = {run.data.tags[SEARCH]: run.info.status for run in grouped["search"]}
+    assert searches == {"gn": "FAILED", "equal": "FAILED", "recommended_static": "KILLED"}
+    (comparison,) = grouped["comparison"]
+    assert comparison.info.status == "FINISHED" and comparison.data.tags[OUTCOME] == "no_result"
+    assert comparison.data.tags["gradnorm_tune.failed_trials"] == "3"
+
+
+def test_a_repeated_error_is_retried_once_and_a_passing_one_finishes(local_ray, tmp_path, capsys):
+    """An exception after the first report is retried from the last checkpoint; the same exception
+    at the same point again ends the trial (not --max-failures times); one that does not recur
+    (a dropped connection) finishes on the retry."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    # 4 steps an epoch: step 6 is in epoch 2, after the first report
+    again = parse_spec(spec("again", "raise", at=6, searches={"equal": {"type": "equal"}}), "again")
+    once = parse_spec(spec("once", "raise_once", at=6, marker_dir=str(marker),
+                           searches={"equal": {"type": "equal"}}), "once")
+    state = run_sweep(again, storage=tmp_path / "runs", tracking_uri=uri, max_failures=5, checkpoint_seconds=0)
+    assert state.outcome == "no_result" and state.counts["failed"] == 1
+    (log,) = (state.directory / "logs").glob("*.log")
+    text = log.read_text()
+    assert text.count("Traceback") == 2, text  # the first try and one retry, not 6
+    assert "retried from the last checkpoint" in text and "deterministic, not retried" in text
+    state = run_sweep(once, storage=tmp_path / "runs", tracking_uri=uri, max_failures=5, checkpoint_seconds=0)
+    assert state.outcome == "complete" and state.counts["finished"] == 1
+    grouped = runs(uri, "once")
+    (trial,) = grouped["trial"]
+    assert trial.info.status == "FINISHED" and trial.data.tags["gradnorm_tune.restarts"] == "1"
+    steps = [m.step for m in MlflowClient(uri).get_metric_history(trial.info.run_id, "score")]
+    assert steps == [1, 2, 3]  # every epoch once, across the retry
+
+
+def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, capsys):
+    """NaN losses for one seed of three: those trials end as diverged (FAILED, tagged), the sweep
+    exits 3 (every search still has a result), and the recommended static weights do not come
+    from them."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    searches = {"gn": {"type": "gradnorm", "search": "grid", "alpha": [0.5, 1.0], "repeats": 3},
+                "equal": {"type": "equal", "repeats": 3}}
+    path = tmp_path / "nan.yaml"
+    path.write_text(yaml.safe_dump(spec("diverged", "nan_loss", at=6, seeds=[1], searches=searches)))
+    code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri])
+    out = capsys.readouterr().out
+    assert code == 3, out[-3000:]
+    assert sum("DIVERGED: " in line for line in out.splitlines()) == 4, out
+    grouped = runs(uri, "diverged")
+    assert_nothing_running(grouped)
+    outcomes = Counter((run.data.tags[SEARCH], run.data.tags[OUTCOME], run.info.status) for run in grouped["trial"])
+    assert outcomes == {("gn", "finished", "FINISHED"): 4, ("gn", "diverged", "FAILED"): 2,
+                        ("equal", "finished", "FINISHED"): 2, ("equal", "diverged", "FAILED"): 1,
+                        ("recommended_static", "finished", "FINISHED"): 2,
+                        ("recommended_static", "diverged", "FAILED"): 1}
+    for run in grouped["trial"]:
+        assert (run.data.tags[OUTCOME] == "diverged") == (run.data.params["seed"] == "1")
+    (comparison,) = grouped["comparison"]
+    assert comparison.data.tags[OUTCOME] == "trials_failed" and comparison.data.tags["gradnorm_tune.diverged_trials"] == "4"
+
+
+@pytest.mark.parametrize("fault", ["nan_score", "exit"])
+def test_a_nan_score_diverges_and_sys_exit_fails(fault, local_ray, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    state = run_sweep(parse_spec(spec(fault, fault, at=5, searches={"equal": {"type": "equal"}}), fault),
+                      storage=tmp_path / "runs", tracking_uri=uri)
+    expected = "diverged" if fault == "nan_score" else "failed"
+    assert state.outcome == "no_result" and state.counts[expected] == 1
+    grouped = runs(uri, fault)
+    assert_nothing_running(grouped)
+    (trial,) = grouped["trial"]
+    assert trial.info.status == "FAILED" and trial.data.tags[OUTCOME] == expected
+    message = "the validation score is nan at epoch 2" if fault == "nan_score" else "SystemExit: 3"
+    assert message in trial.data.tags[ERROR_TAG]
+    # what it logged before is kept: epoch 1
+    assert [m.step for m in MlflowClient(uri).get_metric_history(trial.info.run_id, "score")] == [1]
+
+
+def test_a_library_call_changes_no_environment_and_leaves_no_thread(local_ray, tmp_path):
+    before = dict(os.environ)
+    state = run_sweep(parse_spec(spec("quiet", "none", searches={"equal": {"type": "equal"}}), "quiet"),
+                      storage=tmp_path / "runs", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert state.outcome == "complete"
+    assert dict(os.environ) == before
+    assert not [t for t in threading.enumerate() if t.name == "mlflow-trial-logger" and t.is_alive()]
+
+
+# ------------------------------------------------------------------ refused before anything starts
+
+
+def refused(tmp_path: Path, capsys, *flags: str, change: dict | None = None) -> str:
+    """Run ``gradnorm-tune sweep`` on a good spec with ``change`` and ``flags``: exit 2, one line
+    on stderr, no sweep directory and no MLflow store; returns the line."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec("refused", "none", searches={"equal": {"type": "equal"}}) | (change or {})))
+    code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"),
+                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("gradnorm-tune: error: "), err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    assert not (tmp_path / "mlflow.db").exists()
+    return err
+
+
+def test_a_trial_bigger_than_the_machine_is_refused(tmp_path, capsys):
+    err = refused(tmp_path, capsys, change={"resources": {"cpu": 64}})
+    assert "resources: a trial asks for 64 CPUs but this machine has" in err
+    if not (Path("/proc/driver/nvidia/gpus").exists() or os.environ.get("CUDA_VISIBLE_DEVICES")):
+        training = spec("refused", "none")["training"] | {"device": "auto"}
+        err = refused(tmp_path, capsys, change={"resources": {"cpu": 1, "gpu": 1}, "training": training})
+        assert "a trial asks for 1 GPU but this machine has 0" in err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (("--max-failures", "-1"), "argument --max-failures: '-1' is not a whole number >= 0"),
+    (("--checkpoint-seconds", "inf"), "--checkpoint-seconds is inf"),
+    (("--storage", "/proc/forbidden"), "--storage /proc/forbidden: cannot write there"),
+])
+def test_bad_flags_are_refused(flags, expected, tmp_path, capsys):
+    assert expected in refused(tmp_path, capsys, *flags)
+
+
+def test_an_unreachable_server_on_a_port_with_401_in_it_is_unreachable_not_refusing(tmp_path, capsys):
+    """The error is classified by its type and status code, never by a substring of its message."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", 40113))
+        except OSError:
+            pytest.skip("port 40113 is taken here")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec("port", "none", searches={"equal": {"type": "equal"}})))
+    code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", "http://127.0.0.1:40113"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "is unreachable" in err and "refused" not in err
