@@ -15,8 +15,10 @@ in its exit status, its last line and its comparison run.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -69,13 +71,16 @@ def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patien
 
 
 def check_storage(storage: str | Path) -> Path:
-    """The storage folder, created if need be and written to once: it must hold the sweep."""
+    """The storage folder, resolved, once something can be created in it (or, while it does not
+    exist yet, in the folder it would be made in); nothing is left behind by the check."""
     root = Path(storage).expanduser().resolve()
+    existing = root
+    while not existing.exists():
+        existing = existing.parent
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-check-{uuid.uuid4().hex[:8]}"
-        probe.write_text("")
-        probe.unlink()
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
     except OSError as error:
         raise SweepError(f"--storage {storage}: cannot write there ({error.strerror or type(error).__name__}); "
                          "give a folder you can write to") from None
@@ -109,7 +114,7 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", trackin
         raise
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         directory = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        directory.mkdir(exist_ok=False)
+        directory.mkdir(parents=True, exist_ok=False)
         experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
         sweep_id = uuid.uuid4().hex[:12]
         comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))

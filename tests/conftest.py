@@ -6,6 +6,12 @@ import os
 
 import pytest
 
+# what `gradnorm-tune` sets once at start-up (sweeps.cli.set_up_process): the tests run the
+# library as the command does (MLflow's HTTP retries bounded, Tune's per-trial files off)
+from sweeps.cli import set_up_process
+
+set_up_process()
+
 
 @pytest.fixture(scope="session")
 def local_ray():

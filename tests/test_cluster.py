@@ -231,7 +231,7 @@ def test_tracking_server_down_past_patience_stops_cleanly_and_resume_writes_it_a
     finally:
         mlflow_server.start()
     output = sweep.output()
-    assert code == 2, output[-3000:]
+    assert code == 75, output[-3000:]  # stopped for a passing reason: resume finishes it
     last = output.strip().splitlines()[-1]
     assert last.startswith("gradnorm-tune: error: tracking server") and "gradnorm-tune resume" in last
     resumed = sweep.start("resume", str(sweep.directory()))

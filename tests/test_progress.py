@@ -13,7 +13,7 @@ from sweeps.runner import run_sweep
 from sweeps.spec import parse_spec
 
 LINE = re.compile(r"^  progress (\d+ s|\d+m\d\ds|\d+h\d\dm): (\d+) running, (\d+) pending, (\d+)/(\d+) ended"
-                  r"(?: \((?:\d+ stopped early)?(?:, )?(?:\d+ failed)?\))?; best val score: (.+)$")
+                  r"(?: \((?:\d+ (?:stopped early|failed|diverged)(?:, )?)+\))?; best val score: (.+)$")
 
 
 def trial(search: str, status: str, best: float | None = None, epoch: int = 0, done: bool = False):
@@ -42,7 +42,7 @@ def test_a_line_only_once_the_period_has_passed(monkeypatch, capsys):
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     callback = Progress({"equal": 1}, period=30)
     for step in range(5):
-        callback.on_step_end(step, [])
+        callback.step([])
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["  progress 31 s: 0 running, 1 pending, 0/1 ended; best val score: none yet",
                      "  progress 1m01s: 0 running, 1 pending, 0/1 ended; best val score: none yet"]
@@ -55,7 +55,8 @@ def test_the_period_defaults_to_the_module_constant(monkeypatch):
 
 
 def test_a_sweep_prints_the_line_while_it_runs(local_ray, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.5)
+    # a line after every step of Tune's loop: no timing is involved in what the test sees
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
     spec = parse_spec({
         "name": "progress",
         "experiment": "progress-test",
@@ -74,6 +75,7 @@ def test_a_sweep_prints_the_line_while_it_runs(local_ray, tmp_path, monkeypatch,
     # the counts move on as trials end, and the best scores appear once trials report
     assert int(lines[0].group(4)) <= int(lines[-1].group(4))
     assert any(match.group(6) != "none yet" for match in lines)
+    assert int(lines[-1].group(4)) >= 1  # a line after a trial had ended
     # the line per ended trial is still there
     assert sum(line.startswith("  [grid] trial ") for line in out) == 3
     assert sum(line.startswith("  [equal] trial 1/1") for line in out) == 1

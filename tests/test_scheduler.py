@@ -22,10 +22,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
 
-from sweeps.runner import SweepState, make_scheduler, resume_sweep, run_sweep
+from sweeps.experiment import make_scheduler
+from sweeps.runner import SweepState, resume_sweep, run_sweep
 from sweeps.scheduler import SchedulerState, SweepScheduler
 from sweeps.spec import SpecError, parse_spec
-from trainables import PARENT, ROLE, SEARCH, STOPPED_EARLY, TRIAL_ID, stopped_early
+from trainables import PARENT, ROLE, SEARCH, STOPPED_EARLY, TRIAL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -155,14 +156,6 @@ def test_state_survives_the_experiment_checkpoint_and_restore():
     assert fresh.on_trial_result(None, c, {"epoch": 1, "score": 0.3}) == CONTINUE
     # a trial stopped before the restore, redone from an older checkpoint, is stopped again
     assert restored.on_trial_result(None, b, {"epoch": 1, "score": 0.5}) == STOP
-
-
-def test_stopped_early_means_ended_by_the_scheduler_before_the_last_epoch():
-    assert stopped_early({"epochs": 6}, {"epoch": 2, "done": True})
-    assert not stopped_early({"epochs": 6}, {"epoch": 6, "done": True})  # its natural end
-    assert not stopped_early({"epochs": 6}, {"epoch": 2, "done": False})  # interrupted: resume continues it
-    assert not stopped_early({"epochs": 6}, {})  # never reported
-    assert not stopped_early({"epochs": 6}, None)
 
 
 # -- a real sweep ---------------------------------------------------------------------------------

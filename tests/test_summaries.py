@@ -18,8 +18,8 @@ from sweeps.report import (
     trials_cell,
 )
 from sweeps.state import SweepState
-from trainables import (STOPPED_EARLY, TAG_PREFIX, create_comparison_run, create_search_run, create_trial_run,
-                        finish_run, log_epoch)
+from trainables import OUTCOME, STOPPED_EARLY, create_comparison_run, create_search_run, finish_run, log_epoch
+from trainables.tracking import create_trial_run
 
 
 def summary(status="FINISHED", outcome="", history=()):
@@ -72,8 +72,8 @@ def test_a_search_read_back_from_mlflow(tmp_path):
         "t_stopped": ("FINISHED", {STOPPED_EARLY: "true"}, [0.6]),
         "t_failed": ("FAILED", {}, [0.2]),
         "t_killed": ("KILLED", {}, [0.1]),
-        "t_diverged": ("FAILED", {TAG_PREFIX + "outcome": "diverged"}, [0.05]),
-        "t_tagged": ("FINISHED", {TAG_PREFIX + "outcome": "stopped"}, [0.4]),
+        "t_diverged": ("FAILED", {OUTCOME: "diverged"}, [0.05]),
+        "t_tagged": ("FINISHED", {OUTCOME: "stopped"}, [0.4]),
     }
     for trial_id, (status, tags, scores) in ends.items():
         run = create_trial_run(client, experiment, parent, trial_id, "gn", "sweep",

@@ -26,12 +26,10 @@ from trainables import (
     check_tracking_server,
     create_comparison_run,
     create_search_run,
-    create_trial_run,
     decode_params,
     default_tracking_uri,
     encode_params,
     ensure_experiment,
-    find_trial_run,
     finish_run,
     is_local_store,
     log_epoch,
@@ -40,6 +38,7 @@ from trainables import (
     start_train_run,
     trial_runs,
 )
+from trainables.tracking import create_trial_run, find_trial_run
 
 SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
 GRADNORM = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,

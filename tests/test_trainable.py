@@ -10,6 +10,7 @@ from ray import tune
 
 from trainables import (
     ERROR_TAG,
+    OUTCOME,
     PARENT,
     TRIAL_ID,
     MlflowTrialLogger,
@@ -43,12 +44,12 @@ def in_process(config):
 
 def test_reports_every_epoch_and_matches_an_in_process_run(local_ray, tmp_path):
     (result,) = run(tmp_path, dict(BASE), "plain")
-    history = result.metrics_dataframe
-    assert list(history["epoch"]) == [1, 2, 3]
+    history = checkpoint_history(result.checkpoint)  # every epoch's report, as checkpointed
+    assert [m["epoch"] for m in history] == [1, 2, 3]
     expected = in_process(BASE)  # another process with other thread counts: same up to rounding
-    assert list(history["score"]) == pytest.approx([r.score for r in expected], rel=1e-6)
-    assert list(history["weight/left"]) == pytest.approx([r.weights[0] for r in expected], rel=1e-6)
-    assert result.metrics["best_score"] == min(history["score"])
+    assert [m["score"] for m in history] == pytest.approx([r.score for r in expected], rel=1e-6)
+    assert [m["weight/left"] for m in history] == pytest.approx([r.weights[0] for r in expected], rel=1e-6)
+    assert result.metrics["best_score"] == min(m["score"] for m in history)
     assert result.metrics["device"] == "cpu"
     assert result.metrics["compute_seconds"] > 0
     assert result.checkpoint is not None
@@ -110,13 +111,16 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     # the search type puts each trial's label in its config; the run shows it as "varied"
     space = dict(BASE, alpha=tune.grid_search([0.5, -2.0]), label=tune.sample_from(lambda spec: f"alpha={spec.config.alpha:g}"))
     results = run(tmp_path, space, "logged", [logger])
-    assert sorted(r.error is None for r in results) == [False, True]
+    # the config error ends its trial as failed, without an error for Tune to retry
+    assert [r.error for r in results] == [None, None]
+    assert sorted(r.metrics.get("outcome", "-") for r in results) == ["-", "failed"]
 
     runs = client.search_runs([experiment], filter_string=f"tags.`{PARENT}` = '{parent}'")
     assert len(runs) == 2
     by_status = {r.info.status: r for r in runs}
     failed, finished = by_status["FAILED"], by_status["FINISHED"]
-    assert failed.data.tags[ERROR_TAG] == "alpha: must be a finite number >= 0, got -2.0"
+    assert failed.data.tags[ERROR_TAG] == "TrialConfigError: alpha: must be a finite number >= 0, got -2.0"
+    assert failed.data.tags[OUTCOME] == "failed" and finished.data.tags[OUTCOME] == "finished"
     assert finished.data.params["alpha"] == "0.5" and finished.data.params["varied"] == "alpha=0.5"
     assert failed.data.params["varied"] == "alpha=-2"
     assert finished.data.tags["gradnorm_tune.device"] == "cpu"
@@ -179,8 +183,9 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
     experiment = client.create_experiment("reconcile", artifact_location=(tmp_path / "artifacts").as_uri())
     parents = {"alphas": client.create_run(experiment).info.run_id, "more": client.create_run(experiment).info.run_id}
     back = MlflowTrialLogger(uri, experiment, parents, "sweep0")
+    statuses = {result.metrics["trial_id"]: "TERMINATED" for result in results}
     for attempt in range(2):  # the second pass finds everything written and writes nothing
-        back.reconcile(results)
+        back.reconcile(results, statuses)
         assert back.pending == 0
         logged = [trial_run for parent in parents.values() for trial_run in trial_runs(client, experiment, parent)]
         assert sorted(trial_run.data.params["alpha"] for trial_run in logged) == ["0.5", "1.0"]
@@ -194,4 +199,4 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
             (result,) = [r for r in results if r.metrics["trial_id"] == trial_run.data.tags[TRIAL_ID]]
             scores = client.get_metric_history(trial_run.info.run_id, "score")
             assert [m.step for m in scores] == [1, 2, 3], attempt
-            assert [m.value for m in scores] == list(result.metrics_dataframe["score"])
+            assert [m.value for m in scores] == [m["score"] for m in checkpoint_history(result.checkpoint)]

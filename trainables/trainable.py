@@ -90,7 +90,8 @@ def train_trial(config: dict[str, Any]) -> None:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
     context = tune.get_context()
-    failures = TrialFailures(config.get(LOGS) or context.get_trial_dir(), context.get_trial_id())
+    trial_id = context.get_trial_id()  # None outside Tune: errors are raised as they are
+    failures = TrialFailures(config.get(LOGS) or context.get_trial_dir(), trial_id) if trial_id else None
     training = None
     try:
         trial = TrialConfig.from_dict(config)
@@ -102,7 +103,7 @@ def train_trial(config: dict[str, Any]) -> None:
         _end(Outcome.DIVERGED, history, str(error), "Diverged", None)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - classified: retried by Tune, or ended here
         epoch = training.epoch if training is not None else len(history)
-        if not failures.record(error, epoch, reported=bool(history)):
+        if failures is None or not failures.record(error, epoch, reported=bool(history)):
             raise
         _end(Outcome.FAILED, history, error_line(error), type(error).__name__, failures.log)
 

@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from ..spec import SweepSpec
     from ..state import SweepState
 
-FINISHED, STOPPED, FAILED, DIVERGED, KILLED = "finished", "stopped", "failed", "diverged", "killed"
-OUTCOMES = (FINISHED, STOPPED, FAILED, DIVERGED, KILLED)
-RESULT_OUTCOMES = (FINISHED, STOPPED)  # the outcomes whose epochs are results
-OUTCOME_TAG_NAME = "outcome"  # the trial run's tag gradnorm_tune.outcome (trainables.TAG_PREFIX + this)
+from trainables import Outcome
+
+# the outcome words are trainables.Outcome's
+FINISHED, STOPPED, FAILED, DIVERGED, KILLED = (outcome.value for outcome in Outcome)
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+RESULT_OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome.selectable)  # whose epochs are results
 
 
 def outcome_from_status(status: str, stopped_early: bool = False) -> str:
@@ -174,8 +176,8 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     is the span from its first trial's start to its last trial's end (searches overlap). A
     trial's outcome is its run's ``gradnorm_tune.outcome`` tag, or without one its status
     (:func:`outcome_from_status`, with the ``stopped_early`` tag)."""
-    from trainables import (DEVICE, ERROR_TAG, STOPPED_EARLY, TAG_PREFIX, TRIAL_ID, decode_params,
-                            metric_history, trial_runs)
+    from trainables import (DEVICE, ERROR_TAG, OUTCOME, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history,
+                            trial_runs)
 
     from ..searches import SEARCH_TYPES
 
@@ -184,7 +186,7 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     for run in trial_runs(client, state.experiment_id, entry["parent_run_id"]):
         history = metric_history(client, run, reads_metric)
         tags = run.data.tags
-        outcome = tags.get(TAG_PREFIX + OUTCOME_TAG_NAME) or outcome_from_status(
+        outcome = tags.get(OUTCOME) or outcome_from_status(
             run.info.status, tags.get(STOPPED_EARLY) == "true")
         trials.append(TrialSummary(
             search=name, trial_id=tags.get(TRIAL_ID, run.info.run_id),
