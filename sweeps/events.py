@@ -113,8 +113,13 @@ class SweepEvents:
         self._check_done(trials, trial)
 
     def experiment_end(self, trials) -> None:
-        # (not _see: Tune's clean-up has already marked the trials it cut off TERMINATED, though
-        # its saved experiment keeps them unfinished, for resume to continue)
+        # Only the trials no step of this run saw (a resumed experiment whose trials had all
+        # ended): Tune's clean-up has already marked the trials it cut off TERMINATED, though its
+        # saved experiment keeps them unfinished, for resume to continue.
+        for trial in trials:
+            if trial.trial_id not in self.trials:
+                self.trials[trial.trial_id] = trial
+                self.statuses[trial.trial_id] = trial.status
         self.logger.on_experiment_end(trials)
 
     # -- searches ------------------------------------------------------------------------------

@@ -48,11 +48,11 @@ def tracking_client(uri: str) -> MlflowClient:
 
 
 #: MLflow's HTTP settings ``gradnorm-tune`` starts with, unless the environment gives its own: a
-#: request tries 3 more times over about 3.5 s (MLflow's default backs off for minutes), and waits
+#: request tries 2 more times over about 3 s (MLflow's default backs off for minutes), and waits
 #: at most 10 s for an answer. The trial logger keeps updates and retries on its own.
 CLIENT_SETTINGS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
