@@ -45,7 +45,7 @@ METHODS: dict[str, tuple[str, ...]] = {
     "dwa": ("temperature",),
     "scale_invariant": (),
     "imtl_l": ("lr", "optimizer"),
-    "famo": ("lr", "weight_decay", "min_losses"),
+    "famo": ("lr", "weight_decay", "min_losses", "update"),
 }
 
 
