@@ -14,10 +14,11 @@ from torch.nn import functional as F
 import gradnorm_core
 from gradnorm_core import INITIAL_LOSS_RULES, GradNorm, make_problem, resolve_initial_losses
 from gradnorm_core.__main__ import main, parse_method
-from gradnorm_core.data.mnist import default_cache_dir, load_mnist
+from gradnorm_core import chance_cross_entropy, chance_mse, default_cache_dir
+from gradnorm_core.data.mnist import load_mnist
 from gradnorm_core.data.qm9 import load_qm9
 from gradnorm_core.problems import QM9, MultiDigits, MultiMNIST, Problem, Split, ToyRegression
-from gradnorm_core.problems.base import MultiHeadNet, chance_cross_entropy, chance_mse
+from gradnorm_core.problems.base import MultiHeadNet
 from test_multimnist import synthetic_mnist
 from test_qm9 import NAMES as QM9_NAMES
 from test_qm9 import needs_qm9pack

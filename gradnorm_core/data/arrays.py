@@ -111,6 +111,11 @@ class MemmapDataset(Dataset):
                 raise ValueError(f"indices must be row numbers in 0..{self.rows - 1}, got {index.min()}..{index.max()}")
             self.indices = index.astype(np.int64)
 
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """The arrays, mapped in this process: the inputs, then each target (all rows)."""
+        return self._open()
+
     def _open(self) -> list[np.ndarray]:
         arrays = self.__dict__.get("_arrays")
         if arrays is None:
