@@ -9,10 +9,9 @@ Every accumulator used for a problem's score gives ``"<task>/normalized_error"``
 0 when perfect (the error rate for classification, MSE / variance of the targets for
 regression); ``Problem.score`` averages it over tasks.
 
-Each Metric class declares the names it reports and their direction (``directions``: True when
-higher is better), the one that stands for its task (``primary``, e.g. for Delta m%), and the
-kind of task it measures (``kind``). :data:`DIRECTIONS` gathers every declared name, so
-:func:`higher_is_better` answers from a metric's name alone.
+Each Metric class declares its names' directions (``directions``: True when higher is better),
+its task's ``primary`` metric (e.g. for Delta m%) and the ``kind`` of task; :data:`DIRECTIONS`
+gathers every declared name, so :func:`higher_is_better` answers from a name alone.
 """
 
 from __future__ import annotations
@@ -123,10 +122,8 @@ class ErrorRate(_Accuracy):
     """Classification into C >= 2 classes: ``<task>/accuracy`` = correct / n and
     ``<task>/normalized_error`` = 1 - accuracy, where a prediction is ``argmax`` of the output
     (logits or probabilities) along ``class_dim`` and n counts every target element (class
-    indices, an integer tensor shaped as the output without ``class_dim``).
-
-    Other shapes raise a one-line ValueError, a single logit per sample (a binary task) among
-    them: use :class:`BinaryErrorRate` there."""
+    indices, an integer tensor shaped as the output without ``class_dim``). Other shapes, one
+    logit per sample among them (use :class:`BinaryErrorRate`), raise a one-line ValueError."""
 
     def __init__(self, task: str, index: int, class_dim: int = -1) -> None:
         super().__init__(task, index)
@@ -134,12 +131,12 @@ class ErrorRate(_Accuracy):
 
     def update(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
         logits, target = self._pair(outputs, targets)
-        where = f"ErrorRate for task {self.task!r}"
-        if logits.dim() == 0 or not -logits.dim() <= self.class_dim < logits.dim():
+        where, dims = f"ErrorRate for task {self.task!r}", logits.dim()
+        if dims == 0 or not -dims <= self.class_dim < dims:
             raise ValueError(f"{where}: output of shape {tuple(logits.shape)} has no class_dim {self.class_dim}; "
                              f"give one score per class along class_dim")
-        classes = logits.shape[self.class_dim]
-        expected = logits.shape[: self.class_dim % logits.dim()] + logits.shape[self.class_dim % logits.dim() + 1:]
+        classes, dim = logits.shape[self.class_dim], self.class_dim % dims
+        expected = logits.shape[:dim] + logits.shape[dim + 1:]
         if classes < 2:
             raise ValueError(f"{where}: output of shape {tuple(logits.shape)} has {classes} class along class_dim "
                              f"{self.class_dim}; for a binary task with one logit use BinaryErrorRate")
@@ -154,11 +151,9 @@ class BinaryErrorRate(_Accuracy):
     """Binary classification from one logit per sample: a logit > 0 predicts 1.
     ``<task>/accuracy`` and ``<task>/normalized_error`` = 1 - accuracy, as :class:`ErrorRate`.
 
-    Outputs of shape (B,) or (B, 1) and targets of shape (B,) or (B, 1) holding 0 and 1 (any
-    dtype: the float targets of a binary cross-entropy, integers or booleans); more generally
-    outputs and targets with the same shape but for a trailing dimension of size 1 (one logit per
-    element, e.g. several binary labels per sample). Other shapes, or targets other than 0 and 1,
-    raise a one-line ValueError."""
+    Outputs and targets of shape (B,) or (B, 1), the targets 0 or 1 of any dtype (a binary
+    cross-entropy's floats, integers, booleans); more generally the same shape but for a trailing
+    dimension of size 1. Other shapes or labels raise a one-line ValueError."""
 
     def update(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
         logits, target = self._pair(outputs, targets)
@@ -188,14 +183,11 @@ class NormalizedMSE(Metric):
     targets by c leaves it unchanged. A split whose targets are all equal (Var = 0) scores inf.
 
     Running sums in float64: n, the sum of squared errors, and per output the mean and the sum
-    of squared deviations from it, each batch merged in with Chan et al.'s pairwise update
+    of squared deviations from it, merged batch by batch with Chan et al.'s pairwise update
     (:math:`\delta = \bar t_b - \bar t`, :math:`M_2 \mathrel{+}= M_{2,b} + \delta^2 n n_b /
-    (n + n_b)`), which equals the sums of t and t² formula exactly in exact arithmetic and
-    stays accurate when the targets' mean is large against their spread.
-
-    ``scale``: the size of one unit of the outputs and targets in the units to report, e.g. the
-    standard deviation of standardized targets: ``rmse`` is multiplied by it (the normalized
-    error does not change).
+    (n + n_b)`), accurate when the targets' mean is large against their spread. ``scale``: one
+    unit of the outputs and targets in the units to report (e.g. the std of standardized
+    targets); ``rmse`` is multiplied by it.
     """
 
     directions = {"rmse": False, "normalized_error": False}
