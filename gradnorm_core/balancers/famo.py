@@ -73,8 +73,10 @@ class FAMO(Balancer):
       the same batch re-evaluated after the optimizer's step. ``backward(losses)`` fills the
       network's gradient with :math:`w` from :math:`z(\xi_t)`; then, after the step,
       ``after_step(losses_after)`` updates :math:`\xi_t \to \xi_{t+1}`. This costs one more
-      forward pass per step, no backward. ``wants_losses_after_step`` is True, so
-      :class:`~gradnorm_core.training.Training` calls it; in your own loop::
+      forward pass per step, no backward, in training mode as in the public trainers (dropout
+      draws new masks; BatchNorm's running statistics see the batch twice).
+      ``wants_losses_after_step`` is True, so :class:`~gradnorm_core.training.Training` calls
+      it; in your own loop::
 
           optimizer.zero_grad()
           famo.backward(task_losses(model(x), y))
