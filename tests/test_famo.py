@@ -213,6 +213,22 @@ def test_a_gap_too_small_for_a_finite_weight_raises_and_changes_nothing():
         assert torch.equal(after["previous_losses"], state["previous_losses"])
 
 
+def test_a_failing_next_batch_backward_restores_the_logits_optimizer():
+    """next_batch steps Adam before the network's backward; a backward that then fails (here a
+    freed graph) leaves Adam's state and the logits as they were."""
+    balancer = FAMO(2, lr=0.1, update="next_batch")
+    balancer.backward(torch.tensor([1.0, 2.0], requires_grad=True))
+    state = balancer.state_dict()
+    used = torch.tensor([1.0, 2.0], requires_grad=True) * 1.5
+    used.sum().backward()  # frees the graph: backward through it again fails inside FAMO
+    with pytest.raises(RuntimeError):
+        balancer.backward(used)
+    after = balancer.state_dict()
+    assert after["optimizer"]["steps"] == state["optimizer"]["steps"] == 0
+    assert after["optimizer"]["exp_avg"] is None and torch.equal(after["logits"], state["logits"])
+    assert after["step_count"] == 1
+
+
 def test_state_between_backward_and_after_step_resumes_exactly():
     """A checkpoint taken between a backward and its after_step holds the losses still waiting."""
     model, losses = tiny_problem(torch.float64)
