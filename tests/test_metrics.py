@@ -178,7 +178,8 @@ def test_error_rate_refuses_shapes_it_would_miscount():
         (logits, labels.reshape(12), "1 class along class_dim"),
         (torch.randn(12, 3), labels, r"class indices, an integer tensor of shape \(12,\), got torch.int64 \(12, 1\)"),
         (torch.randn(12, 3), labels.reshape(12).float(), "got torch.float32"),
-        (torch.randn(12), labels.reshape(12), r"shape \(\), got torch.int64 \(12,\); for 0/1 targets of one logit use BinaryErrorRate"),
+        (torch.randn(12), labels.reshape(12),
+         r"shape \(\), got torch.int64 \(12,\); for 0/1 targets of one logit use BinaryErrorRate"),
     ):
         metric = ErrorRate("parity", 0)
         with pytest.raises(ValueError, match=match) as info:
@@ -191,7 +192,8 @@ def test_error_rate_refuses_shapes_it_would_miscount():
 
 
 @pytest.mark.parametrize("output_shape, target_shape, target_dtype", [
-    ((N,), (N,), torch.float32), ((N, 1), (N,), torch.int64), ((N,), (N, 1), torch.bool), ((N, 1), (N, 1), torch.float64),
+    ((N,), (N,), torch.float32), ((N, 1), (N,), torch.int64), ((N,), (N, 1), torch.bool),
+    ((N, 1), (N, 1), torch.float64),
 ])
 def test_binary_error_rate_counts_a_logit_above_zero_as_one(output_shape, target_shape, target_dtype):
     g = torch.Generator().manual_seed(3)
@@ -201,7 +203,8 @@ def test_binary_error_rate_counts_a_logit_above_zero_as_one(output_shape, target
     for sizes in SPLITS:
         metric = BinaryErrorRate("parity", 0)
         for out, target in zip(cut(logits, sizes), cut(labels, sizes)):
-            metric.update([out.reshape(-1, *output_shape[1:])], [target.reshape(-1, *target_shape[1:]).to(target_dtype)])
+            target = target.reshape(-1, *target_shape[1:]).to(target_dtype)
+            metric.update([out.reshape(-1, *output_shape[1:])], [target])
         result = metric.compute()
         assert result["parity/accuracy"] == pytest.approx(expected, abs=1e-15)
         assert result["parity/normalized_error"] == pytest.approx(1 - expected, abs=1e-15)

@@ -106,7 +106,7 @@ class MemmapDataset(Dataset):
         else:
             index = np.asarray(indices)
             if index.ndim != 1 or not (np.issubdtype(index.dtype, np.integer) or index.size == 0):
-                raise ValueError(f"indices must be a 1-D sequence of row numbers, got shape {index.shape} {index.dtype}")
+                raise ValueError(f"indices must be a 1-D sequence of row numbers, got {index.dtype} {index.shape}")
             if index.size and (index.min() < 0 or index.max() >= self.rows):
                 raise ValueError(f"indices must be row numbers in 0..{self.rows - 1}, got {index.min()}..{index.max()}")
             self.indices = index.astype(np.int64)
