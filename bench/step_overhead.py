@@ -6,8 +6,9 @@ so that machine noise hits them alike; the figure per method is the median over 
 
     python bench/step_overhead.py                 # T = 2, 10, 50 on CPU, batch 128, 2 threads
     python bench/step_overhead.py --device cuda   # the same on a GPU
-    python bench/step_overhead.py --balancers     # scale_invariant, imtl_l, famo instead
+    python bench/step_overhead.py --balancers     # the loss-scale balancers, IMTL and FAMO instead
     python bench/step_overhead.py --balancers scale_invariant dwa uncertainty
+    python bench/step_overhead.py --famo          # FAMO same_batch vs next_batch vs equal
 
 Methods:
   gradnorm        GradNorm.for_linear: one backward, norms from a hook and the layer's input
@@ -16,8 +17,13 @@ Methods:
   second-order    Algorithm 1 written literally, create_graph=True and autograd on L_grad
 
 With ``--balancers NAME ...`` each name is a method of ``gradnorm_core.METHODS``, built with
-``make_balancer(NAME, T, model=model)`` and its default options, and timed against equal weights
-the same way (a name not registered, e.g. ``famo`` before it is added, is skipped with a note).
+``make_balancer(NAME, T, model=model)`` and its default options (``NAME:key=value,...`` sets
+some, e.g. ``famo:update=next_batch``), and timed against equal weights the same way (a name not
+registered is skipped with a note). A method that ``wants_losses_after_step`` (FAMO's default
+``same_batch``) gets them as the training loop gives them: one more forward pass under
+``torch.no_grad()`` after the optimizer's step, which its ratio includes. ``--famo`` times FAMO
+with ``update`` ``same_batch`` and ``next_batch`` side by side, and adds their ratio: the cost of
+the re-evaluation.
 """
 
 from __future__ import annotations
@@ -119,27 +125,35 @@ def second_order_step(model: MultiHeadNet, problem: ToyRegression) -> Step:
     return _training_step(model, problem, backward)
 
 
-def balancer_step(name: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
-    """The maker of a training step with the registered balancer ``name``, default options."""
+def balancer_step(spec: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
+    """The maker of a training step with the registered balancer ``spec``: ``NAME`` with its
+    default options, or ``NAME:key=value,...``."""
+    name, _, rest = spec.partition(":")
+    options = dict(item.split("=", 1) for item in rest.split(",") if item)
 
     def make(model: MultiHeadNet, problem: ToyRegression) -> Step:
-        balancer = make_balancer(name, problem.num_tasks, model=model)
-        return _training_step(model, problem, balancer.backward, branch=getattr(balancer, "branch", None))
+        balancer = make_balancer(name, problem.num_tasks, model=model, **options)
+        after_step = balancer.after_step if balancer.wants_losses_after_step else None
+        return _training_step(model, problem, balancer.backward, getattr(balancer, "branch", None), after_step)
 
     return make
 
 
-#: timed by ``--balancers`` with no names: the methods of loss-scale balancing, FAMO when registered
-DEFAULT_BALANCERS = ("scale_invariant", "imtl_l", "famo")
+#: timed by ``--balancers`` with no names: the loss-scale balancers, IMTL and both FAMO timings
+DEFAULT_BALANCERS = ("scale_invariant", "uncertainty", "imtl_l", "imtl", "famo", "famo:update=next_batch")
+FAMO_TIMINGS = ("famo:update=same_batch", "famo:update=next_batch")
 
 
-def _training_step(model, problem, backward, branch=None) -> Step:
+def _training_step(model, problem, backward, branch=None, after_step=None) -> Step:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step(x: torch.Tensor, targets: list[torch.Tensor]) -> None:
         optimizer.zero_grad(set_to_none=True)
         backward(problem.task_losses(model(x, branch=branch), targets))
         optimizer.step()
+        if after_step is not None:  # as the training loop does: the same batch, after the step
+            with torch.no_grad():
+                after_step(problem.task_losses(model(x), targets))
 
     return step
 
@@ -197,26 +211,35 @@ def main() -> None:
     parser.add_argument("--balancers", nargs="*", metavar="NAME",
                         help="time these registered methods (make_balancer) instead of --methods; "
                              f"no names: {' '.join(DEFAULT_BALANCERS)}")
+    parser.add_argument("--famo", action="store_true",
+                        help=f"time {' and '.join(FAMO_TIMINGS)} against equal, and their ratio")
     args = parser.parse_args()
+    if args.famo:
+        args.balancers = list(FAMO_TIMINGS)
     if args.balancers is None:
         makers = {name: make for name, make in METHODS.items() if name in args.methods + ["equal"]}
     else:
         wanted = args.balancers or list(DEFAULT_BALANCERS)
-        for name in [n for n in wanted if n not in REGISTERED]:
+        known = [n for n in wanted if n.partition(":")[0] in REGISTERED]
+        for name in [n for n in wanted if n not in known]:
             print(f"note: {name!r} is not a registered method (registered: {', '.join(REGISTERED)}); skipped")
-        makers = {"equal": equal_step, **{n: balancer_step(n) for n in wanted if n in REGISTERED and n != "equal"}}
+        makers = {"equal": equal_step, **{n: balancer_step(n) for n in known if n != "equal"}}
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     names = [name for name in makers if name != "equal"]
+    pair = [n for n in FAMO_TIMINGS if n in makers] if all(n in makers for n in FAMO_TIMINGS) else []
+    extra = ["same_batch / next_batch"] if pair else []
     print(f"toy trunk 250-100x4, heads 100->100, batch {args.batch_size}, device {device}, "
           f"{args.threads} threads, median of {args.rounds} interleaved rounds")
-    print("| T  | equal ms/step | " + " | ".join(f"{n} / equal" for n in names) + " |")
-    print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names) + "|")
+    print("| T  | equal ms/step | " + " | ".join([f"{n} / equal" for n in names] + extra) + " |")
+    print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names + extra) + "|")
     for num_tasks in args.tasks:
         times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device, makers)
         equal = times["equal"]
-        ratios = " | ".join(f"{times[n] / equal:{len(n) + 8}.2f}x" for n in names)
-        print(f"| {num_tasks:<2} | {equal * 1e3:13.2f} | {ratios} |", flush=True)
+        cells = [f"{times[n] / equal:{len(n) + 7}.2f}x" for n in names]
+        if pair:
+            cells.append(f"{times[pair[0]] / times[pair[1]]:{len(extra[0]) - 1}.2f}x")
+        print(f"| {num_tasks:<2} | {equal * 1e3:13.2f} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

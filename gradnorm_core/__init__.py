@@ -16,6 +16,7 @@ from .balancers import (
     EqualWeights,
     FAMO,
     GradNorm,
+    IMTL,
     IMTLL,
     NonFiniteLossError,
     ScaleInvariant,
@@ -25,23 +26,30 @@ from .balancers import (
     resolve_initial_losses,
     resolve_shared_layer,
 )
+from .data import MemmapDataset, default_cache_dir, map_array
 from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem, problem_tasks
-from .problems import ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, Split
+from .problems import BinaryErrorRate, ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, Split
+from .problems import TASK_KINDS, higher_is_better
+from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, chance_mse, seeded_init
 from .training import EpochRecord, TrainConfig, Training, fit
 
 __all__ = [
     "INITIAL_LOSS_RULES",
     "METHODS",
     "PROBLEMS",
+    "TASK_KINDS",
     "Balancer",
+    "BinaryErrorRate",
     "DynamicWeightAverage",
     "EpochRecord",
     "EqualWeights",
     "ErrorRate",
     "FAMO",
     "GradNorm",
+    "IMTL",
     "IMTLL",
     "MeanAbsoluteError",
+    "MemmapDataset",
     "Metric",
     "Metrics",
     "MultiHeadNet",
@@ -54,10 +62,17 @@ __all__ = [
     "TrainConfig",
     "Training",
     "UncertaintyWeighting",
+    "chance_binary_cross_entropy",
+    "chance_cross_entropy",
+    "chance_mse",
+    "default_cache_dir",
     "fit",
+    "higher_is_better",
     "make_balancer",
     "make_problem",
+    "map_array",
     "problem_tasks",
     "resolve_shared_layer",
     "resolve_initial_losses",
+    "seeded_init",
 ]

@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                 initial = resolve_initial_losses(built.pop("initial_losses"), problem)
                 if initial is not None:
                     built["initial_losses"] = initial
+            if name == "uncertainty" and "kinds" not in built:  # Kendall et al.'s factor per kind
+                built["kinds"] = list(problem.task_kinds())
             runs.append((name, options, model, make_balancer(name, problem.num_tasks, model=model, **built)))
     except (TypeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -120,7 +120,8 @@ class Training:
     (model, optimizer, learning-rate schedule, balancer, shuffling RNG, best validation score,
     epoch, elapsed seconds) and produces the same
     records as the uninterrupted run. A non-finite loss stops the run with the balancer's
-    :class:`NonFiniteLossError`.
+    :class:`NonFiniteLossError`. A balancer that ``wants_losses_after_step`` (FAMO) gets the
+    batch's losses re-evaluated after each optimizer step (``Balancer.after_step``).
 
     Data: each epoch draws one permutation of the train split from the shuffling generator
     (``torch.randperm``, seeded with ``config.seed``, its state checkpointed) and takes batches
@@ -164,9 +165,9 @@ class Training:
         self._branch = getattr(balancer, "branch", None) if accepts_branch(self.model) else None
         if getattr(balancer, "uses_branch", False) and self._branch is None:
             raise ValueError(
-                "balancer uses GradNorm's Linear fast path, which needs a model whose forward "
-                "takes branch= (MultiHeadNet); build it as GradNorm(layer.parameters(), ...) "
-                "(make_balancer does so for such a model)"
+                f"balancer {type(balancer).__name__} reads the trunk's output through branch=, which "
+                "needs a model whose forward takes branch= (MultiHeadNet); for GradNorm on another "
+                "model build it as GradNorm(layer.parameters(), ...) (make_balancer does so)"
             )
         # a Split moves to the device once and is indexed there; any other Dataset is batched
         # by a DataLoader (iterate_batches) with the same index order
@@ -222,6 +223,8 @@ class Training:
             self.balancer.backward(losses)
             clip_gradients(self.model, self.config.clip_grad_norm)
             self.optimizer.step()
+            if self.balancer.wants_losses_after_step:  # FAMO: this batch's losses after the step
+                self.balancer.after_step(self._losses_after_step(x, targets))
             if self.scheduler is not None:
                 self.scheduler.step()
             totals += losses.detach().double()
@@ -248,6 +251,13 @@ class Training:
 
     def _forward(self, x: Any) -> Any:
         return self.model(x) if self._branch is None else self.model(x, branch=self._branch)
+
+    @torch.no_grad()
+    def _losses_after_step(self, x: Any, targets: Any) -> torch.Tensor:
+        """The batch's task losses re-evaluated after the optimizer's step (one forward pass in
+        training mode, as the public FAMO code does; no graph, no branch)."""
+        with autocast(self.device, self.config.precision):
+            return self.problem.task_losses(self.model(x), targets).float()
 
     def _evaluate(self, split: str) -> dict[str, float]:
         return self.problem.evaluate(

@@ -14,10 +14,11 @@ from torch.nn import functional as F
 import gradnorm_core
 from gradnorm_core import INITIAL_LOSS_RULES, GradNorm, make_problem, resolve_initial_losses
 from gradnorm_core.__main__ import main, parse_method
-from gradnorm_core.data.mnist import default_cache_dir, load_mnist
+from gradnorm_core import chance_cross_entropy, chance_mse, default_cache_dir
+from gradnorm_core.data.mnist import load_mnist
 from gradnorm_core.data.qm9 import load_qm9
 from gradnorm_core.problems import QM9, MultiDigits, MultiMNIST, Problem, Split, ToyRegression
-from gradnorm_core.problems.base import MultiHeadNet, chance_cross_entropy, chance_mse
+from gradnorm_core.problems.base import MultiHeadNet
 from test_multimnist import synthetic_mnist
 from test_qm9 import NAMES as QM9_NAMES
 from test_qm9 import needs_qm9pack
@@ -157,16 +158,28 @@ def check_qm9(problem: QM9, targets: np.ndarray) -> list[float]:
 def test_qm9_on_arrays_is_the_raw_target_variances():
     descriptors, targets = synthetic_qm9()
     problem = QM9.from_arrays(descriptors, targets, QM9_NAMES, num_train=300, num_val=150,
-                              num_test=100, seed=0)
+                              num_test=100, seed=0, targets="raw")
     chance = check_qm9(problem, targets)
     assert chance[2] / chance[0] > 1e9  # scales from 0.01 to 1000: the raw variances differ as much
+
+
+def test_qm9_on_standardized_targets_is_about_one():
+    """z-scores on the train split's statistics: each chance loss is the variance of the stored
+    float32 z-scores, 1 up to rounding."""
+    descriptors, targets = synthetic_qm9()
+    problem = QM9.from_arrays(descriptors, targets, QM9_NAMES, num_train=300, num_val=150, num_test=100, seed=0)
+    train = targets[problem.train_index]
+    z = ((train - train.mean(0)) / train.std(0)).astype(np.float32)
+    np.testing.assert_allclose(problem.chance_losses(), [population_variance(z[:, k]) for k in range(z.shape[1])],
+                               rtol=1e-10)
+    np.testing.assert_allclose(problem.chance_losses(), 1.0, rtol=1e-5)
 
 
 @needs_qm9pack
 def test_qm9_real_data(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADNORM_TUNE_DATA", str(tmp_path))
     targets, names, descriptors = load_qm9(limit=2000)
-    problem = QM9.from_arrays(descriptors, targets, names, num_train=1000, num_val=500, num_test=500)
+    problem = QM9.from_arrays(descriptors, targets, names, num_train=1000, num_val=500, num_test=500, targets="raw")
     chance = check_qm9(problem, targets)
     assert chance[names.index("r2")] / chance[names.index("homo")] > 1e6
 

@@ -25,8 +25,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from torch.utils.data import Dataset
 
-from gradnorm_core import fit, make_balancer, make_problem, problem_tasks
-from gradnorm_core.data.mnist import FILES, default_cache_dir, load_mnist
+from gradnorm_core import default_cache_dir, fit, make_balancer, make_problem, problem_tasks
+from gradnorm_core.data.mnist import FILES, load_mnist
 from gradnorm_core.problems import ENTRY_POINT_GROUP, Problem, Split
 from sweeps.spec import load_spec
 from trainables import ROLE, SEARCH
@@ -135,7 +135,7 @@ def test_items_stream_from_the_idx_files_through_a_dataloader(example, mnist, mo
     train, val, test = problem.train, problem.val, problem.test
     for split, size in ((train, 96), (val, 32), (test, 32)):
         assert isinstance(split, Dataset) and not isinstance(split, Split) and len(split) == size
-        assert isinstance(split.images, np.memmap)  # mapped, not read into memory
+        assert all(isinstance(array, np.memmap) for array in split.arrays)  # mapped, not read into memory
     assert not set(train.indices.tolist()) & set(val.indices.tolist())
     x, (digit, ink) = train[5]
     j = train.indices[5]

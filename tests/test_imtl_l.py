@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from gradnorm_core import IMTLL, fit, make_balancer
-from gradnorm_core.balancers.base import NonFiniteLossError
 from gradnorm_core.problems import ToyRegression
 from balancer_fixtures import make_problem, sgd_step_model
 
@@ -123,45 +122,13 @@ def test_fixed_losses_drive_the_scaled_losses_to_one():
     np.testing.assert_allclose(balancer.weights.numpy() * np.array(values), 1.0, rtol=1e-6)
 
 
-def run_steps(balancer, model, losses, steps):
-    """Run steps and return the trajectory: (model grads, log-scales) after each."""
-    trajectory = []
-    for _ in range(steps):
-        model.zero_grad()
-        balancer.backward(losses())
-        trajectory.append(([p.grad.clone() for p in model.parameters()], balancer.log_scales))
-        sgd_step_model(model)
-    return trajectory
-
-
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_state_dict_round_trip_continues_identically(optimizer, dtype):
-    model, losses = make_problem(dtype=dtype)
-    original = IMTLL(3, lr=0.1, optimizer=optimizer)
-    run_steps(original, model, losses, 3)
-    state = original.state_dict()
-    params = [p.detach().clone() for p in model.parameters()]
-    expected = run_steps(original, model, losses, 4)  # the original goes on; ``state`` must not move
-
-    with torch.no_grad():
-        for p, saved in zip(model.parameters(), params):
-            p.copy_(saved)
-    copy = IMTLL(3, lr=0.1, optimizer=optimizer)
-    copy.load_state_dict(state)
-    assert copy.step_count == 3
-    got = run_steps(copy, model, losses, 4)
-    for (grads_e, s_e), (grads_g, s_g) in zip(expected, got):
-        assert torch.equal(s_e, s_g)
-        for a, b in zip(grads_e, grads_g):
-            assert torch.equal(a, b)
-    assert copy.step_count == original.step_count == 7
-
-
 def test_load_state_dict_refuses_other_configuration_and_changes_nothing():
     model, losses = make_problem()
     original = IMTLL(3, lr=0.1)
-    run_steps(original, model, losses, 2)
+    for _ in range(2):
+        model.zero_grad()
+        original.backward(losses())
+        sgd_step_model(model)
     state = original.state_dict()
     for other in (IMTLL(3, lr=0.2), IMTLL(3, lr=0.1, optimizer="sgd")):
         with pytest.raises(ValueError, match="build it with the same"):
@@ -175,34 +142,6 @@ def test_load_state_dict_refuses_other_configuration_and_changes_nothing():
             fresh.load_state_dict(broken)
         assert "\n" not in str(info.value)
         assert fresh.step_count == 0 and torch.equal(fresh.log_scales, torch.zeros(3))
-
-
-@pytest.mark.parametrize(
-    "make_losses, error, match",
-    [
-        (lambda v: v[:2], ValueError, r"shape \(3,\)"),
-        (lambda v: torch.cat([v, v[:1]]), ValueError, r"shape \(3,\)"),
-        (lambda v: v.detach(), ValueError, "require grad"),
-        (lambda v: v * torch.tensor([1.0, float("nan"), 1.0]), NonFiniteLossError, r"losses\[1\] is nan"),
-        (lambda v: v * torch.tensor([1.0, 1.0, float("-inf")]), NonFiniteLossError, r"losses\[2\] is -inf"),
-    ],
-)
-def test_bad_losses_raise_one_line_and_change_nothing(make_losses, error, match):
-    model, losses = make_problem()
-    balancer = IMTLL(3, lr=0.1)
-    run_steps(balancer, model, losses, 2)
-    state = balancer.state_dict()
-    model.zero_grad(set_to_none=True)
-    with pytest.raises(error, match=match) as info:
-        balancer.backward(make_losses(losses()))
-    assert "\n" not in str(info.value)
-    after = balancer.state_dict()
-    assert after["step_count"] == state["step_count"]
-    assert torch.equal(after["log_scales"], state["log_scales"])
-    assert after["optimizer"]["steps"] == state["optimizer"]["steps"]
-    for key in ("exp_avg", "exp_avg_sq"):
-        assert torch.equal(after["optimizer"][key], state["optimizer"][key])
-    assert all(p.grad is None for p in model.parameters())
 
 
 @pytest.mark.parametrize(
@@ -254,18 +193,21 @@ def test_training_run_with_fit_gives_finite_records_and_resumes_exactly():
         assert got == expected
 
 
-def test_with_its_own_optimizer_imtl_l_is_uncertainty_weighting_with_s_negated():
-    """IMTL-L's sum_i (e^{s_i} L_i - s_i) is the simplified uncertainty loss sum_i (e^{-u_i} L_i + u_i)
-    with u = -s; Adam and SGD are odd in the gradient, so from s = u = 0 the two give the same
-    weights at every step (what the search-cost benchmark shows: identical rows)."""
+def test_imtl_l_is_uncertainty_weighting_without_its_half():
+    """IMTL-L's sum_i (e^{s_i} L_i - s_i) is twice Kendall et al.'s regression loss
+    sum_i (1/2 e^{-u_i} L_i + u_i / 2) at u = -s. With SGD, IMTL-L at lr is exactly uncertainty
+    weighting at 2 lr with s = -u and twice its weights; with Adam, which ignores a gradient's
+    scale, s = -u at the same lr up to Adam's epsilon."""
     from gradnorm_core.balancers.uncertainty import UncertaintyWeighting
 
-    for optimizer in ("adam", "sgd"):
-        imtl, uncertainty = IMTLL(3, lr=0.05, optimizer=optimizer), UncertaintyWeighting(3, lr=0.05, optimizer=optimizer)
+    for optimizer, lr_factor, tol in (("sgd", 2.0, 1e-12), ("adam", 1.0, 1e-6)):
+        imtl = IMTLL(3, lr=0.05, optimizer=optimizer)
+        uncertainty = UncertaintyWeighting(3, lr=0.05 * lr_factor, optimizer=optimizer)  # every task regression
         generator = torch.Generator().manual_seed(0)
         for _ in range(20):
             values = torch.rand(3, generator=generator, dtype=torch.float64) * 5
             imtl.backward(values.clone().requires_grad_())
             uncertainty.backward(values.clone().requires_grad_())
-            torch.testing.assert_close(imtl.weights, uncertainty.weights, rtol=1e-12, atol=0)
-            torch.testing.assert_close(imtl.log_scales, -uncertainty.log_variances, rtol=1e-12, atol=0)
+            torch.testing.assert_close(imtl.log_scales, -uncertainty.log_variances, rtol=tol, atol=tol)
+            torch.testing.assert_close(imtl.weights, 2 * uncertainty.weights, rtol=tol, atol=0)
+        assert (imtl.log_scales.abs() > 0.05).any()

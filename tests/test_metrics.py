@@ -11,6 +11,7 @@ import torch
 import gradnorm_core
 from gradnorm_core.problems import MultiDigits, Split
 from gradnorm_core.problems.metrics import (
+    BinaryErrorRate,
     ErrorRate,
     MeanAbsoluteError,
     Metrics,
@@ -142,7 +143,8 @@ def test_errors_are_one_line():
 
 
 def test_exported():
-    for name in ("ErrorRate", "NormalizedMSE", "MeanAbsoluteError", "Metrics", "Split"):
+    for name in ("ErrorRate", "BinaryErrorRate", "NormalizedMSE", "MeanAbsoluteError", "Metrics", "Split",
+                 "higher_is_better"):
         assert name in gradnorm_core.__all__
 
 
@@ -166,3 +168,100 @@ def test_evaluate_batch_by_batch_equals_the_whole_split_at_once(digits, batch_si
         assert result[f"{task}/loss"] == pytest.approx(loss, rel=1e-5)
     assert result["score"] == pytest.approx(digits.score(whole), rel=1e-9)
     assert isinstance(split, Split)
+
+
+def test_error_rate_refuses_shapes_it_would_miscount():
+    """Binary logits (B, 1) against 0/1 targets used to give an accuracy of B/2: refused now."""
+    logits, labels = torch.randn(12, 1), torch.randint(0, 2, (12, 1))
+    for output, target, match in (
+        (logits, labels, "1 class along class_dim -1; for a binary task with one logit use BinaryErrorRate"),
+        (logits, labels.reshape(12), "1 class along class_dim"),
+        (torch.randn(12, 3), labels, r"class indices, an integer tensor of shape \(12,\), got torch.int64 \(12, 1\)"),
+        (torch.randn(12, 3), labels.reshape(12).float(), "got torch.float32"),
+        (torch.randn(12), labels.reshape(12),
+         r"shape \(\), got torch.int64 \(12,\); for 0/1 targets of one logit use BinaryErrorRate"),
+    ):
+        metric = ErrorRate("parity", 0)
+        with pytest.raises(ValueError, match=match) as info:
+            metric.update([output], [target])
+        assert "\n" not in str(info.value) and metric.count == 0
+    metric = ErrorRate("seg", 0, class_dim=1)  # (B, C, H, W) against (B, H, W)
+    logits, labels = torch.randn(2, 4, 3, 3), torch.randint(0, 4, (2, 3, 3))
+    metric.update([logits], [labels])
+    assert metric.compute()["seg/accuracy"] == pytest.approx(float((logits.argmax(1) == labels).double().mean()))
+
+
+@pytest.mark.parametrize("output_shape, target_shape, target_dtype", [
+    ((N,), (N,), torch.float32), ((N, 1), (N,), torch.int64), ((N,), (N, 1), torch.bool),
+    ((N, 1), (N, 1), torch.float64),
+])
+def test_binary_error_rate_counts_a_logit_above_zero_as_one(output_shape, target_shape, target_dtype):
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(N, generator=g)
+    labels = torch.randint(0, 2, (N,), generator=g)
+    expected = np.mean((logits.numpy() > 0).astype(int) == labels.numpy())
+    for sizes in SPLITS:
+        metric = BinaryErrorRate("parity", 0)
+        for out, target in zip(cut(logits, sizes), cut(labels, sizes)):
+            target = target.reshape(-1, *target_shape[1:]).to(target_dtype)
+            metric.update([out.reshape(-1, *output_shape[1:])], [target])
+        result = metric.compute()
+        assert result["parity/accuracy"] == pytest.approx(expected, abs=1e-15)
+        assert result["parity/normalized_error"] == pytest.approx(1 - expected, abs=1e-15)
+    assert 0 < expected < 1
+
+
+def test_binary_error_rate_refuses_other_shapes_and_labels():
+    for output, target, match in (
+        (torch.randn(6, 2), torch.ones(6), r"output \(6, 2\) and targets \(6,\) must have the same shape"),
+        (torch.randn(6), torch.ones(5), "must have the same shape"),
+        (torch.randn(6), torch.tensor([0, 1, 2, 0, 1, 0]), "targets must be 0 or 1; for class indices"),
+    ):
+        metric = BinaryErrorRate("parity", 0)
+        with pytest.raises(ValueError, match=match) as info:
+            metric.update([output], [target])
+        assert "\n" not in str(info.value) and metric.count == 0
+
+
+def test_every_metric_name_has_one_direction_and_each_task_a_primary_metric():
+    from gradnorm_core.problems.metrics import Metric
+
+    expected = {"accuracy": True, "normalized_error": False, "rmse": False, "mae": False, "loss": False, "score": False}
+    for name, higher in expected.items():
+        assert gradnorm_core.higher_is_better(name) is higher
+        assert gradnorm_core.higher_is_better(f"val/task/{name}") is higher
+    with pytest.raises(ValueError, match="unknown metric name 'val/a/f1': no Metric declares 'f1'") as info:
+        gradnorm_core.higher_is_better("val/a/f1")
+    assert "\n" not in str(info.value)
+    assert metrics().primary_metrics() == {"reg": "reg/rmse", "scalar": "scalar/rmse", "cls": "cls/accuracy"}
+    assert metrics().task_kinds() == {"reg": "regression", "scalar": "regression", "cls": "classification"}
+    assert MultiDigits(num_train=8, num_val=8, num_test=8).primary_metrics() == {
+        "left": "left/accuracy", "right": "right/accuracy", "sum": "sum/rmse"}
+    with pytest.raises(TypeError, match="metric name 'accuracy' is already declared higher-is-better"):
+        type("Backwards", (Metric,), {"directions": {"accuracy": False}})
+
+    class F1(Metric):  # a user's metric declares its own name
+        directions = {"f1": True}
+        primary = "f1"
+
+        def update(self, outputs, targets):
+            pass
+
+        def compute(self):
+            return {}
+
+    assert gradnorm_core.higher_is_better("a/f1") is True
+
+
+def test_a_scale_reports_in_the_targets_units():
+    outputs, targets = data(seed=4)
+    scaled = {}
+    for scale in (1.0, 2.5):
+        accumulator = Metrics([NormalizedMSE("reg", 0, scale=scale), MeanAbsoluteError("reg", 0, scale=scale)])
+        accumulator.update(outputs, targets)
+        scaled[scale] = accumulator.compute()
+    assert scaled[2.5]["reg/rmse"] == pytest.approx(2.5 * scaled[1.0]["reg/rmse"], rel=1e-12)
+    assert scaled[2.5]["reg/mae"] == pytest.approx(2.5 * scaled[1.0]["reg/mae"], rel=1e-12)
+    assert scaled[2.5]["reg/normalized_error"] == scaled[1.0]["reg/normalized_error"]
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        MeanAbsoluteError("reg", 0, scale=0.0)

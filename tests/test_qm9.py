@@ -20,6 +20,7 @@ from gradnorm_core.data.qm9 import (
     parse_floats,
     parse_xyz,
 )
+from gradnorm_core import make_problem
 from gradnorm_core.problems.base import MultiHeadNet
 from gradnorm_core.problems.qm9 import QM9
 
@@ -149,6 +150,12 @@ def arrays():
 
 @pytest.fixture(scope="module")
 def problem(arrays):
+    """On raw targets: the tests below that need the targets' own scales."""
+    return QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=0, targets="raw")
+
+
+@pytest.fixture(scope="module")
+def standardized(arrays):
     return QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=0)
 
 
@@ -166,8 +173,8 @@ def test_splits_disjoint_and_deterministic(arrays, problem):
     indices = [problem.train_index, problem.val_index, problem.test_index]
     union = np.concatenate(indices)
     assert len(np.unique(union)) == len(union) == 550
-    same = QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=0)
-    other = QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=1)
+    same = QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=0, targets="raw")
+    other = QM9.from_arrays(*arrays, NAMES, num_train=300, num_val=150, num_test=100, seed=1, targets="raw")
     for a, b in zip(indices, [same.train_index, same.val_index, same.test_index]):
         np.testing.assert_array_equal(a, b)
     assert torch.equal(problem.train.inputs, same.train.inputs)
@@ -191,15 +198,66 @@ def test_inputs_standardised_with_train_statistics_only(arrays, problem):
     x2 = x.copy()
     outside = np.setdiff1d(np.arange(len(x)), problem.train_index)
     x2[outside] *= 100
-    moved = QM9.from_arrays(x2, y, NAMES, num_train=300, num_val=150, num_test=100, seed=0)
+    moved = QM9.from_arrays(x2, y, NAMES, num_train=300, num_val=150, num_test=100, seed=0, targets="raw")
     np.testing.assert_array_equal(moved.input_mean, problem.input_mean)
     np.testing.assert_array_equal(moved.input_std, problem.input_std)
     assert torch.equal(moved.train.inputs, problem.train.inputs)
 
 
-def test_targets_not_standardised(problem):
+def test_raw_targets_keep_their_scales(problem):
     spreads = [float(t.std()) for t in problem.train.targets]
     assert spreads[2] / spreads[0] > 1e4  # raw scales kept: the imbalance is the point
+    assert problem.targets == "raw" and list(problem.target_std) == [1.0] * 3
+
+
+def test_standardized_targets_are_z_scores_on_the_train_split(arrays, standardized):
+    """numpy on the arrays: each split's targets are (y - mean) / std with the train split's mean
+    and population std; molecules outside the train split change no statistic."""
+    x, y = arrays
+    assert QM9().targets == "standardized" and standardized.targets == "standardized"  # the default
+    train = y[standardized.train_index]
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    np.testing.assert_allclose(standardized.target_mean, mean, rtol=1e-12)
+    np.testing.assert_allclose(standardized.target_std, std, rtol=1e-12)
+    for split, index in ((standardized.train, standardized.train_index), (standardized.val, standardized.val_index),
+                         (standardized.test, standardized.test_index)):
+        got = np.stack([t.numpy() for t in split.targets], axis=1)
+        np.testing.assert_allclose(got, (y[index] - mean) / std, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([float(t.double().mean()) for t in standardized.train.targets], 0.0, atol=1e-6)
+    np.testing.assert_allclose([float(t.double().std(unbiased=False)) for t in standardized.train.targets], 1.0,
+                               rtol=1e-6)
+    y2 = y.copy()
+    y2[np.setdiff1d(np.arange(len(y)), standardized.train_index)] *= 100
+    moved = QM9.from_arrays(x, y2, NAMES, num_train=300, num_val=150, num_test=100, seed=0)
+    np.testing.assert_array_equal(moved.target_std, standardized.target_std)
+    assert torch.equal(moved.train.targets[2], standardized.train.targets[2])
+
+
+def test_standardized_metrics_are_in_the_targets_units(arrays, standardized, problem):
+    """MAE and RMSE of the model's outputs, mapped back (o * std + mean), against the raw targets,
+    in numpy; the normalized error is the raw one's."""
+    _, y = arrays
+    model = standardized.build_model(seed=2)
+    result = standardized.evaluate(model, standardized.val, batch_size=64)
+    with torch.no_grad():
+        outputs = np.stack([o.squeeze(1).double().numpy() for o in model(standardized.val.inputs)], axis=1)
+    predicted = outputs * standardized.target_std + standardized.target_mean
+    truth = y[standardized.val_index]
+    for k, name in enumerate(NAMES):
+        error = predicted[:, k] - truth[:, k]
+        assert result[f"{name}/mae"] == pytest.approx(np.abs(error).mean(), rel=1e-5)
+        assert result[f"{name}/rmse"] == pytest.approx(np.sqrt((error**2).mean()), rel=1e-5)
+        assert result[f"{name}/normalized_error"] == pytest.approx((error**2).mean() / truth[:, k].var(), rel=1e-4)
+    assert result["large/mae"] > 100 * result["small/mae"]  # the units, not z-scores
+    assert standardized.task_kinds() == ("regression",) * 3
+    assert standardized.primary_metrics() == {name: f"{name}/mae" for name in NAMES}
+
+
+def test_bad_targets_option():
+    with pytest.raises(ValueError, match="targets must be 'standardized' .* or 'raw', got 'zscore'") as info:
+        QM9(targets="zscore")
+    assert "\n" not in str(info.value)
+    assert make_problem("qm9", targets="raw").targets == "raw"
 
 
 def test_model_and_evaluate_keys(problem):

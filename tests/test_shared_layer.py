@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gradnorm_core import GradNorm, Problem, Split, fit, make_balancer
+from gradnorm_core import GradNorm, Problem, Split, fit, make_balancer, seeded_init
 from gradnorm_core.problems import Metrics, MultiDigits, NormalizedMSE
 from trainables import TrialConfig, TrialConfigError
 
@@ -23,8 +23,7 @@ class ConvNet(nn.Module):
 
     def __init__(self, tasks: int = T, seed: int = 0) -> None:
         super().__init__()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             self.backbone = nn.Sequential(
                 nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 5, 3), nn.ReLU(), nn.Flatten()
             )

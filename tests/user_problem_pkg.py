@@ -15,7 +15,7 @@ PROBLEMS_PY = '''
 import torch
 from torch import nn
 
-from gradnorm_core.problems import Metrics, MultiHeadNet, NormalizedMSE, Problem, Split
+from gradnorm_core import Metrics, MultiHeadNet, NormalizedMSE, Problem, Split, seeded_init
 
 LOADS = []  # one entry per load_data() call in this process
 
@@ -41,8 +41,7 @@ class Waves(Problem):
     def build_model(self, seed=0):
         if seed == self.fail_seed:  # a user's bug, in one trial only (where it ran from: the shipped copy)
             raise RuntimeError(f"waves: no model for seed {seed} (module {__file__})")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed):
             return MultiHeadNet(nn.Sequential(nn.Linear(4, 16), nn.ReLU()), [nn.Linear(16, 1), nn.Linear(16, 1)])
 
     def task_losses(self, outputs, targets):

@@ -110,6 +110,8 @@ class TrialConfig:
                         options["initial_losses"] = initial
             if self.method == "static":
                 options["weights"] = list(self.weights or ())
+            if self.method == "uncertainty" and "kinds" not in options:  # Kendall et al.'s factor per kind
+                options["kinds"] = list(problem.task_kinds())
             shared_layer = self.shared_layer if self.shared_layer is not None else problem.shared_layer
             balancer = make_balancer(self.method, problem.num_tasks, model=model, shared_layer=shared_layer,
                                      **options)

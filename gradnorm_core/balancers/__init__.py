@@ -7,11 +7,13 @@ from typing import Any
 
 from torch import nn
 
+from ..problems.models import accepts_branch
 from .base import Balancer, NonFiniteLossError
 from .dwa import DynamicWeightAverage
 from .famo import FAMO
 from .gradnorm import GradNorm
 from .initial_losses import INITIAL_LOSS_RULES, resolve_initial_losses
+from .imtl import IMTL
 from .imtl_l import IMTLL
 from .scale_invariant import ScaleInvariant
 from .shared_layer import gradnorm_for, resolve_shared_layer
@@ -26,6 +28,7 @@ __all__ = [
     "EqualWeights",
     "FAMO",
     "GradNorm",
+    "IMTL",
     "IMTLL",
     "NonFiniteLossError",
     "ScaleInvariant",
@@ -41,11 +44,12 @@ METHODS: dict[str, tuple[str, ...]] = {
     "gradnorm": ("alpha", "lr", "optimizer", "initial_losses", "min_weight"),
     "equal": (),
     "static": ("weights",),
-    "uncertainty": ("lr", "optimizer"),
+    "uncertainty": ("lr", "optimizer", "kinds"),
     "dwa": ("temperature",),
     "scale_invariant": (),
     "imtl_l": ("lr", "optimizer"),
-    "famo": ("lr", "weight_decay", "min_losses"),
+    "imtl": ("lr", "optimizer"),
+    "famo": ("lr", "weight_decay", "min_losses", "update"),
 }
 
 
@@ -63,7 +67,9 @@ def make_balancer(
     ``nn.Linear`` W in a model whose forward takes ``branch`` gets the single-backward fast
     path (the training loop then calls ``model(x, branch=balancer.branch)``); any other module
     or model gets the exact plain path (see :func:`.shared_layer.gradnorm_for`). Other methods
-    use no W; a ``shared_layer`` given with a ``model`` is still checked to exist.
+    use no W; a ``shared_layer`` given with a ``model`` is still checked to exist. ``"imtl"``
+    reads the trunk's output through ``branch`` (the training loop then calls
+    ``model(x, branch=balancer.branch)``), so a given model must take ``branch``.
     ``"static"`` needs ``weights``, one per task. Bad names or options raise a one-line
     ValueError naming them.
     """
@@ -97,6 +103,13 @@ def make_balancer(
         return ScaleInvariant(num_tasks)
     if method == "imtl_l":
         return IMTLL(num_tasks, **options)
+    if method == "imtl":
+        if model is not None and not accepts_branch(model):
+            raise ValueError(
+                f"method 'imtl' needs a model whose forward takes branch= (MultiHeadNet), got "
+                f"{type(model).__name__}: IMTL balances the task gradients at the trunk's output"
+            )
+        return IMTL(num_tasks, **options)
     if method == "famo":
         return FAMO(num_tasks, **options)
     return DynamicWeightAverage(num_tasks, **options)

@@ -26,7 +26,21 @@ class Balancer(ABC):
     ``backward`` fills the gradients of the model's parameters and updates the method's own
     state (its weights, their optimizer, its step counter) in the same call. On bad input it
     raises before anything is changed.
+
+    A method that learns from the losses *after* the optimizer's step (FAMO) says so with
+    ``wants_losses_after_step``; the training loop then re-evaluates the task losses on the same
+    batch, once the optimizer has stepped (one forward pass under ``torch.no_grad()``, no
+    backward), and hands them to :meth:`after_step`::
+
+        optimizer.step()
+        if balancer.wants_losses_after_step:
+            with torch.no_grad():
+                balancer.after_step(task_losses(model(x), targets))   # the same x and targets
     """
+
+    #: whether :meth:`after_step` must be called after each optimizer step (an instance may
+    #: override it, e.g. from an option)
+    wants_losses_after_step: bool = False
 
     def __init__(self, num_tasks: int) -> None:
         if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks < 1:
@@ -49,6 +63,10 @@ class Balancer(ABC):
 
     def end_epoch(self) -> None:
         """Called by the training loop after each epoch. Most methods ignore it."""
+
+    def after_step(self, losses: torch.Tensor) -> None:
+        """Learn from ``losses``, the T task losses re-evaluated on this step's batch after the
+        optimizer's step. Called only when ``wants_losses_after_step``; the others ignore it."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"num_tasks": self.num_tasks, "step_count": self.step_count}

@@ -25,12 +25,16 @@ class IMTLL(LearnedLogScales):
     For a fixed :math:`L_i > 0` the minimiser is :math:`e^{s_i} = 1 / L_i`: the scaled losses
     are driven to 1 (the paper's "impartial" losses), and at that point the network's gradient
     is :math:`\sum_i \nabla L_i / L_i`, that of :class:`~.scale_invariant.ScaleInvariant`.
-    The loss is that of :class:`~.uncertainty.UncertaintyWeighting` (its simplified form,
-    :math:`\sum_i e^{-u_i} L_i + u_i`) with :math:`u = -s`, and Adam and SGD are odd in the
-    gradient: with the same optimizer and ``lr`` the two give the same weights at every step
-    (tested). They differ only where uncertainty weighting keeps Kendall et al.'s per-task-kind
-    factors (1/2 for regression, a log sigma rather than a log sigma^2 for classification), which
-    the simplified form here, like most reimplementations, drops.
+
+    **The same dynamics as uncertainty weighting without its 1/2.** With :math:`u = -s` the loss
+    is :math:`\sum_i e^{-u_i} L_i + u_i`, twice Kendall et al.'s regression form
+    :math:`\tfrac12 e^{-u_i} L_i + \tfrac12 u_i` of :class:`~.uncertainty.UncertaintyWeighting`:
+    the same minimiser, a gradient in :math:`u` twice as large and network weights twice as
+    large. With SGD, IMTL-L at ``lr`` gives exactly :math:`s = -u` of uncertainty weighting
+    (all tasks regression) at ``2 lr``, with twice its weights; with Adam, which ignores the
+    scale of a gradient, :math:`s = -u` at the same ``lr`` up to Adam's epsilon (tested). It is
+    kept as IMTL's loss-balance half alone (the ablation the IMTL paper reports); the hybrid
+    :class:`~.imtl.IMTL` combines it with IMTL-G.
 
     ``weights`` is :math:`e^{s}` (the weights the next step applies, so the training loop,
     which reads them before each step, records exactly the weights used); ``log_scales`` is
@@ -44,11 +48,11 @@ class IMTLL(LearnedLogScales):
       package, :math:`s` has its own optimizer, so it does not depend on the training
       settings and can be tuned alone. (One LibMTL version makes ``loss_scale`` a plain tensor
       that no optimizer holds, so :math:`s` stays 0 there.) LibMTL's ``IMTL`` is the hybrid
-      IMTL-L + IMTL-G; FAMO's ``imtl`` is IMTL-G alone. This class is IMTL-L alone.
-    - Default ``lr`` 0.025 with Adam: the default of uncertainty weighting (same kind of
-      per-task log-scale, a gradient of the same form), so the two are compared at equal
-      settings; with Adam the step in :math:`s` is about ``lr`` whatever the loss scale.
-    - Any finite loss is accepted, as in uncertainty weighting. For :math:`L_i \le 0` the
+      IMTL-L + IMTL-G (here :class:`~.imtl.IMTL`); FAMO's ``imtl`` is IMTL-G alone. This class is
+      IMTL-L alone.
+    - Default ``lr`` 0.025 with Adam, the default of uncertainty weighting; with Adam the step in
+      :math:`s` is about ``lr`` whatever the loss scale.
+    - Any finite loss is accepted. For :math:`L_i \le 0` the
       objective has no minimiser in :math:`s_i`: :math:`s_i` rises every step. Use losses
       :math:`\ge 0` (MSE, cross-entropy), not e.g. a Gaussian NLL that can be negative.
     - :math:`s` is updated on the host in float64; ``weights`` and ``log_scales`` follow the

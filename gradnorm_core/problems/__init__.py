@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import MultiHeadNet, Problem, Split
-from .metrics import ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE
+from .metrics import (
+    TASK_KINDS, BinaryErrorRate, ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, higher_is_better,
+)
 from .multidigits import MultiDigits
 from .multimnist import MultiMNIST
 from .qm9 import QM9
@@ -17,6 +19,8 @@ from .toy import ToyRegression
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PROBLEMS",
+    "TASK_KINDS",
+    "BinaryErrorRate",
     "ErrorRate",
     "MeanAbsoluteError",
     "Metric",
@@ -30,6 +34,7 @@ __all__ = [
     "QM9",
     "Split",
     "ToyRegression",
+    "higher_is_better",
     "make_problem",
     "problem_tasks",
     "resolve_problem",

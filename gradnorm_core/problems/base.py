@@ -3,6 +3,7 @@ metrics accumulated batch by batch, and one scale-free score."""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -13,12 +14,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .data import Split, batch_length, check_dataset, iterate_batches
-from .metrics import Metrics, regression_metrics
+from .metrics import TASK_KINDS, Metrics, regression_metrics
 from .models import Branch, MultiHeadNet, accepts_branch, check_seed, relu_mlp, seeded_init
 
 __all__ = [
-    "Branch", "MultiHeadNet", "Problem", "Split", "accepts_branch", "chance_cross_entropy",
-    "chance_mse", "check_seed", "check_size", "regression_metrics", "relu_mlp", "seeded_init",
+    "Branch", "MultiHeadNet", "Problem", "Split", "accepts_branch", "chance_binary_cross_entropy",
+    "chance_cross_entropy", "chance_mse", "check_seed", "check_size", "regression_metrics", "relu_mlp",
+    "seeded_init",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -43,6 +45,23 @@ def chance_cross_entropy(labels: torch.Tensor) -> float:
     counts = torch.bincount(labels).double()
     p = counts[counts > 0] / labels.numel()
     return float(-(p * p.log()).sum()) + 0.0  # + 0.0: a single class gives 0.0, not -0.0
+
+
+def chance_binary_cross_entropy(targets: torch.Tensor) -> float:
+    """The mean binary cross-entropy of the best constant logit on ``targets`` (0/1 labels, or
+    probabilities in [0, 1], of any shape; ``F.binary_cross_entropy_with_logits``'s mean).
+
+    The best constant predicts p, the mean of the targets, and its mean cross-entropy is the
+    binary entropy -(p ln p + (1 - p) ln(1 - p)) (natural log; 0 when every label is the same).
+    For soft targets it is that of their mean, the infimum over constants. Computed in float64.
+    """
+    flat = targets.detach().to("cpu", torch.float64).reshape(-1)
+    if flat.numel() == 0:
+        raise ValueError("chance_binary_cross_entropy needs at least one target")
+    if not bool(((flat >= 0) & (flat <= 1)).all()):
+        raise ValueError("chance_binary_cross_entropy needs targets in [0, 1] (0/1 labels or probabilities)")
+    p = float(flat.mean())
+    return sum(-q * math.log(q) for q in (p, 1.0 - p) if q > 0) + 0.0  # + 0.0: never -0.0
 
 
 def chance_mse(targets: torch.Tensor) -> float:
@@ -193,6 +212,28 @@ class Problem(ABC):
             "chance_losses(): override "
             "Problem.chance_losses() to return one chance-level loss per task"
         )
+
+    def task_kinds(self) -> tuple[str, ...]:
+        """Each task's kind, ``"regression"`` or ``"classification"``, in ``task_names`` order.
+
+        By default the kind that the metrics reading the task declare (``Metric.kind``:
+        classification for ErrorRate and BinaryErrorRate, regression for NormalizedMSE and
+        MeanAbsoluteError); a task none of them tells raises a one-line ValueError. Override it
+        when your metrics do not say. Uncertainty weighting takes it as its ``kinds``.
+        """
+        kinds = self.metrics().task_kinds()
+        for task in self.task_names:
+            if kinds.get(task) not in TASK_KINDS:
+                raise ValueError(
+                    f"problem {getattr(self, 'name', type(self).__name__)!r}: no metric of task {task!r} says "
+                    f"whether it is {' or '.join(TASK_KINDS)}; override Problem.task_kinds() to return one per task"
+                )
+        return tuple(kinds[task] for task in self.task_names)
+
+    def primary_metrics(self) -> dict[str, str]:
+        """Task -> the name of the metric that stands for it (e.g. ``"digit/accuracy"``; for
+        Delta m%): by default the ``primary`` of the first of ``metrics()`` that reads it."""
+        return self.metrics().primary_metrics()
 
     def score(self, metrics: dict[str, float]) -> float:
         """Mean over tasks of each task's normalized error: lower is better, scale-free."""

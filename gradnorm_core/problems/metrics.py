@@ -8,6 +8,10 @@ running sums in float64 on the batches' device; ``compute()`` turns them into nu
 Every accumulator used for a problem's score gives ``"<task>/normalized_error"``: scale-free,
 0 when perfect (the error rate for classification, MSE / variance of the targets for
 regression); ``Problem.score`` averages it over tasks.
+
+Each Metric class declares its names' directions (``directions``: True when higher is better),
+its task's ``primary`` metric (e.g. for Delta m%) and the ``kind`` of task; :data:`DIRECTIONS`
+gathers every declared name, so :func:`higher_is_better` answers from a name alone.
 """
 
 from __future__ import annotations
@@ -15,12 +19,51 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
+
+#: the kinds of task (Uncertainty weighting's factor depends on it; see Problem.task_kinds)
+TASK_KINDS: tuple[str, ...] = ("regression", "classification")
+TaskKind = Literal["regression", "classification"]
+
+#: metric name (after "<task>/") -> whether higher is better: the names every Metric subclass
+#: declares in ``directions``, and those ``Problem.evaluate`` adds ("<task>/loss", "score")
+DIRECTIONS: dict[str, bool] = {"loss": False, "score": False}
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of the metric ``name`` is better. ``name`` as reported
+    (``"digit/accuracy"``), with a split (``"val/digit/accuracy"``) or bare (``"accuracy"``): its
+    last part decides. A name no Metric declares raises a one-line ValueError."""
+    key = str(name).rsplit("/", 1)[-1]
+    if key not in DIRECTIONS:
+        raise ValueError(f"unknown metric name {name!r}: no Metric declares {key!r} (known: "
+                         f"{', '.join(sorted(DIRECTIONS))}); declare it in your Metric's directions")
+    return DIRECTIONS[key]
 
 
 class Metric(ABC):
     """Running sums for one task over the batches of a split."""
+
+    #: the names it reports after "<task>/", each True when higher is better
+    directions: ClassVar[dict[str, bool]] = {}
+    #: the one of ``directions`` that stands for its task (e.g. in Delta m%), or None
+    primary: ClassVar[str | None] = None
+    #: the kind of task it measures, or None when it does not say
+    kind: ClassVar[TaskKind | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for key, higher in cls.directions.items():
+            if DIRECTIONS.get(key, higher) != higher:
+                raise TypeError(f"{cls.__name__}: metric name {key!r} is already declared "
+                                f"{'lower' if higher else 'higher'}-is-better; give it another name")
+        if cls.primary is not None and cls.primary not in cls.directions:
+            raise TypeError(f"{cls.__name__}: primary {cls.primary!r} is not one of its directions")
+        if cls.kind is not None and cls.kind not in TASK_KINDS:
+            raise TypeError(f"{cls.__name__}: kind must be one of {', '.join(TASK_KINDS)}, got {cls.kind!r}")
+        DIRECTIONS.update(cls.directions)
 
     def __init__(self, task: str, index: int) -> None:
         if not isinstance(task, str) or not task:
@@ -52,28 +95,77 @@ class Metric(ABC):
         return ValueError(f"metric for task {self.task!r} has seen no sample: update it first")
 
 
-class ErrorRate(Metric):
-    """Classification: ``<task>/accuracy`` = correct / n and ``<task>/normalized_error`` =
-    1 - accuracy, where a prediction is ``argmax`` of the output (logits or probabilities)
-    along ``class_dim`` and n counts every target element (class indices)."""
+class _Accuracy(Metric):
+    """Counts of right predictions; ``<task>/accuracy`` and ``<task>/normalized_error``."""
 
-    def __init__(self, task: str, index: int, class_dim: int = -1) -> None:
+    directions = {"accuracy": True, "normalized_error": False}
+    primary = "accuracy"
+    kind = "classification"
+
+    def __init__(self, task: str, index: int) -> None:
         super().__init__(task, index)
-        self.class_dim = class_dim
         self.count = 0
         self.correct: torch.Tensor | None = None
 
-    def update(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
-        logits, target = self._pair(outputs, targets)
-        hits = (logits.argmax(dim=self.class_dim) == target).sum()
+    def _add(self, hits: torch.Tensor, count: int) -> None:
         self.correct = hits if self.correct is None else self.correct + hits
-        self.count += target.numel()
+        self.count += count
 
     def compute(self) -> dict[str, float]:
         if self.count == 0 or self.correct is None:
             raise self._empty()
         accuracy = float(self.correct.double() / self.count)
         return {f"{self.task}/accuracy": accuracy, f"{self.task}/normalized_error": 1.0 - accuracy}
+
+
+class ErrorRate(_Accuracy):
+    """Classification into C >= 2 classes: ``<task>/accuracy`` = correct / n and
+    ``<task>/normalized_error`` = 1 - accuracy, where a prediction is ``argmax`` of the output
+    (logits or probabilities) along ``class_dim`` and n counts every target element (class
+    indices, an integer tensor shaped as the output without ``class_dim``). Other shapes, one
+    logit per sample among them (use :class:`BinaryErrorRate`), raise a one-line ValueError."""
+
+    def __init__(self, task: str, index: int, class_dim: int = -1) -> None:
+        super().__init__(task, index)
+        self.class_dim = class_dim
+
+    def update(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
+        logits, target = self._pair(outputs, targets)
+        where, dims = f"ErrorRate for task {self.task!r}", logits.dim()
+        if dims == 0 or not -dims <= self.class_dim < dims:
+            raise ValueError(f"{where}: output of shape {tuple(logits.shape)} has no class_dim {self.class_dim}; "
+                             f"give one score per class along class_dim")
+        classes, dim = logits.shape[self.class_dim], self.class_dim % dims
+        expected = logits.shape[:dim] + logits.shape[dim + 1:]
+        if classes < 2:
+            raise ValueError(f"{where}: output of shape {tuple(logits.shape)} has {classes} class along class_dim "
+                             f"{self.class_dim}; for a binary task with one logit use BinaryErrorRate")
+        if target.shape != expected or target.is_floating_point() or target.is_complex():
+            raise ValueError(f"{where}: targets must be class indices, an integer tensor of shape {tuple(expected)}, "
+                             f"got {target.dtype} {tuple(target.shape)}; for 0/1 targets of one logit use "
+                             f"BinaryErrorRate")
+        self._add((logits.argmax(dim=self.class_dim) == target).sum(), target.numel())
+
+
+class BinaryErrorRate(_Accuracy):
+    """Binary classification from one logit per sample: a logit > 0 predicts 1.
+    ``<task>/accuracy`` and ``<task>/normalized_error`` = 1 - accuracy, as :class:`ErrorRate`.
+
+    Outputs and targets of shape (B,) or (B, 1), the targets 0 or 1 of any dtype (a binary
+    cross-entropy's floats, integers, booleans); more generally the same shape but for a trailing
+    dimension of size 1. Other shapes or labels raise a one-line ValueError."""
+
+    def update(self, outputs: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> None:
+        logits, target = self._pair(outputs, targets)
+        squeeze = lambda t: t.squeeze(-1) if t.dim() > 1 and t.shape[-1] == 1 else t  # noqa: E731
+        if squeeze(logits).shape != squeeze(target).shape or logits.dim() == 0:
+            raise ValueError(f"BinaryErrorRate for task {self.task!r}: output {tuple(logits.shape)} and targets "
+                             f"{tuple(target.shape)} must have the same shape, (B,) or (B, 1): one logit per sample")
+        target = squeeze(target)
+        if not bool(((target == 0) | (target == 1)).all()):
+            raise ValueError(f"BinaryErrorRate for task {self.task!r}: targets must be 0 or 1; for class indices "
+                             f"with one score per class use ErrorRate")
+        self._add(((squeeze(logits) > 0) == (target != 0)).sum(), target.numel())
 
 
 class NormalizedMSE(Metric):
@@ -91,14 +183,20 @@ class NormalizedMSE(Metric):
     targets by c leaves it unchanged. A split whose targets are all equal (Var = 0) scores inf.
 
     Running sums in float64: n, the sum of squared errors, and per output the mean and the sum
-    of squared deviations from it, each batch merged in with Chan et al.'s pairwise update
+    of squared deviations from it, merged batch by batch with Chan et al.'s pairwise update
     (:math:`\delta = \bar t_b - \bar t`, :math:`M_2 \mathrel{+}= M_{2,b} + \delta^2 n n_b /
-    (n + n_b)`), which equals the sums of t and t² formula exactly in exact arithmetic and
-    stays accurate when the targets' mean is large against their spread.
+    (n + n_b)`), accurate when the targets' mean is large against their spread. ``scale``: one
+    unit of the outputs and targets in the units to report (e.g. the std of standardized
+    targets); ``rmse`` is multiplied by it.
     """
 
-    def __init__(self, task: str, index: int) -> None:
+    directions = {"rmse": False, "normalized_error": False}
+    primary = "rmse"
+    kind = "regression"
+
+    def __init__(self, task: str, index: int, scale: float = 1.0) -> None:
         super().__init__(task, index)
+        self.scale = _check_scale(scale)
         self.count = 0
         self.squared_error: torch.Tensor | None = None
         self.mean: torch.Tensor | None = None
@@ -131,15 +229,22 @@ class NormalizedMSE(Metric):
         mse = float(self.squared_error) / (self.count * self.m2.numel())
         variance = float((self.m2 / self.count).mean())
         normalized = mse / variance if variance > 0 else math.inf
-        return {f"{self.task}/rmse": math.sqrt(mse), f"{self.task}/normalized_error": normalized}
+        return {f"{self.task}/rmse": self.scale * math.sqrt(mse), f"{self.task}/normalized_error": normalized}
 
 
 class MeanAbsoluteError(Metric):
     """``<task>/mae``: the mean over all elements of |output - target| (output reshaped to the
-    target's shape), from a float64 running sum."""
+    target's shape), from a float64 running sum, times ``scale`` (the size of one unit of the
+    outputs and targets in the units to report, e.g. the standard deviation of standardized
+    targets)."""
 
-    def __init__(self, task: str, index: int) -> None:
+    directions = {"mae": False}
+    primary = "mae"
+    kind = "regression"
+
+    def __init__(self, task: str, index: int, scale: float = 1.0) -> None:
         super().__init__(task, index)
+        self.scale = _check_scale(scale)
         self.count = 0
         self.total: torch.Tensor | None = None
 
@@ -152,11 +257,19 @@ class MeanAbsoluteError(Metric):
     def compute(self) -> dict[str, float]:
         if self.count == 0 or self.total is None:
             raise self._empty()
-        return {f"{self.task}/mae": float(self.total) / self.count}
+        return {f"{self.task}/mae": self.scale * float(self.total) / self.count}
+
+
+def _check_scale(scale: float) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    return float(scale)
 
 
 class Metrics:
-    """Several metrics fed the same batches; ``compute()`` merges their results in order."""
+    """Several metrics fed the same batches; ``compute()`` merges their results in order.
+
+    ``primary_metrics()`` and ``task_kinds()`` read what each metric's class declares."""
 
     def __init__(self, metrics: Iterable[Metric]) -> None:
         self.metrics = list(metrics)
@@ -173,6 +286,27 @@ class Metrics:
         for metric in self.metrics:
             result.update(metric.compute())
         return result
+
+    def primary_metrics(self) -> dict[str, str]:
+        """Task -> the name (``"<task>/<primary>"``) of its first metric's ``primary``."""
+        primary: dict[str, str] = {}
+        for metric in self.metrics:
+            name, task = getattr(metric, "primary", None), getattr(metric, "task", None)
+            if name is not None and task is not None:
+                primary.setdefault(task, f"{task}/{name}")
+        return primary
+
+    def task_kinds(self) -> dict[str, str]:
+        """Task -> the kind its metrics declare; a task whose metrics disagree raises."""
+        kinds: dict[str, str] = {}
+        for metric in self.metrics:
+            kind, task = getattr(metric, "kind", None), getattr(metric, "task", None)
+            if kind is None or task is None:
+                continue
+            if kinds.setdefault(task, kind) != kind:
+                raise ValueError(f"task {task!r} has metrics of two kinds, {kinds[task]} and {kind}; "
+                                 f"override Problem.task_kinds() to say which it is")
+        return kinds
 
 
 def regression_metrics(task: str, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

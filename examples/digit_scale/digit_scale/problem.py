@@ -14,33 +14,23 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import Dataset
 
-from gradnorm_core import ErrorRate, Metrics, MultiHeadNet, NormalizedMSE, Problem
-from gradnorm_core.data.mnist import default_cache_dir
-from gradnorm_core.problems.base import chance_cross_entropy, chance_mse, seeded_init
+from gradnorm_core import ErrorRate, MemmapDataset, Metrics, MultiHeadNet, NormalizedMSE, Problem
+from gradnorm_core import chance_cross_entropy, chance_mse, default_cache_dir, seeded_init
 
 
-class MnistItems(Dataset):
-    """The images at `indices` of memory-mapped MNIST arrays: item i is
-    (image (1, 28, 28), (digit class, ink (1,)))."""
-
-    def __init__(self, images, labels, indices):
-        self.images, self.labels, self.indices = images, labels, indices
-
-    def __len__(self):
-        return len(self.indices)
-
-    def __getitem__(self, i):
-        j = self.indices[i]
-        image = torch.tensor(self.images[j], dtype=torch.float32) / 255
-        return image[None], (torch.tensor(int(self.labels[j])), image.sum().reshape(1))
+def digit_and_ink(image, targets):
+    """An item of the IDX arrays -> (image (1, 28, 28) in [0, 1], (digit class, ink (1,)))."""
+    image = image.float()[None] / 255
+    return image, (targets[0].long(), image.sum().reshape(1))
 
 
-def idx_file(path, header, *shape):
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; run `gradnorm-tune data mnist` once")
-    return np.memmap(path, np.uint8, mode="r", offset=header).reshape(-1, *shape)
+def mnist_items(folder, part, indices):
+    """The images at `indices` of MNIST's `part` ("train" or "t10k"), mapped, read item by item."""
+    images, labels = (folder / f"{part}-{kind}-ubyte" for kind in ("images-idx3", "labels-idx1"))
+    if not images.is_file():
+        raise FileNotFoundError(f"{images} not found; run `gradnorm-tune data mnist` once")
+    return MemmapDataset(images, [labels], indices, transform=digit_and_ink)
 
 
 class DigitScale(Problem):
@@ -61,13 +51,11 @@ class DigitScale(Problem):
 
     def load_data(self):
         num_train, num_val, num_test = self.sizes
-        train, test = ((idx_file(self.data_dir / f"{part}-images-idx3-ubyte", 16, 28, 28),
-                        idx_file(self.data_dir / f"{part}-labels-idx1-ubyte", 8))
-                       for part in ("train", "t10k"))
         rng = np.random.default_rng(self.seed)
         order, test_order = rng.permutation(60000), rng.permutation(10000)
-        return (MnistItems(*train, order[:num_train]), MnistItems(*train, order[60000 - num_val:]),
-                MnistItems(*test, test_order[:num_test]))
+        return (mnist_items(self.data_dir, "train", order[:num_train]),
+                mnist_items(self.data_dir, "train", order[60000 - num_val:]),
+                mnist_items(self.data_dir, "t10k", test_order[:num_test]))
 
     def build_model(self, seed=0):
         with seeded_init(seed):
@@ -87,7 +75,6 @@ class DigitScale(Problem):
     def chance_losses(self):
         """The losses of the best constant predictions on the train split: for GradNorm's
         `initial_losses: chance` (the ink's first loss mostly measures its head's offset)."""
-        items = self.train
-        labels = torch.from_numpy(items.labels[items.indices].astype(np.int64))
-        ink = torch.from_numpy(items.images[items.indices].sum(axis=(1, 2)) / 255.0)
-        return [chance_cross_entropy(labels), chance_mse(ink)]
+        (images, labels), rows = self.train.arrays, self.train.indices
+        ink = torch.from_numpy(images[rows].sum(axis=(1, 2)) / 255.0)
+        return [chance_cross_entropy(torch.from_numpy(labels[rows].astype(np.int64))), chance_mse(ink)]
