@@ -9,9 +9,11 @@
 """
 
 from .balancers import (
+    BALANCERS,
     INITIAL_LOSS_RULES,
     METHODS,
     Balancer,
+    BalancerOptionError,
     DynamicWeightAverage,
     EqualWeights,
     FAMO,
@@ -21,7 +23,9 @@ from .balancers import (
     ScaleInvariant,
     StaticWeights,
     UncertaintyWeighting,
+    check_balancer_options,
     make_balancer,
+    register,
     resolve_initial_losses,
     resolve_shared_layer,
 )
@@ -30,10 +34,12 @@ from .problems import ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedM
 from .training import EpochRecord, TrainConfig, Training, fit
 
 __all__ = [
+    "BALANCERS",
     "INITIAL_LOSS_RULES",
     "METHODS",
     "PROBLEMS",
     "Balancer",
+    "BalancerOptionError",
     "DynamicWeightAverage",
     "EpochRecord",
     "EqualWeights",
@@ -54,10 +60,12 @@ __all__ = [
     "TrainConfig",
     "Training",
     "UncertaintyWeighting",
+    "check_balancer_options",
     "fit",
     "make_balancer",
     "make_problem",
     "problem_tasks",
+    "register",
     "resolve_shared_layer",
     "resolve_initial_losses",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .base import Balancer, VectorOptimizer, check_positive
+from .registry import register
 
 
 def _check_min_losses(min_losses: Sequence[float] | None, num_tasks: int) -> list[float]:
@@ -33,6 +34,7 @@ def _check_min_losses(min_losses: Sequence[float] | None, num_tasks: int) -> lis
     return values
 
 
+@register("famo")
 class FAMO(Balancer):
     r"""Task weights that make every task's loss fall at the same rate (FAMO; Liu, Feng, Stone
     & Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023), from the losses alone.

@@ -12,8 +12,11 @@ from torch import nn
 from .base import Balancer, VectorOptimizer, check_positive
 from .initial_losses import CHANCE, FIRST_STEP
 from .linear_fast_path import LinearTaskGradients
+from .registry import register
+from .shared_layer import resolve_shared_layer, takes_fast_path
 
 
+@register("gradnorm")
 class GradNorm(Balancer):
     r"""Task weights that keep every task's gradient norm at the shared layer W in balance.
 
@@ -68,6 +71,8 @@ class GradNorm(Balancer):
       anything (network gradients, weights, step counter) is changed.
     """
 
+    MODEL_ARGUMENTS = ("shared_params",)
+
     def __init__(
         self,
         shared_params: Iterable[torch.Tensor],
@@ -93,6 +98,16 @@ class GradNorm(Balancer):
         self.initial_losses = self._check_initial_losses(initial_losses)
         self.last_norms: torch.Tensor | None = None
         self._fast: LinearTaskGradients | None = None
+
+    @classmethod
+    def build(cls, num_tasks: int, model: nn.Module | None = None, shared_layer: str | None = None,
+              **options: Any) -> "GradNorm":
+        """GradNorm with W the module of ``model`` at ``shared_layer`` (None: the model's
+        ``last_shared_layer``), on the fast path where it applies (:func:`.takes_fast_path`)."""
+        module = resolve_shared_layer(model, shared_layer)
+        if takes_fast_path(model, module):
+            return cls.for_linear(module, num_tasks, **options)
+        return cls(module.parameters(), num_tasks, **options)
 
     @classmethod
     def for_linear(cls, shared_linear: nn.Linear, num_tasks: int, **kwargs: Any) -> "GradNorm":

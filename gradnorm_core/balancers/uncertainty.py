@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from .log_scales import LearnedLogScales
+from .registry import register
 
 
+@register("uncertainty")
 class UncertaintyWeighting(LearnedLogScales):
     r"""Task weights from learnable homoscedastic uncertainties (Kendall, Gal & Cipolla, CVPR 2018).
 
