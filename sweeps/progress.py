@@ -17,7 +17,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from trainables import encode_params, fail_fast, first_line, stopped_early, trial_error_message
+from trainables import encode_params, epochs_of, fail_fast, first_line, stopped_early, trial_error_message, weights_of
 
 from .searcher import RECOMMENDED
 from .state import SweepState
@@ -112,7 +112,7 @@ class Progress(tune.Callback):
         result = trial.last_result or {}
         stopped = ""
         if stopped_early(trial.config or {}, result):
-            stopped = f"stopped early at epoch {result['epoch']}/{trial.config['epochs']}, "
+            stopped = f"stopped early at epoch {result['epoch']}/{epochs_of(trial.config)}, "
         self._line(trials, trial, f"{stopped}best val score {result.get('best_score', float('nan')):.4f}, "
                                   f"{result.get('compute_seconds', 0.0):.1f} s")
 
@@ -139,7 +139,7 @@ class SearchTracker(tune.Callback):
         if entry.get("status") == "pending":
             entry["status"], changed = "running", True
         if search == RECOMMENDED and "weights" not in entry:
-            entry["weights"], changed = list(trial.config["weights"]), True
+            entry["weights"], changed = weights_of(trial.config), True
             params = encode_params({"weights": entry["weights"]})
             self._write(state, lambda client: client.log_param(entry["parent_run_id"], "weights", params["weights"]))
         if changed:

@@ -19,7 +19,6 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from trainables import (
-    CHECKPOINT_SECONDS,
     ROLE,
     ROLE_TRIAL,
     SWEEP,
@@ -99,9 +98,8 @@ def make_tuner(state: SweepState, spec: SweepSpec, max_failures: int, tracking_p
         return tuner, trial_logger(state, tracking_patience)
     totals = trial_totals(spec)
     logger = trial_logger(state, tracking_patience)
-    base = {**spec.problem.trial_keys, **spec.training,
-            CHECKPOINT_SECONDS: checkpoint_seconds}
-    searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
+    searcher = SweepSearcher(spec.searches, spec.trial_base(checkpoint_seconds), spec.task_names,
+                             int(spec.training["seed"]), recommend_from(spec))
     callbacks = [logger, Progress(totals), SearchTracker(state.directory, totals)]
     scheduler = make_scheduler(spec)
     if scheduler is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from trainables import REPEAT
+from trainables import TrialBase
 
 from .searches import SearchType, StaticSearch
 
@@ -34,20 +34,11 @@ RECOMMENDED_TYPE = StaticSearch.type_name()
 AVERAGE_WEIGHT = "avg_weight/"  # the trainable's running time-average of the step-mean weights
 
 
-def trial_config(base: dict[str, Any], search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
-    """The full config of one trial: the sweep's problem and training, the search's method and
-    fixed options, the point it varies, and the search's label for that point. With
-    ``repeats > 1``, repeat ``k`` trains with the sweep's seed + k and says so in ``repeat``."""
-    varied = search.point_config(point)
-    varied_options = varied.pop("method_options", {})
-    options = {key: value for key, value in search.balancer_options().items()
-               if key not in varied and key not in varied_options} | varied_options
-    config = {**base, "search": search.name, "method": search.method, "method_options": options, **varied}
-    if search.repeats > 1:
-        config["seed"] = int(base.get("seed", 0)) + repeat
-        config[REPEAT] = repeat
-    config["label"] = search.label(config)
-    return config
+def trial_config(base: TrialBase, search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
+    """What Tune gets as one trial's config: the search's :meth:`~SearchType.trial_config` of the
+    point (the sweep's problem, training and run, the search's balancer and the point, its label;
+    repeat ``k`` of a search with repeats trains with the sweep's seed + k), serialised."""
+    return search.trial_config(base, point, repeat).to_dict()
 
 
 @dataclass
@@ -158,10 +149,10 @@ class _Ledger:
 class SweepSearcher(Searcher):
     """Tune's search algorithm for a whole sweep (see the module docstring)."""
 
-    def __init__(self, searches: list[SearchType], base: dict[str, Any], task_names: list[str], seed: int,
+    def __init__(self, searches: list[SearchType], base: TrialBase, task_names: list[str], seed: int,
                  recommend_from: str | None, metric: str = "best_score", mode: str = "min") -> None:
         super().__init__(metric=metric, mode=mode)
-        self.base = dict(base)
+        self.base = base
         self.task_names = list(task_names)
         first = [s for s in searches if s.name == recommend_from]
         ordered = first + [s for s in searches if s.name != recommend_from]

@@ -1,65 +1,86 @@
-"""The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record."""
+"""The core trainer as a Ray Tune trainable, with checkpoints, and its MLflow record.
 
-from .config import CHECKPOINT_SECONDS, REPEAT, TrialConfig, TrialConfigError
-from .mlflow_logger import MlflowTrialLogger, trial_error_message
-from .tracking import (
-    DEVICE,
-    DIRECTORY,
-    ERROR_TAG,
-    EXPERIMENT_KIND,
-    KIND,
-    NODE,
-    PARENT,
-    RESTARTS,
-    ROLE,
-    ROLE_COMPARISON,
-    ROLE_SEARCH,
-    ROLE_TRAIN,
-    ROLE_TRIAL,
-    SEARCH,
-    STOPPED_EARLY,
-    SWEEP,
-    TAG_PREFIX,
-    TRIAL_ID,
-    VARIED,
-    create_comparison_run,
-    create_search_run,
-    create_trial_run,
-    decode_params,
-    encode_params,
-    ensure_experiment,
-    ensure_trial_params,
-    find_trial_run,
-    finish_run,
-    log_epoch,
-    metric_history,
-    start_train_run,
-    stopped_early,
-    trial_params,
-    trial_runs,
+The trial configuration (:mod:`.config`) is imported at once; the modules that need Ray or MLflow
+on first use of one of their names, so that a sweep spec can be checked with the trial
+configuration without starting either."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import (
+    MAX_SEED,
+    TrialBase,
+    TrialConfig,
+    TrialConfigError,
+    epochs_of,
+    label_of,
+    method_of,
+    search_of,
+    weights_of,
 )
-from .tracking_store import (
-    TrackingError,
-    check_tracking_server,
-    default_tracking_uri,
-    fail_fast,
-    first_line,
-    is_local_store,
-    redact,
-    temporary_environment,
-)
-from .trainable import checkpoint_history, epoch_metrics, train_trial
+
+# name -> the module that defines it, imported on first use
+_LAZY = {
+    "MlflowTrialLogger": "mlflow_logger",
+    "trial_error_message": "mlflow_logger",
+    "DEVICE": "tracking",
+    "DIRECTORY": "tracking",
+    "ERROR_TAG": "tracking",
+    "EXPERIMENT_KIND": "tracking",
+    "KIND": "tracking",
+    "NODE": "tracking",
+    "PARENT": "tracking",
+    "RESTARTS": "tracking",
+    "ROLE": "tracking",
+    "ROLE_COMPARISON": "tracking",
+    "ROLE_SEARCH": "tracking",
+    "ROLE_TRAIN": "tracking",
+    "ROLE_TRIAL": "tracking",
+    "SEARCH": "tracking",
+    "STOPPED_EARLY": "tracking",
+    "SWEEP": "tracking",
+    "TAG_PREFIX": "tracking",
+    "TRIAL_ID": "tracking",
+    "VARIED": "tracking",
+    "create_comparison_run": "tracking",
+    "create_search_run": "tracking",
+    "create_trial_run": "tracking",
+    "decode_params": "tracking",
+    "encode_params": "tracking",
+    "ensure_experiment": "tracking",
+    "ensure_trial_params": "tracking",
+    "find_trial_run": "tracking",
+    "finish_run": "tracking",
+    "log_epoch": "tracking",
+    "metric_history": "tracking",
+    "start_train_run": "tracking",
+    "stopped_early": "tracking",
+    "trial_params": "tracking",
+    "trial_runs": "tracking",
+    "TrackingError": "tracking_store",
+    "check_tracking_server": "tracking_store",
+    "default_tracking_uri": "tracking_store",
+    "fail_fast": "tracking_store",
+    "first_line": "tracking_store",
+    "is_local_store": "tracking_store",
+    "redact": "tracking_store",
+    "temporary_environment": "tracking_store",
+    "checkpoint_history": "trainable",
+    "epoch_metrics": "trainable",
+    "train_trial": "trainable",
+}
 
 __all__ = [
-    "CHECKPOINT_SECONDS",
     "DEVICE",
     "DIRECTORY",
     "ERROR_TAG",
     "EXPERIMENT_KIND",
     "KIND",
+    "MAX_SEED",
     "NODE",
     "PARENT",
-    "REPEAT",
     "RESTARTS",
     "ROLE",
     "ROLE_COMPARISON",
@@ -74,6 +95,7 @@ __all__ = [
     "VARIED",
     "MlflowTrialLogger",
     "TrackingError",
+    "TrialBase",
     "TrialConfig",
     "TrialConfigError",
     "check_tracking_server",
@@ -87,14 +109,18 @@ __all__ = [
     "ensure_experiment",
     "ensure_trial_params",
     "epoch_metrics",
+    "epochs_of",
     "fail_fast",
     "find_trial_run",
     "finish_run",
     "first_line",
     "is_local_store",
+    "label_of",
     "log_epoch",
+    "method_of",
     "metric_history",
     "redact",
+    "search_of",
     "start_train_run",
     "stopped_early",
     "temporary_environment",
@@ -102,4 +128,11 @@ __all__ = [
     "trial_error_message",
     "trial_params",
     "trial_runs",
+    "weights_of",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

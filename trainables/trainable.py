@@ -14,7 +14,7 @@ from ray import tune
 
 from gradnorm_core import EpochRecord, Training
 
-from .config import CHECKPOINT_SECONDS, TrialConfig
+from .config import TrialConfig
 
 CHECKPOINT_FILE = "trial.pt"
 
@@ -72,7 +72,7 @@ def train_trial(config: dict[str, Any]) -> None:
     A trial restored from a checkpoint continues where it stopped (model, optimizer, balancer,
     RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. Every epoch
     is reported; a checkpoint is written at the last epoch and, before it, whenever
-    ``config["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
+    ``config["run"]["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
     a failed trial redoes at most that much work, and gives the same epochs again. An invalid
     config raises :class:`TrialConfigError` (one line) before any compute.
     """
@@ -87,7 +87,7 @@ def train_trial(config: dict[str, Any]) -> None:
     device, node = device_name(training), node_id()
     # a checkpoint at the last epoch, and before it at most every `checkpoint_seconds` (0: every
     # epoch): on a small problem, writing and persisting one costs more than an epoch's compute
-    every, saved_at = float(config.get(CHECKPOINT_SECONDS, 0.0)), time.monotonic()
+    every, saved_at = trial.run.checkpoint_seconds, time.monotonic()
     for record in training:
         metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
         # what searches select on: the best validation score so far, and the test score there
