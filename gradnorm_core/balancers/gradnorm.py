@@ -4,7 +4,7 @@ Loss Balancing in Deep Multitask Networks", ICML 2018."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -80,7 +80,7 @@ class GradNorm(Balancer):
         alpha: float = 1.5,
         lr: float = 0.025,
         optimizer: str = "adam",
-        initial_losses: Sequence[float] | torch.Tensor | str | None = None,
+        initial_losses: Sequence[float] | torch.Tensor | Literal["first_step", "chance"] | None = None,
         min_weight: float = 1e-4,
     ) -> None:
         super().__init__(num_tasks)
