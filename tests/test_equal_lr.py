@@ -13,7 +13,7 @@ from sweeps.runner import run_sweep
 from sweeps.searcher import SweepSearcher, trial_config
 from sweeps.searches import EqualLrSearch, label_for_method, make_search
 from sweeps.spec import SpecError, parse_spec
-from trainables import ROLE, SEARCH, VARIED, TrialConfig, decode_params
+from trainables import ROLE, SEARCH, VARIED, TrialBase, TrialConfig, decode_params
 
 TASKS = ["a", "b", "c"]
 LOW, HIGH = 1e-4, 1e-2
@@ -34,9 +34,12 @@ def test_options_trials_and_label():
     assert lrs.parent_params(3, seed=0) == lrs.options
     assert lrs.trial_count(3) == 4 and lrs.trial_points(3, seed=0) is None  # Optuna picks them
     assert lrs.balancer_options() == {}
-    assert lrs.label({"lr": 0.0012}) == "lr=0.0012" and lrs.label({"lr": 0.001234567}) == "lr=0.001235"
+    base = TrialBase.from_dict({"problem": {"name": "toy", "options": {"sigmas": [1, 2]}}, "training": {"lr": 0.5}})
+    trial = lrs.trial_config(base, {"lr": 0.0012})
+    assert trial.label == "lr=0.0012" and trial.training.lr == 0.0012 and trial.balancer.options == {}
+    assert lrs.trial_config(base, {"lr": 0.001234567}).label == "lr=0.001235"
     # a run of the equal method outside any search is still labelled as the plain equal search's
-    assert label_for_method("equal", {"lr": 0.1}) == "-"
+    assert label_for_method("equal", trial) == "-"
 
 
 @pytest.mark.parametrize("data, expected", [

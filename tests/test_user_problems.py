@@ -122,6 +122,8 @@ def test_spec_imports_the_problem_from_its_working_dir_for_the_task_names_only(c
     specs = tmp_path / "specs"
     specs.mkdir()
     (specs / "waves.yaml").write_text(yaml.safe_dump(dict(spec("s"), runtime_env={"working_dir": "../code"})))
+    import ray.runtime_env  # noqa: F401 - Ray's first import adds its own folder to sys.path, for good
+
     path_before = list(sys.path)
     loaded = load_spec(specs / "waves.yaml")
     assert loaded.task_names == ["low", "high"]
