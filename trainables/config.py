@@ -6,7 +6,6 @@ which MLflow keeps as the trial run's params, flattened with dots (``training.lr
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import typing
 from collections.abc import Mapping
@@ -16,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from gradnorm_core import Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
 from gradnorm_core import check_balancer_options, resolve_initial_losses
+
+from .config_errors import Bad, TrialConfigError, first_error, shown
 
 __all__ = ["MAX_SEED", "BalancerConfig", "ProblemConfig", "RunConfig", "TrainingConfig", "TrialBase", "TrialConfig",
            "TrialConfigError", "epochs_of", "label_of", "method_of", "search_of", "weights_of"]
@@ -33,24 +34,6 @@ _FIXES = {  # how to fix a bad training value, where TrainConfig's own message s
 }
 
 
-class TrialConfigError(ValueError):
-    """A trial's config is invalid: one line, ``"<key.path>: <what>; <fix>"``; ``at`` is the key
-    path (``("training", "lr")``), ``what`` and ``fix`` the two halves of the message."""
-
-    def __init__(self, what: str, fix: str = "", at: tuple[str | int, ...] = ()) -> None:
-        self.what, self.fix, self.at = " ".join(str(what).split()), " ".join(str(fix).split()), tuple(at)
-        path = ".".join(str(part) for part in self.at)
-        super().__init__(f"{path + ': ' if path else ''}{self.what}{'; ' + self.fix if self.fix else ''}")
-
-
-class _Bad(ValueError):
-    """Raised inside a validator: what is wrong, the fix, and where below the validated value."""
-
-    def __init__(self, what: str, fix: str, at: tuple[str | int, ...] = ()) -> None:
-        self.what, self.fix, self.at = what, fix, at
-        super().__init__(f"{what}; {fix}")
-
-
 class _Model(BaseModel):
     # strict: a bool is no number, a string no list; NaN and infinities are refused
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
@@ -62,16 +45,11 @@ class _Model(BaseModel):
         try:
             return cls.model_validate(config)
         except ValidationError as exc:
-            raise _first_error(exc, at) from None
+            raise first_error(exc, at, _FIXES, _keys_at) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The serialised form: nested plain values (what Tune's param space and MLflow get)."""
         return self.model_dump()
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class ProblemConfig(_Model):
@@ -90,7 +68,7 @@ class ProblemConfig(_Model):
             try:
                 json.dumps(value, allow_nan=False)
             except (TypeError, ValueError):
-                raise _Bad(f"{_shown(value)} is no JSON value ({type(value).__name__})",
+                raise Bad(f"{shown(value)} is no JSON value ({type(value).__name__})",
                            "give numbers (finite), strings, booleans, lists or mappings: they are the trial's "
                            "MLflow params (quote a date, e.g. '2024-05-01')", (key,)) from None
         return options
@@ -116,10 +94,10 @@ class BalancerConfig(_Model):
             checked = check_balancer_options(method, options)
         except ValueError as error:
             key = getattr(error, "option", None)
-            raise _Bad(error.what, error.fix, (key,) if key else ("method",)) from None
+            raise Bad(error.what, error.fix, (key,) if key else ("method",)) from None
         for key in REQUIRED.get(method, ()):
             if options.get(key) is None:
-                raise _Bad(f"method {method!r} needs {key}", f"give the trial's {key} (its search varies it)", (key,))
+                raise Bad(f"method {method!r} needs {key}", f"give the trial's {key} (its search varies it)", (key,))
         return {"method": method, **checked}
 
     @property
@@ -150,7 +128,7 @@ class _TrainingChecks(_Model):
             try:
                 torch.device(device)
             except (RuntimeError, TypeError, ValueError):
-                raise _Bad(f"unknown device {device!r}", _DEVICE_FIX, ("device",)) from None
+                raise Bad(f"unknown device {device!r}", _DEVICE_FIX, ("device",)) from None
         try:
             TrainConfig(**{**data, "device": "cpu"})
         except (TypeError, ValueError) as error:
@@ -159,10 +137,10 @@ class _TrainingChecks(_Model):
             what, fix = message, _FIXES.get(key or "", "fix the value")
             if key and message.startswith(f"{key}: ") and "; " in message:  # "<key>: <what>; <fix>"
                 what, fix = message[len(key) + 2:].split("; ", 1)
-            raise _Bad(what, fix, (key,) if key else ()) from None
+            raise Bad(what, fix, (key,) if key else ()) from None
         seed = data.get("seed", 0)
         if isinstance(seed, int) and seed > MAX_SEED:
-            raise _Bad(f"{seed} is above {MAX_SEED} (2**32 - 1), the largest seed NumPy and Optuna take",
+            raise Bad(f"{seed} is above {MAX_SEED} (2**32 - 1), the largest seed NumPy and Optuna take",
                        _FIXES["seed"], ("seed",))
         return data
 
@@ -274,50 +252,7 @@ def weights_of(config: Mapping[str, Any] | None) -> list[float] | None:
     return None if weights is None else list(weights)
 
 
-# -- errors ----------------------------------------------------------------------------------
-
-_EXPECTED = {"float_type": "a number", "int_type": "an integer", "int_from_float": "an integer",
-             "bool_type": "true or false", "string_type": "a string", "dict_type": "a mapping",
-             "model_type": "a mapping", "model_attributes_type": "a mapping", "list_type": "a list"}
-_FIX_OF = {"a number": "give a number", "an integer": "give a whole number", "true or false": "write true or false",
-           "a string": "give a string", "a mapping": "give a mapping", "a list": "give a list"}
-
-
-def _first_error(exc: ValidationError, at: tuple[str, ...] = ()) -> TrialConfigError:
-    """The one error to report, worded ``what; fix`` at its key path (below ``at``)."""
-    priority = {"extra_forbidden": 0, "missing": 1}
-    error = min(exc.errors(include_url=False), key=lambda e: priority.get(e["type"], 2))
-    kind, loc, value = error["type"], tuple(at) + tuple(error["loc"]), error.get("input")
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, _Bad):
-        return TrialConfigError(cause.what, cause.fix, loc + tuple(cause.at))
-    key = loc[-1] if loc else ""
-    fix = _FIXES.get(str(key), "fix the value") if loc[:1] == ("training",) else "fix the value"
-    if kind == "extra_forbidden":
-        section = {"training": "training key", "problem": "problem key", "run": "run key"}.get(str(loc[0]), "key")
-        known = _known_keys(loc[:-1])
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return TrialConfigError(f"unknown {section} {key!r}", f"{hint}accepted: {', '.join(known)}", loc)
-    if kind == "missing":
-        return TrialConfigError("missing", "add it", loc)
-    if kind == "finite_number":
-        return TrialConfigError(f"expected a finite number, got {value!r}", fix, loc)
-    if kind in _EXPECTED:
-        expected = _EXPECTED[kind]
-        return TrialConfigError(f"expected {expected}, got {_shown(value)}",
-                                fix if fix != "fix the value" else _FIX_OF[expected], loc)
-    bound = next(iter((error.get("ctx") or {}).values()), None)
-    if kind in ("greater_than", "greater_than_equal"):
-        return TrialConfigError(f"must be {'>' if kind == 'greater_than' else '>='} {bound}, got {_shown(value)}",
-                                fix, loc)
-    if kind == "too_short":
-        return TrialConfigError("must not be empty", fix, loc)
-    return TrialConfigError(f"{error['msg'][:1].lower()}{error['msg'][1:]}, got {_shown(value)}", fix, loc)
-
-
-def _known_keys(loc: tuple) -> list[str]:
+def _keys_at(loc: tuple) -> list[str]:
     models = {(): TrialConfig, ("problem",): ProblemConfig, ("training",): TrainingConfig, ("run",): RunConfig}
     model = models.get(tuple(loc))
     return list(model.model_fields) if model is not None else []
-

@@ -13,7 +13,7 @@ from .base import Balancer, VectorOptimizer, check_positive
 from .initial_losses import CHANCE, FIRST_STEP
 from .linear_fast_path import LinearTaskGradients
 from .registry import register
-from .shared_layer import resolve_shared_layer, takes_fast_path
+from .shared_layer import build_on_shared_layer
 
 
 @register("gradnorm")
@@ -72,6 +72,8 @@ class GradNorm(Balancer):
     """
 
     MODEL_ARGUMENTS = ("shared_params",)
+    #: W is the model's module at ``shared_layer``; the fast path where it applies
+    build = classmethod(build_on_shared_layer)
 
     def __init__(
         self,
@@ -98,16 +100,6 @@ class GradNorm(Balancer):
         self.initial_losses = self._check_initial_losses(initial_losses)
         self.last_norms: torch.Tensor | None = None
         self._fast: LinearTaskGradients | None = None
-
-    @classmethod
-    def build(cls, num_tasks: int, model: nn.Module | None = None, shared_layer: str | None = None,
-              **options: Any) -> "GradNorm":
-        """GradNorm with W the module of ``model`` at ``shared_layer`` (None: the model's
-        ``last_shared_layer``), on the fast path where it applies (:func:`.takes_fast_path`)."""
-        module = resolve_shared_layer(model, shared_layer)
-        if takes_fast_path(model, module):
-            return cls.for_linear(module, num_tasks, **options)
-        return cls(module.parameters(), num_tasks, **options)
 
     @classmethod
     def for_linear(cls, shared_linear: nn.Linear, num_tasks: int, **kwargs: Any) -> "GradNorm":

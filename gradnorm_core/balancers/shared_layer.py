@@ -1,9 +1,9 @@
-"""GradNorm's shared layer W, named by its module path in the model, and whether it takes the
-single-backward fast path."""
+"""GradNorm's shared layer W, named by its module path in the model, and the GradNorm built on it."""
 
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from torch import nn
 
@@ -54,3 +54,14 @@ def takes_fast_path(model: nn.Module, module: nn.Module) -> bool:
     trunk = getattr(model, "trunk", model)
     in_trunk = isinstance(trunk, nn.Module) and any(m is module for m in trunk.modules())
     return isinstance(module, nn.Linear) and accepts_branch(model) and in_trunk
+
+
+def build_on_shared_layer(cls: Any, num_tasks: int, model: nn.Module | None = None, shared_layer: str | None = None,
+                          **options: Any) -> Any:
+    """``GradNorm.build``: GradNorm (``cls``) with W the module of ``model`` at ``shared_layer``
+    (:func:`resolve_shared_layer`), on the fast path (``cls.for_linear``) where
+    :func:`takes_fast_path` says it applies, else the exact plain path."""
+    module = resolve_shared_layer(model, shared_layer)
+    if takes_fast_path(model, module):
+        return cls.for_linear(module, num_tasks, **options)
+    return cls(module.parameters(), num_tasks, **options)

@@ -14,6 +14,7 @@ from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, spec_error
 from .problem import ProblemSpec
 from .runtime_env import check_runtime_env, code_on_path
 from .training import check_training
+from .trials import check_trials, fits
 from .yamlfile import read_spec_file
 
 if TYPE_CHECKING:
@@ -95,8 +96,8 @@ class SweepSpec(SpecModel):
 
     @field_validator("name")
     @classmethod
-    def _name_fits(cls, value: str) -> str:
-        return _fits("sweep", value)
+    def _namefits(cls, value: str) -> str:
+        return fits("sweep", value)
 
     @field_validator("runtime_env", mode="plain")
     @classmethod
@@ -122,7 +123,7 @@ class SweepSpec(SpecModel):
                 f"expected a non-empty string, got {describe(value)}",
                 f"give an MLflow experiment name, or leave it out for {default!r}",
             )
-        return _fits("experiment", value)
+        return fits("experiment", value)
 
     @field_validator("training", mode="plain")
     @classmethod
@@ -188,28 +189,7 @@ class SweepSpec(SpecModel):
 
     @model_validator(mode="after")
     def _trials_valid(self) -> SweepSpec:
-        """Every trial's config passes the trial's own checks before anything starts: the part
-        all trials share, each search's first trial, and the seeds of its repeats."""
-        from trainables import MAX_SEED, TrialConfigError
-
-        try:
-            base = self.trial_base()
-        except TrialConfigError as error:
-            raise problem(error.what, error.fix, error.at) from None
-        seed = int(self.training["seed"])
-        for search in self.searches:
-            at = ("searches", search.name)
-            if seed + search.repeats - 1 > MAX_SEED:
-                raise problem(f"is {search.repeats}: with training.seed {seed} its last repeat's seed would be "
-                              f"{seed + search.repeats - 1}, above {MAX_SEED} (the largest NumPy and Optuna take)",
-                              f"lower training.seed to at most {MAX_SEED - search.repeats + 1}", (*at, "repeats"))
-            points = search.trial_points(self.num_tasks, seed)
-            try:
-                for point in points[:1] if points else ():
-                    search.trial_config(base, point, search.repeats - 1)
-            except TrialConfigError as error:
-                raise problem(f"its trials' {'.'.join(map(str, error.at))}: {error.what}", error.fix or "fix the value",
-                              at) from None
+        check_trials(self)
         return self
 
     def trial_base(self, checkpoint_seconds: float = 0.0) -> TrialBase:
@@ -278,16 +258,6 @@ class SweepSpec(SpecModel):
         raw = copy.deepcopy(self.raw)
         raw["runtime_env"] = {**(raw.get("runtime_env") or {}), **overrides}
         return parse_spec(raw, self.source, base_dir=Path.cwd())
-
-
-def _fits(kind: str, name: str) -> str:
-    """``name`` if every MLflow name and file name derived from it fits (:mod:`trainables.limits`)."""
-    from trainables.limits import name_problem
-
-    found = name_problem(kind, name)
-    if found is not None:
-        raise problem(*found)
-    return name
 
 
 def parse_spec(data: Any, source: str = "<spec>", base_dir: str | Path | None = None) -> SweepSpec:
