@@ -124,7 +124,8 @@ def balancer_step(name: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
 
     def make(model: MultiHeadNet, problem: ToyRegression) -> Step:
         balancer = make_balancer(name, problem.num_tasks, model=model)
-        return _training_step(model, problem, balancer.backward, branch=getattr(balancer, "branch", None))
+        return _training_step(model, problem, balancer.backward,
+                              branch=balancer.branch if balancer.uses_branch else None)
 
     return make
 

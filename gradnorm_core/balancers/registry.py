@@ -57,7 +57,8 @@ def register(name: str) -> Callable[[B], B]:
         if not (inspect.isclass(cls) and issubclass(cls, Balancer)):
             raise TypeError(f"register({name!r}) decorates a Balancer subclass, got {cls!r}")
         taken = BALANCERS.get(name)
-        if taken is not None and taken.__qualname__ != cls.__qualname__:  # (a module reloaded: the same)
+        same = taken is not None and (taken.__module__, taken.__qualname__) == (cls.__module__, cls.__qualname__)
+        if taken is not None and not same:  # (the same class again: its module was reloaded)
             raise ValueError(f"balancer name {name!r} is taken by {taken.__qualname__}; "
                              f"register {cls.__qualname__} under another name")
         BALANCERS[name] = cls
