@@ -44,7 +44,11 @@ def trial_config(base: TrialBase, search: SearchType, point: dict[str, Any], rep
 @dataclass
 class _Group:
     """One configuration a learning searcher picked, trained ``repeats`` times; the searcher
-    hears of it once, under its first trial's id, with the mean of the repeats' results."""
+    hears of it once, under its first trial's id, with the mean of the repeats' results (an
+    error only if every repeat failed). Ray's ``Repeater`` does not do this: it forwards the
+    ``error`` flag of whichever repeat ends last and averages failed repeats in as NaN, and it
+    repeats one wrapped searcher, while here the grids' and the recommended static trial's
+    repeats (seed + k) come from the same ledger."""
 
     key: str
     point: dict[str, Any]

@@ -113,8 +113,9 @@ CASES = {
                                   "comparison run's metric keys <search>/<metric> would be 293, above 250; shorten it "
                                   "to at most 217 characters"),
     "600-character experiment": (changed("experiment", "e" * 600),
-                                 f"experiment: experiment name 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee...' is 600 "
-                                 f"characters long: MLflow's experiment name would be 600, above {MAX_EXPERIMENT_NAME}"),
+                                 "experiment: experiment name 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee...' is 600 "
+                                 "characters long: MLflow's experiment name would be 600, "
+                                 f"above {MAX_EXPERIMENT_NAME}"),
     "a date in problem.options": (changed("problem.options.start", "DATE"),
                                   "problem.options.start: datetime.date(2024, 5, 1) is no JSON value (date); give "
                                   "numbers (finite), strings, booleans, lists or mappings"),

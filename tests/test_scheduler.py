@@ -102,7 +102,7 @@ def test_bad_scheduler_options_give_one_line_naming_the_field(scheduler, search,
 
 
 def trial(trial_id: str, search: str) -> SimpleNamespace:
-    return SimpleNamespace(trial_id=trial_id, config={"search": search, "epochs": EPOCHS})
+    return SimpleNamespace(trial_id=trial_id, config={"search": search, "training": {"epochs": EPOCHS}})
 
 
 def asha_on(*searches: str) -> SweepScheduler:
@@ -158,11 +158,11 @@ def test_state_survives_the_experiment_checkpoint_and_restore():
 
 
 def test_stopped_early_means_ended_by_the_scheduler_before_the_last_epoch():
-    assert stopped_early({"epochs": 6}, {"epoch": 2, "done": True})
-    assert not stopped_early({"epochs": 6}, {"epoch": 6, "done": True})  # its natural end
-    assert not stopped_early({"epochs": 6}, {"epoch": 2, "done": False})  # interrupted: resume continues it
-    assert not stopped_early({"epochs": 6}, {})  # never reported
-    assert not stopped_early({"epochs": 6}, None)
+    assert stopped_early({"training": {"epochs": 6}}, {"epoch": 2, "done": True})
+    assert not stopped_early({"training": {"epochs": 6}}, {"epoch": 6, "done": True})  # its natural end
+    assert not stopped_early({"training": {"epochs": 6}}, {"epoch": 2, "done": False})  # interrupted: resumed
+    assert not stopped_early({"training": {"epochs": 6}}, {})  # never reported
+    assert not stopped_early({"training": {"epochs": 6}}, None)
 
 
 # -- a real sweep ---------------------------------------------------------------------------------

@@ -304,3 +304,13 @@ def test_module_of_each_type_is_importable_alone():
     for kind in SEARCH_TYPES:
         module = importlib.import_module(f"sweeps.searches.{kind}")
         assert SEARCH_TYPES[kind] in vars(module).values()
+
+
+def test_every_name_the_packages_export_exists():
+    import sweeps
+    import trainables
+
+    for package in (sweeps, trainables):
+        missing = [name for name in package.__all__ if not hasattr(package, name)]
+        assert not missing, (package.__name__, missing)
+    assert "start_ray" not in sweeps.__all__  # it lives in sweeps.session
