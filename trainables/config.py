@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from gradnorm_core import Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
-from gradnorm_core import check_balancer_options, resolve_initial_losses
+from gradnorm_core import BalancerOptionError, check_balancer_options, resolve_initial_losses
 
 from .config_errors import Bad, TrialConfigError, first_error, shown
 
@@ -92,9 +92,8 @@ class BalancerConfig(_Model):
         method, options = data["method"], {k: v for k, v in data.items() if k != "method"}
         try:
             checked = check_balancer_options(method, options)
-        except ValueError as error:
-            key = getattr(error, "option", None)
-            raise Bad(error.what, error.fix, (key,) if key else ("method",)) from None
+        except BalancerOptionError as error:
+            raise Bad(error.what, error.fix, (error.option,) if error.option else ("method",)) from None
         for key in REQUIRED.get(method, ()):
             if options.get(key) is None:
                 raise Bad(f"method {method!r} needs {key}", f"give the trial's {key} (its search varies it)", (key,))
@@ -176,9 +175,9 @@ class TrialConfig(TrialBase):
     how the trial runs, and its search's bookkeeping. Serialised (:meth:`to_dict`)::
 
         {"problem": {"name": "multidigits", "options": {"num_train": 4000}, "shared_layer": None},
-         "balancer": {"method": "gradnorm", "alpha": 1.5, "lr": 0.025, "initial_losses": "chance"},
-         "training": {"epochs": 15, "batch_size": 64, "lr": 0.002, "seed": 0, ...},
+         "training": {"epochs": 15, "batch_size": 64, "lr": 0.002, "seed": 0, ...},  # every TrainConfig field
          "run": {"checkpoint_seconds": 10.0},
+         "balancer": {"method": "gradnorm", "alpha": 1.5, "lr": 0.025, "initial_losses": "chance"},
          "search": "gradnorm", "label": "alpha=1.5, L0=chance", "repeat": None}
 
     One word per concept: ``training.lr`` is the network's learning rate, ``balancer.lr`` the
@@ -189,8 +188,8 @@ class TrialConfig(TrialBase):
     A value's path from the spec to the balancer, alpha for one: ``searches.gn.alpha: {low, high}``
     in the YAML -> :class:`sweeps.searches.GradNormSearch` (``alpha: AlphaRange``) -> Optuna's space
     (``tune.uniform(low, high)``, drawn by the search's own searcher in
-    :class:`sweeps.searcher.SweepSearcher`) -> ``GradNormSearch.trial_config`` puts the drawn value at
-    ``balancer.alpha`` of this config -> Tune's param space (:meth:`to_dict`) -> the trainable's
+    :class:`sweeps.searcher.SweepSearcher`) -> the search's ``trial_config`` (``point_balancer``) puts
+    the drawn value at ``balancer.alpha`` of this config -> Tune's param space (:meth:`to_dict`) -> the trainable's
     ``TrialConfig.from_dict`` -> :meth:`build`: ``make_balancer("gradnorm", T, model=...,
     alpha=...)`` -> ``GradNorm.alpha``; MLflow keeps it as the param ``balancer.alpha``. GradNorm's
     weight learning rate goes the same way from ``searches.gn.weight_lr`` to ``balancer.lr``, and

@@ -43,9 +43,9 @@ class BalancerOptionError(ValueError):
     """An unknown method, or an option a method does not take, lacks or cannot use; one line,
     ``"<what>; <fix>"``. ``option`` is the option at fault (None: the method itself)."""
 
-    def __init__(self, what: str, fix: str, option: str | None = None) -> None:
+    def __init__(self, what: str, fix: str = "", option: str | None = None) -> None:
         self.what, self.fix, self.option = what, fix, option
-        super().__init__(f"{what}; {fix}")
+        super().__init__(f"{what}; {fix}" if fix else what)  # (unpickled: the whole line as ``what``)
 
 
 def register(name: str) -> Callable[[B], B]:
