@@ -35,6 +35,7 @@ from trainables import (
     finish_run,
     is_local_store,
     log_epoch,
+    logs_of,
     metric_history,
     redact,
     start_train_run,
@@ -57,7 +58,8 @@ CONFIGS = [
     GRADNORM,
     trial({"method": "static", "weights": [1.0, 0.5, 2.0]}, search="grid", label="weights=[1, 0.5, 2]"),
     trial({"method": "gradnorm", "alpha": 0.0, "lr": 0.025, "optimizer": "adam"},
-          training={"weight_decay": 1e-4, "device": "auto"}, run={"checkpoint_seconds": 10.0}, repeat=2),
+          training={"weight_decay": 1e-4, "device": "auto"}, run={"checkpoint_seconds": 10.0, "logs": "/s/logs"},
+          repeat=2),
     trial({"method": "equal"}, problem="paper_toy",
           options={"tasks": 2, "sigmas": [1, 100], "noise": None, "flag": True, "name": "1", "deep": {"a": [1, 2]},
                    "empty": {}}),
@@ -106,6 +108,7 @@ def test_params_are_the_config_flattened_with_dots_at_every_depth():
     # a dict with a dotted key cannot be flattened and read back: one JSON param
     assert encode_params(CONFIGS[4])["problem.options"] == '{"a.b": 1, "c": 2}'
     assert encode_params(CONFIGS[2])["balancer.lr"] == "0.025" and encode_params(CONFIGS[2])["repeat"] == "2"
+    assert encode_params(CONFIGS[2])["run.logs"] == "/s/logs" and logs_of(CONFIGS[2]) == "/s/logs"
     for config in CONFIGS[:3]:
         assert TrialConfig.from_dict(decode_params(encode_params(config))) == TrialConfig.from_dict(config)
     # the "varied" param beside a trial's config is not part of it

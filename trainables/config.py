@@ -19,7 +19,8 @@ from gradnorm_core import BalancerOptionError, check_balancer_options, resolve_i
 from .config_errors import Bad, TrialConfigError, first_error, shown
 
 __all__ = ["MAX_SEED", "BalancerConfig", "ProblemConfig", "RunConfig", "TrainingConfig", "TrialBase", "TrialConfig",
-           "TrialConfigError", "epochs_of", "label_of", "method_of", "search_of", "weights_of"]
+           "TrialConfigError", "epochs_of", "label_of", "logs_of", "method_of", "search_of",
+           "weights_of"]
 
 #: The largest seed: NumPy's generators and Optuna's samplers take seeds below 2**32.
 MAX_SEED = 2**32 - 1
@@ -107,9 +108,12 @@ class BalancerConfig(_Model):
 
 class RunConfig(_Model):
     """How the trial runs, not what it trains: the trainable reads it, the training never sees it.
-    ``checkpoint_seconds``: checkpoint at most this often, and at the last epoch (0: every epoch)."""
+    ``checkpoint_seconds``: checkpoint at most this often, and at the last epoch (0: every epoch);
+    ``logs``: where the trial's log and failure record go, the sweep's logs folder (a path or URI;
+    None: the trial's own directory)."""
 
     checkpoint_seconds: float = Field(0.0, ge=0)
+    logs: str | None = Field(None, min_length=1)
 
 
 class _TrainingChecks(_Model):
@@ -243,6 +247,13 @@ def method_of(config: Mapping[str, Any] | None) -> str | None:
 def epochs_of(config: Mapping[str, Any] | None) -> int | None:
     """The epochs the trial trains (None if the config does not say)."""
     return ((config or {}).get("training") or {}).get("epochs")
+
+
+def logs_of(config: Mapping[str, Any] | None) -> str | None:
+    """Where the trial's log and failure record go (None: its own directory); readable before the
+    config is validated, as a trial that fails on its config still records why."""
+    logs = ((config or {}).get("run") or {}).get("logs")
+    return logs if isinstance(logs, str) and logs else None
 
 
 def weights_of(config: Mapping[str, Any] | None) -> list[float] | None:

@@ -192,14 +192,14 @@ class SweepSpec(SpecModel):
         check_trials(self)
         return self
 
-    def trial_base(self, checkpoint_seconds: float = 0.0) -> TrialBase:
+    def trial_base(self, checkpoint_seconds: float = 0.0, logs: str | None = None) -> TrialBase:
         """What every trial of this sweep shares (:class:`trainables.TrialBase`): the problem, the
-        training, and how trials run; each search adds its balancer (``search.trial_config``).
-        A bad ``checkpoint_seconds`` raises :class:`trainables.TrialConfigError`."""
+        training, and how trials run (``checkpoint_seconds``, the ``logs`` folder); each search adds
+        its balancer (``search.trial_config``). A bad value raises :class:`trainables.TrialConfigError`."""
         from trainables import TrialBase
 
         return TrialBase.from_dict({"problem": self.problem.model_dump(), "training": self.training,
-                                    "run": {"checkpoint_seconds": checkpoint_seconds}})
+                                    "run": {"checkpoint_seconds": checkpoint_seconds, "logs": logs}})
 
     def __eq__(self, other: object) -> bool:  # raw is how it was written, not what it says
         if not isinstance(other, SweepSpec):
