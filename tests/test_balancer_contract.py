@@ -73,6 +73,8 @@ def step(model: MultiHeadNet, balancer: Balancer, batch, index: int) -> list[tor
     with torch.no_grad():
         for p in model.parameters():
             p -= 0.01 * p.grad
+        if getattr(balancer, "wants_losses_after_step", False):  # as the training loop gives them
+            balancer.after_step(task_losses(model, balancer, batch))
     if index % 2 == 1:
         balancer.end_epoch()
     return grads

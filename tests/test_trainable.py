@@ -169,6 +169,33 @@ def test_config_errors_are_one_line(config, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_balancer_option_the_problem_gives_is_filled_in_by_the_trial(monkeypatch):
+    """A method that takes ``kinds`` gets the problem's task kinds, unless the config gives them."""
+    from gradnorm_core import BALANCERS, EqualWeights, register
+    from gradnorm_core.problems import MultiDigits
+
+    @register("kinds_for_a_test")
+    class Kinds(EqualWeights):
+        def __init__(self, num_tasks: int, kinds: list[str] | None = None) -> None:
+            super().__init__(num_tasks)
+            self.kinds = kinds
+
+        @classmethod
+        def build(cls, num_tasks, model=None, shared_layer=None, **options):
+            return cls(num_tasks, **options)
+
+    monkeypatch.setattr(MultiDigits, "task_kinds", lambda self: ["classification", "classification", "regression"],
+                        raising=False)
+    try:
+        _, _, balancer = TrialConfig.from_dict(dict(BASE, balancer={"method": "kinds_for_a_test"})).build()
+        assert balancer.kinds == ["classification", "classification", "regression"]
+        given = dict(BASE, balancer={"method": "kinds_for_a_test", "kinds": ["a", "b", "c"]})
+        assert TrialConfig.from_dict(given).build()[2].kinds == ["a", "b", "c"]
+        assert not hasattr(TrialConfig.from_dict(BASE).build()[2], "kinds")  # GradNorm takes none
+    finally:
+        del BALANCERS["kinds_for_a_test"]
+
+
 def test_trainable_runs_without_ray_session_for_bad_config():
     with pytest.raises(TrialConfigError):
         train_trial(changed(BASE, balancer={"method": "nope"}))

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from gradnorm_core import Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
-from gradnorm_core import BalancerOptionError, check_balancer_options, resolve_initial_losses
+from gradnorm_core import METHODS, BalancerOptionError, check_balancer_options, resolve_initial_losses
 
 from .config_errors import Bad, TrialConfigError, first_error, shown
 
@@ -27,6 +27,9 @@ MAX_SEED = 2**32 - 1
 #: Options a trial must state for its method (the hyperparameter its search varies; the library's
 #: default would hide a search that lost its value on the way).
 REQUIRED = {"gradnorm": ("alpha",)}
+#: Balancer options a trial fills in from its problem when its config leaves them out, for any
+#: method that takes them (by option name, never by method).
+FROM_PROBLEM = {"kinds": lambda problem: list(problem.task_kinds())}
 _DEVICE_FIX = "use 'auto', 'cpu' or 'cuda[:N]'"
 _FIXES = {  # how to fix a bad training value, where TrainConfig's own message says no more
     "epochs": "give a whole number of epochs, e.g. 8", "batch_size": "give a whole batch size, e.g. 64",
@@ -192,10 +195,10 @@ class TrialConfig(TrialBase):
     A value's path from the spec to the balancer, alpha for one: ``searches.gn.alpha: {low, high}``
     in the YAML -> :class:`sweeps.searches.GradNormSearch` (``alpha: AlphaRange``) -> Optuna's space
     (``tune.uniform(low, high)``, drawn by the search's own searcher in
-    :class:`sweeps.searcher.SweepSearcher`) -> the search's ``trial_config`` (``point_balancer``) puts
-    the drawn value at ``balancer.alpha`` of this config -> Tune's param space (:meth:`to_dict`) -> the trainable's
-    ``TrialConfig.from_dict`` -> :meth:`build`: ``make_balancer("gradnorm", T, model=...,
-    alpha=...)`` -> ``GradNorm.alpha``; MLflow keeps it as the param ``balancer.alpha``. GradNorm's
+    :class:`sweeps.searcher.SweepSearcher`) -> the search's ``trial_config`` (``point_balancer``)
+    puts the drawn value at ``balancer.alpha`` of this config -> Tune's param space
+    (:meth:`to_dict`) -> the trainable's ``TrialConfig.from_dict`` -> :meth:`build`:
+    ``make_balancer("gradnorm", T, model=..., alpha=...)`` -> ``GradNorm.alpha``; MLflow keeps it as the param ``balancer.alpha``. GradNorm's
     weight learning rate goes the same way from ``searches.gn.weight_lr`` to ``balancer.lr``, and
     ``equal_lr``'s drawn learning rate to ``training.lr``.
     """
@@ -215,6 +218,9 @@ class TrialConfig(TrialBase):
                 initial = resolve_initial_losses(options.pop("initial_losses"), problem)
                 if initial is not None:
                     options["initial_losses"] = initial
+            for key, fill in FROM_PROBLEM.items():  # what the method takes from the problem itself
+                if key in METHODS[self.balancer.method] and key not in options:
+                    options[key] = fill(problem)
             shared_layer = self.problem.shared_layer if self.problem.shared_layer is not None else problem.shared_layer
             balancer = make_balancer(self.balancer.method, problem.num_tasks, model=model,
                                      shared_layer=shared_layer, **options)
