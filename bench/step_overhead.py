@@ -134,7 +134,8 @@ def balancer_step(spec: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
     def make(model: MultiHeadNet, problem: ToyRegression) -> Step:
         balancer = make_balancer(name, problem.num_tasks, model=model, **options)
         after_step = balancer.after_step if balancer.wants_losses_after_step else None
-        return _training_step(model, problem, balancer.backward, getattr(balancer, "branch", None), after_step)
+        return _training_step(model, problem, balancer.backward,
+                              balancer.branch if balancer.uses_branch else None, after_step)
 
     return make
 

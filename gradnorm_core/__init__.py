@@ -9,9 +9,11 @@
 """
 
 from .balancers import (
+    BALANCERS,
     INITIAL_LOSS_RULES,
     METHODS,
     Balancer,
+    BalancerOptionError,
     DynamicWeightAverage,
     EqualWeights,
     FAMO,
@@ -22,7 +24,9 @@ from .balancers import (
     ScaleInvariant,
     StaticWeights,
     UncertaintyWeighting,
+    check_balancer_options,
     make_balancer,
+    register,
     resolve_initial_losses,
     resolve_shared_layer,
 )
@@ -34,12 +38,14 @@ from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, ch
 from .training import EpochRecord, TrainConfig, Training, fit
 
 __all__ = [
+    "BALANCERS",
     "INITIAL_LOSS_RULES",
     "METHODS",
     "PROBLEMS",
     "TASK_KINDS",
     "Balancer",
     "BinaryErrorRate",
+    "BalancerOptionError",
     "DynamicWeightAverage",
     "EpochRecord",
     "EqualWeights",
@@ -66,12 +72,14 @@ __all__ = [
     "chance_cross_entropy",
     "chance_mse",
     "default_cache_dir",
+    "check_balancer_options",
     "fit",
     "higher_is_better",
     "make_balancer",
     "make_problem",
     "map_array",
     "problem_tasks",
+    "register",
     "resolve_shared_layer",
     "resolve_initial_losses",
     "seeded_init",

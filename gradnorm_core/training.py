@@ -161,9 +161,9 @@ class Training:
         self.shuffle = torch.Generator().manual_seed(self.config.seed)
         self.epoch = 0
         self.elapsed_seconds = 0.0
-        # branch= only where the model takes it (MultiHeadNet) and the balancer has one
-        self._branch = getattr(balancer, "branch", None) if accepts_branch(self.model) else None
-        if getattr(balancer, "uses_branch", False) and self._branch is None:
+        # branch= only for a balancer that declares it needs it (GradNorm's Linear fast path)
+        self._branch = balancer.branch if balancer.uses_branch else None
+        if self._branch is not None and not accepts_branch(self.model):
             raise ValueError(
                 f"balancer {type(balancer).__name__} reads the trunk's output through branch=, which "
                 "needs a model whose forward takes branch= (MultiHeadNet); for GradNorm on another "

@@ -21,7 +21,6 @@ _EXPORTS = {
     "SweepInterrupted": "state",
     "run_sweep": "runner",
     "resume_sweep": "runner",
-    "start_ray": "runner",
     "RECOMMENDED": "searcher",
     "SweepSearcher": "searcher",
     "build_comparison": "comparison",

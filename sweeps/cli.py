@@ -84,14 +84,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .session import tracking_client
     from .searches import label_for_method
 
-    config = {"problem": args.problem, "method": args.method, "epochs": args.epochs,
-              "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed, "device": args.device}
-    if args.alpha is not None:
-        config["alpha"] = args.alpha
-    if args.weights is not None:
-        config["weights"] = args.weights
-    config["label"] = label_for_method(args.method, config)
-    trial = TrialConfig.from_dict(config)
+    balancer = {"method": args.method} | ({"alpha": args.alpha} if args.alpha is not None else {}) | (
+        {"weights": args.weights} if args.weights is not None else {})
+    trial = TrialConfig.from_dict({
+        "problem": {"name": args.problem}, "balancer": balancer,
+        "training": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                     "device": args.device}})
+    trial = trial.model_copy(update={"label": label_for_method(args.method, trial)})
+    config = trial.to_dict()
     problem, training = trial.start()
     tracking_uri = args.tracking_uri or default_tracking_uri()
     client = run_id = None

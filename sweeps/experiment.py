@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from trainables import CHECKPOINT_SECONDS, LOGS, train_trial
+from trainables import train_trial
 
 from .events import Relay
 from .scheduler import SchedulerState, SweepScheduler
@@ -51,9 +51,8 @@ def _tuner(state: SweepState, spec: SweepSpec, max_failures: int, checkpoint_sec
         # unfinished trials from their checkpoints; trials Tune gave up on get another chance
         return tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
     totals = trial_totals(spec)
-    base = {**spec.problem.trial_keys, **spec.training, CHECKPOINT_SECONDS: checkpoint_seconds,
-            LOGS: str(state.logs_dir)}
-    searcher = SweepSearcher(spec.searches, base, spec.task_names, int(spec.training["seed"]), recommend_from(spec))
+    searcher = SweepSearcher(spec.searches, spec.trial_base(checkpoint_seconds, logs=str(state.logs_dir)),
+                             spec.task_names, int(spec.training["seed"]), recommend_from(spec))
     callbacks: list[tune.Callback] = [Relay(state.sweep_id)]
     scheduler = make_scheduler(spec)
     if scheduler is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from trainables import REPEAT, is_marker
+from trainables import TrialBase, is_marker
 
 from .searches import SearchType, StaticSearch
 
@@ -34,26 +34,21 @@ RECOMMENDED_TYPE = StaticSearch.type_name()
 AVERAGE_WEIGHT = "avg_weight/"  # the trainable's running time-average of the step-mean weights
 
 
-def trial_config(base: dict[str, Any], search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
-    """The full config of one trial: the sweep's problem and training, the search's method and
-    fixed options, the point it varies, and the search's label for that point. With
-    ``repeats > 1``, repeat ``k`` trains with the sweep's seed + k and says so in ``repeat``."""
-    varied = search.point_config(point)
-    varied_options = varied.pop("method_options", {})
-    options = {key: value for key, value in search.balancer_options().items()
-               if key not in varied and key not in varied_options} | varied_options
-    config = {**base, "search": search.name, "method": search.method, "method_options": options, **varied}
-    if search.repeats > 1:
-        config["seed"] = int(base.get("seed", 0)) + repeat
-        config[REPEAT] = repeat
-    config["label"] = search.label(config)
-    return config
+def trial_config(base: TrialBase, search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
+    """What Tune gets as one trial's config: the search's :meth:`~SearchType.trial_config` of the
+    point (the sweep's problem, training and run, the search's balancer and the point, its label;
+    repeat ``k`` of a search with repeats trains with the sweep's seed + k), serialised."""
+    return search.trial_config(base, point, repeat).to_dict()
 
 
 @dataclass
 class _Group:
     """One configuration a learning searcher picked, trained ``repeats`` times; the searcher
-    hears of it once, under its first trial's id, with the mean of the repeats' results."""
+    hears of it once, under its first trial's id, with the mean of the repeats' results (an
+    error only if every repeat failed). Ray's ``Repeater`` does not do this: it forwards the
+    ``error`` flag of whichever repeat ends last and averages failed repeats in as NaN, and it
+    repeats one wrapped searcher, while here the grids' and the recommended static trial's
+    repeats (seed + k) come from the same ledger."""
 
     key: str
     point: dict[str, Any]
@@ -158,10 +153,10 @@ class _Ledger:
 class SweepSearcher(Searcher):
     """Tune's search algorithm for a whole sweep (see the module docstring)."""
 
-    def __init__(self, searches: list[SearchType], base: dict[str, Any], task_names: list[str], seed: int,
+    def __init__(self, searches: list[SearchType], base: TrialBase, task_names: list[str], seed: int,
                  recommend_from: str | None, metric: str = "best_score", mode: str = "min") -> None:
         super().__init__(metric=metric, mode=mode)
-        self.base = dict(base)
+        self.base = base
         self.task_names = list(task_names)
         first = [s for s in searches if s.name == recommend_from]
         ordered = first + [s for s in searches if s.name != recommend_from]

@@ -279,15 +279,15 @@ def test_resolve_accepts_lists_tuples_and_1d_arrays():
     assert resolve_initial_losses(None, problem) is None
 
 
-TRIAL = dict(problem="multidigits", problem_options={"num_train": 192, "num_val": 64, "num_test": 64},
-             method="gradnorm", alpha=1.5, epochs=1, batch_size=64, lr=2e-3, seed=4, device="cpu")
+TRIAL = {"problem": {"name": "multidigits", "options": {"num_train": 192, "num_val": 64, "num_test": 64}},
+         "training": {"epochs": 1, "batch_size": 64, "lr": 2e-3, "seed": 4, "device": "cpu"}}
 
 
-def trial(initial_losses=None, **changes):
-    config = dict(TRIAL, **changes)
+def trial(initial_losses=None, balancer=None):
+    balancer = dict(balancer or {"method": "gradnorm", "alpha": 1.5})
     if initial_losses is not None:
-        config["method_options"] = {"initial_losses": initial_losses}
-    return TrialConfig.from_dict(config)
+        balancer["initial_losses"] = initial_losses
+    return TrialConfig.from_dict(dict(TRIAL, balancer=balancer))
 
 
 def run_epoch(config: TrialConfig):
@@ -351,7 +351,12 @@ def test_bad_values_are_one_line_trial_errors(value):
     with pytest.raises(TrialConfigError) as error:
         trial(value).build()
     message = str(error.value)
-    assert message == f"initial_losses: must be 'first_step', 'chance' or a list of 3 numbers, got {value!r}"
+    # a value of the wrong type is refused by the trial config's check of GradNorm's options, a list
+    # of the wrong length when the trial builds its problem: both name the option and what it takes
+    assert message in (
+        f"initial_losses: must be 'first_step', 'chance' or a list of 3 numbers, got {value!r}",
+        f"balancer.initial_losses: option 'initial_losses' of method 'gradnorm' is {value!r}; give a list of "
+        "finite numbers or a tensor or one of 'first_step', 'chance' or None")
     assert "\n" not in message
 
 
@@ -365,7 +370,7 @@ def test_an_explicit_list_still_works_and_gradnorm_checks_its_signs():
 
 def test_other_methods_still_refuse_initial_losses():
     with pytest.raises(TrialConfigError, match="method 'equal' takes no option 'initial_losses'"):
-        trial("chance", method="equal", alpha=None).build()
+        trial("chance", balancer={"method": "equal"}).build()
 
 
 # --- python -m gradnorm_core -----------------------------------------------------------------

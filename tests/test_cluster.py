@@ -134,7 +134,8 @@ def assert_every_trial_once_and_complete(client: MlflowClient, name: str) -> lis
     trial_ids = Counter(run.data.tags[TRIAL_ID] for run in runs)
     assert len(runs) == TRIALS and max(trial_ids.values()) == 1, trial_ids
     assert Counter(run.data.tags[SEARCH] for run in runs) == {"gradnorm": len(ALPHAS), "equal": 1}
-    assert sorted(float(run.data.params["alpha"]) for run in runs if "alpha" in run.data.params) == ALPHAS
+    assert sorted(float(run.data.params["balancer.alpha"]) for run in runs
+                  if "balancer.alpha" in run.data.params) == ALPHAS
     for run in runs:
         assert run.info.status == "FINISHED", (run.data.tags[TRIAL_ID], run.info.status)
         for key in ("score", "compute_seconds", "weight/task1"):

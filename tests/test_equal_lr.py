@@ -13,7 +13,7 @@ from sweeps.runner import run_sweep
 from sweeps.searcher import SweepSearcher, trial_config
 from sweeps.searches import EqualLrSearch, label_for_method, make_search
 from sweeps.spec import SpecError, parse_spec
-from trainables import ROLE, SEARCH, VARIED, TrialConfig, decode_params
+from trainables import ROLE, SEARCH, VARIED, TrialBase, TrialConfig, decode_params
 
 TASKS = ["a", "b", "c"]
 LOW, HIGH = 1e-4, 1e-2
@@ -34,9 +34,12 @@ def test_options_trials_and_label():
     assert lrs.parent_params(3, seed=0) == lrs.options
     assert lrs.trial_count(3) == 4 and lrs.trial_points(3, seed=0) is None  # Optuna picks them
     assert lrs.balancer_options() == {}
-    assert lrs.label({"lr": 0.0012}) == "lr=0.0012" and lrs.label({"lr": 0.001234567}) == "lr=0.001235"
+    base = TrialBase.from_dict({"problem": {"name": "toy", "options": {"sigmas": [1, 2]}}, "training": {"lr": 0.5}})
+    trial = lrs.trial_config(base, {"lr": 0.0012})
+    assert trial.label == "lr=0.0012" and trial.training.lr == 0.0012 and trial.balancer.options == {}
+    assert lrs.trial_config(base, {"lr": 0.001234567}).label == "lr=0.001235"
     # a run of the equal method outside any search is still labelled as the plain equal search's
-    assert label_for_method("equal", {"lr": 0.1}) == "-"
+    assert label_for_method("equal", trial) == "-"
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -83,15 +86,16 @@ def test_the_drawn_lr_overrides_the_sweeps_training_lr():
     spec = parse_spec({"name": "t", "problem": {"name": "toy", "options": {"sigmas": [1, 2, 3]}},
                        "training": {"epochs": 2, "lr": 0.5, "seed": 4},
                        "searches": {"lrs": equal_lr(num_trials=3)}, "recommended_static": False}, "s")
-    base = {"problem": spec.problem.name, "problem_options": spec.problem.options, **spec.training}
+    base = spec.trial_base()
     sweep = SweepSearcher(spec.searches, base, spec.task_names, spec.training["seed"], None)
     configs = [sweep.suggest(f"t{i}") for i in range(3)]
     assert sweep.suggest("t3") == "FINISHED"
     for config in configs:
-        assert config["method"] == "equal" and config["search"] == "lrs" and config["method_options"] == {}
-        assert LOW <= config["lr"] <= HIGH and config["label"] == f"lr={config['lr']:.4g}"
-        assert TrialConfig.from_dict(config).training.lr == config["lr"]  # not the sweep's 0.5
-    assert trial_config(base, spec.searches[0], {"lr": 0.003})["lr"] == 0.003
+        assert config["balancer"] == {"method": "equal"} and config["search"] == "lrs"
+        lr = config["training"]["lr"]  # the network's
+        assert LOW <= lr <= HIGH and config["label"] == f"lr={lr:.4g}"
+        assert TrialConfig.from_dict(config).training.lr == lr  # not the sweep's 0.5
+    assert trial_config(base, spec.searches[0], {"lr": 0.003})["training"]["lr"] == 0.003
 
 
 def test_a_short_sweep_trains_each_learning_rate_with_equal_weights(local_ray, tmp_path):
@@ -110,11 +114,11 @@ def test_a_short_sweep_trains_each_learning_rate_with_equal_weights(local_ray, t
               if run.data.tags.get(ROLE) == "trial"]
     assert len(trials) == 3 and {run.data.tags[SEARCH] for run in trials} == {"lrs"}
     configs = [decode_params(run.data.params) for run in trials]
-    lrs = [config["lr"] for config in configs]
+    lrs = [config["training"]["lr"] for config in configs]
     assert len(set(lrs)) == 3 and all(LOW <= lr <= HIGH for lr in lrs), lrs  # never the sweep's 0.5
     for run, config in zip(trials, configs):
-        assert run.info.status == "FINISHED" and config["method"] == "equal"
-        assert run.data.params[VARIED] == config["label"] == f"lr={config['lr']:.4g}"
+        assert run.info.status == "FINISHED" and config["balancer"]["method"] == "equal"
+        assert run.data.params[VARIED] == config["label"] == f"lr={config['training']['lr']:.4g}"
         weights = [value for key, value in run.data.metrics.items() if key.startswith("weight/")]
         assert len(weights) == 3 and all(weight == 1.0 for weight in weights)
         assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]

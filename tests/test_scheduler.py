@@ -103,7 +103,7 @@ def test_bad_scheduler_options_give_one_line_naming_the_field(scheduler, search,
 
 
 def trial(trial_id: str, search: str) -> SimpleNamespace:
-    return SimpleNamespace(trial_id=trial_id, config={"search": search, "epochs": EPOCHS})
+    return SimpleNamespace(trial_id=trial_id, config={"search": search, "training": {"epochs": EPOCHS}})
 
 
 def asha_on(*searches: str) -> SweepScheduler:

@@ -8,6 +8,7 @@ from ray.tune.search import Searcher
 
 from sweeps.searcher import RECOMMENDED, SweepSearcher
 from sweeps.spec import parse_spec
+from trainables import TrialConfig
 
 TASKS = ["task0", "task1", "task2"]
 SPEC = {
@@ -25,9 +26,8 @@ SPEC = {
 
 def searcher(data: dict = SPEC) -> SweepSearcher:
     spec = parse_spec(data, "test")
-    base = {"problem": spec.problem.name, "problem_options": spec.problem.options, **spec.training}
     source = spec.recommending_search.name if spec.recommended_static and spec.recommending_search else None
-    return SweepSearcher(spec.searches, base, spec.task_names, spec.training["seed"], source)
+    return SweepSearcher(spec.searches, spec.trial_base(), spec.task_names, spec.training["seed"], source)
 
 
 def result(score: float, weights: list[float]) -> dict:
@@ -38,14 +38,16 @@ def test_gradnorm_first_then_the_others_in_spec_order():
     sweep = searcher()
     configs = [sweep.suggest(f"t{i}") for i in range(6)]
     assert [c["search"] for c in configs] == ["gn", "gn", "gn", "grid", "grid", "equal"]
-    alphas = [c["alpha"] for c in configs[:3]]
+    alphas = [c["balancer"]["alpha"] for c in configs[:3]]
     assert all(0.0 <= a <= 3.0 for a in alphas) and len(set(alphas)) == 3
-    assert [c["weights"] for c in configs[3:5]] == [[1.0, 1.0, 0.5], [1.0, 1.0, 2.0]]
+    assert [c["balancer"]["weights"] for c in configs[3:5]] == [[1.0, 1.0, 0.5], [1.0, 1.0, 2.0]]
     # each config is a whole trial config: the sweep's training, the method, the search's label
-    assert all(c["epochs"] == 2 and c["seed"] == 3 and c["problem"] == "toy" for c in configs)
-    assert [c["method"] for c in configs] == ["gradnorm"] * 3 + ["static"] * 2 + ["equal"]
+    assert all(c["training"]["epochs"] == 2 and c["training"]["seed"] == 3 and c["problem"]["name"] == "toy"
+               for c in configs)
+    assert [c["balancer"]["method"] for c in configs] == ["gradnorm"] * 3 + ["static"] * 2 + ["equal"]
     assert configs[0]["label"] == f"alpha={alphas[0]:.4g}" and configs[3]["label"] == "weights=[1, 1, 0.5]"
-    assert "weights" not in configs[3]["method_options"]  # the varied weights are the trial's own
+    assert configs[5]["balancer"] == {"method": "equal"}  # equal weights take no option
+    assert TrialConfig.from_dict(configs[3]).to_dict() == configs[3]  # what the trainable reads back
     # nothing left but the recommended trial, whose GradNorm search has not ended: wait
     assert sweep.suggest("t6") is None
 
@@ -59,8 +61,8 @@ def test_recommended_trial_comes_when_its_search_has_ended_with_the_best_weights
     assert sweep.suggest("early") is None  # one GradNorm trial still running
     sweep.on_trial_complete(gradnorm[2], error=True)
     config = sweep.suggest("t7")
-    assert config["search"] == RECOMMENDED and config["method"] == "static"
-    assert config["weights"] == [0.5123, 1.0, 1.4877]  # the best trial's, rounded to 4 places
+    assert config["search"] == RECOMMENDED and config["balancer"]["method"] == "static"
+    assert config["balancer"]["weights"] == [0.5123, 1.0, 1.4877]  # the best trial's, rounded to 4 places
     assert sweep.recommended_weights == [0.5123, 1.0, 1.4877]
     assert sweep.suggest("t8") == Searcher.FINISHED
 
@@ -107,9 +109,9 @@ def test_state_saved_and_restored_continues_identically(tmp_path):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_optuna_alphas_follow_the_seed(seed):
     data = dict(SPEC, training={"epochs": 2, "seed": seed})
-    first = [searcher(data).suggest(f"t{i}")["alpha"] for i in range(1)]
-    again = [searcher(data).suggest(f"t{i}")["alpha"] for i in range(1)]
-    other = searcher(dict(SPEC, training={"epochs": 2, "seed": seed + 10})).suggest("t0")["alpha"]
+    first = [searcher(data).suggest(f"t{i}")["balancer"]["alpha"] for i in range(1)]
+    again = [searcher(data).suggest(f"t{i}")["balancer"]["alpha"] for i in range(1)]
+    other = searcher(dict(SPEC, training={"epochs": 2, "seed": seed + 10})).suggest("t0")["balancer"]["alpha"]
     assert first == again and first[0] != other
 
 
@@ -126,10 +128,11 @@ def test_repeats_train_every_configuration_with_consecutive_seeds():
     configs = [sweep.suggest(f"t{i}") for i in range(12)]
     assert [c["search"] for c in configs] == ["gn"] * 6 + ["grid"] * 6
     # Optuna's pick is trained three times, seeds 3, 4, 5, before its next pick
-    assert [c["seed"] for c in configs] == [3, 4, 5] * 4
+    assert [c["training"]["seed"] for c in configs] == [3, 4, 5] * 4
     assert [c["repeat"] for c in configs] == [0, 1, 2] * 4
-    assert len({c["alpha"] for c in configs[:3]}) == 1 and configs[0]["alpha"] != configs[3]["alpha"]
-    assert [c["weights"] for c in configs[6:12]] == [[1.0, 1.0, 0.5]] * 3 + [[1.0, 1.0, 2.0]] * 3
+    alphas = [c["balancer"]["alpha"] for c in configs[:6]]
+    assert len(set(alphas[:3])) == 1 and alphas[0] != alphas[3]
+    assert [c["balancer"]["weights"] for c in configs[6:12]] == [[1.0, 1.0, 0.5]] * 3 + [[1.0, 1.0, 2.0]] * 3
     assert configs[0]["label"] == configs[2]["label"]  # the configuration, not the seed
     assert sweep.suggest("t12") is None  # the recommended trials wait for gn
 
@@ -162,8 +165,8 @@ def test_recommended_weights_average_the_repeats_of_the_best_configuration():
     sweep.on_trial_complete("t3", result(0.3, [0.5, 1.5, 1.0]))
     first, second = sweep.suggest("r0"), sweep.suggest("r1")
     assert first["search"] == second["search"] == RECOMMENDED
-    assert first["weights"] == second["weights"] == [0.75, 1.25, 1.0]
-    assert [first["seed"], second["seed"]] == [3, 4]
+    assert first["balancer"]["weights"] == second["balancer"]["weights"] == [0.75, 1.25, 1.0]
+    assert [first["training"]["seed"], second["training"]["seed"]] == [3, 4]
     assert sweep.suggest("r2") == Searcher.FINISHED
 
 
@@ -174,12 +177,13 @@ def test_gradnorm_searches_alpha_weight_lr_and_initial_losses_together():
     sweep = searcher(data)
     configs = [sweep.suggest(f"t{i}") for i in range(6)]
     for config in configs:
-        options = config["method_options"]
-        assert 0.5 <= config["alpha"] <= 2.0 and 0.005 <= options["lr"] <= 0.2
+        options = config["balancer"]  # the weights' learning rate is GradNorm's lr, beside alpha
+        assert 0.5 <= options["alpha"] <= 2.0 and 0.005 <= options["lr"] <= 0.2
         assert options["initial_losses"] in ("first_step", "chance")
-        assert config["label"] == (f"alpha={config['alpha']:.4g}, weight_lr={options['lr']:.3g}, "
+        assert config["training"]["lr"] == 0.001  # the network's, untouched
+        assert config["label"] == (f"alpha={options['alpha']:.4g}, weight_lr={options['lr']:.3g}, "
                                    f"L0={options['initial_losses']}")
-    assert len({c["method_options"]["initial_losses"] for c in configs}) == 2
+    assert len({c["balancer"]["initial_losses"] for c in configs}) == 2
 
 
 def test_a_gradnorm_grid_crosses_alphas_with_initial_loss_rules():
@@ -187,9 +191,10 @@ def test_a_gradnorm_grid_crosses_alphas_with_initial_loss_rules():
                                        "initial_losses": ["first_step", "chance"]}})
     sweep = searcher(data)
     configs = [sweep.suggest(f"t{i}") for i in range(4)]
-    assert [(c["alpha"], c["method_options"]["initial_losses"]) for c in configs] == [
+    assert [(c["balancer"]["alpha"], c["balancer"]["initial_losses"]) for c in configs] == [
         (1.0, "first_step"), (1.0, "chance"), (1.5, "first_step"), (1.5, "chance")]
-    assert all(c["method_options"]["lr"] == 0.1 for c in configs)
+    assert all(c["balancer"]["lr"] == 0.1 for c in configs)
     one = searcher(dict(SPEC, searches={"gn": {"type": "gradnorm", "alpha": [1.0], "initial_losses": "chance"}}))
     config = one.suggest("t0")
-    assert config["method_options"] == {"initial_losses": "chance"} and config["label"] == "alpha=1"
+    assert config["balancer"] == {"method": "gradnorm", "initial_losses": "chance", "alpha": 1.0}
+    assert config["label"] == "alpha=1"

@@ -27,9 +27,16 @@ from sweeps.searches import (
     static_grid_points,
 )
 from sweeps.spec import SpecError, parse_spec
+from trainables import TrialBase
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["a", "b", "c"]
+# what every trial of a sweep shares; a search's trial_config adds its balancer and label
+BASE = TrialBase.from_dict({"problem": {"name": "toy", "options": {"sigmas": [1, 2, 3]}}, "training": {"lr": 0.01}})
+
+
+def label(search: SearchType, point: dict) -> str:
+    return search.trial_config(BASE, point).label
 
 
 def search(name: str, data) -> SearchType:
@@ -64,8 +71,12 @@ def test_gradnorm_grid_options_and_trials():
 
 def test_gradnorm_label():
     gn = optuna_search()
-    assert gn.label({"alpha": 0.5, "weights": [1, 2]}) == "alpha=0.5"
-    assert gn.label({"alpha": 1.234567}) == "alpha=1.235"
+    assert label(gn, {"alpha": 0.5}) == "alpha=0.5"
+    assert label(gn, {"alpha": 1.234567}) == "alpha=1.235"
+    # a drawn weight_lr is GradNorm's own lr, beside alpha; the network's lr stays the sweep's
+    trial = optuna_search(weight_lr={"low": 0.01, "high": 0.1}).trial_config(BASE, {"alpha": 1.0, "weight_lr": 0.05})
+    assert trial.balancer.options == {"alpha": 1.0, "lr": 0.05} and trial.training.lr == 0.01
+    assert trial.label == "alpha=1, weight_lr=0.05"
 
 
 def test_gradnorm_optuna_searcher_suggests_alphas_in_the_range():
@@ -118,8 +129,8 @@ def test_static_grid_sampled_trials_and_parent_params():
 
 def test_static_grid_label_and_task_count_check():
     grid = StaticGridSearch(name="g", levels=[[1], [1, 2]])
-    assert grid.label({"weights": [1, 0.5, 2.0]}) == "weights=[1, 0.5, 2]"
-    assert grid.label({"weights": [1 / 3]}) == "weights=[0.3333]"
+    assert label(grid, {"weights": [1, 0.5, 2.0]}) == "weights=[1, 0.5, 2]"
+    assert label(grid, {"weights": [1 / 3]}) == "weights=[0.3333]"
     with pytest.raises(SpecError, match=r"^x: searches\.g\.levels: expected 3 lists .* got 2;"):
         make_search("g", {"type": "static_grid", "levels": [[1], [1, 2]]}, task_names=TASKS, source="x")
     assert make_search("g", {"type": "static_grid", "levels": [[1], [1, 2]]}).grid_size(2) == 2
@@ -133,7 +144,7 @@ def test_equal():
     assert isinstance(equal, EqualSearch) and equal.method == "equal"
     assert equal.options == {} and equal.balancer_options() == {}
     assert equal.trial_count(3) == 1 and equal.trial_points(3, seed=0) == [{}]
-    assert equal.label({}) == "-" and equal.parent_params(3, seed=0) == {}
+    assert label(equal, {}) == "-" and equal.parent_params(3, seed=0) == {}
     assert equal.searcher(seed=0, metric="best_score", mode="min") is None
 
 
@@ -143,7 +154,8 @@ def test_uncertainty():
     assert unc.balancer_options() == {"lr": 0.025, "optimizer": "adam"}
     assert search("unc", {"type": "uncertainty"}).balancer_options() == {}
     assert unc.trial_count(3) == 1 and unc.trial_points(3, seed=0) == [{}]
-    assert unc.label({"alpha": 1.0}) == "-"
+    assert label(unc, {}) == "-"
+    assert unc.trial_config(BASE, {}).balancer.options == {"lr": 0.025, "optimizer": "adam"}
     assert unc.parent_params(3, seed=0) == {"lr": 0.025, "optimizer": "adam"}
 
 
@@ -153,7 +165,7 @@ def test_dwa():
     assert dwa.balancer_options() == {"temperature": 2.0}
     assert search("dwa", {"type": "dwa"}).balancer_options() == {}
     assert dwa.trial_count(3) == 1 and dwa.trial_points(3, seed=0) == [{}]
-    assert dwa.label({}) == "-" and dwa.parent_params(3, seed=0) == {"temperature": 2.0}
+    assert label(dwa, {}) == "-" and dwa.parent_params(3, seed=0) == {"temperature": 2.0}
 
 
 def test_scale_invariant_and_imtl_l():
@@ -164,7 +176,7 @@ def test_scale_invariant_and_imtl_l():
     assert isinstance(imtl, ImtlLSearch) and imtl.method == "imtl_l"
     assert imtl.balancer_options() == {"lr": 0.05, "optimizer": "sgd"}
     assert search("imtl", {"type": "imtl_l"}).balancer_options() == {}
-    assert imtl.trial_points(3, seed=0) == [{}] and imtl.label({}) == "-"
+    assert imtl.trial_points(3, seed=0) == [{}] and label(imtl, {}) == "-"
     assert imtl.parent_params(3, seed=0) == {"lr": 0.05, "optimizer": "sgd"}
     with pytest.raises(SpecError, match=r"searches\.imtl\.lr: must be > 0"):
         search("imtl", {"type": "imtl_l", "lr": 0})
@@ -178,7 +190,7 @@ def test_static():
     assert static.balancer_options() == {"weights": [1.0, 0.5, 2.0]}
     assert static.trial_count(3) == 1
     assert static.trial_points(3, seed=0) == [{"weights": [1.0, 0.5, 2.0]}]
-    assert static.label({"weights": [1.0, 0.5, 2.0]}) == "weights=[1, 0.5, 2]"
+    assert label(static, {"weights": [1.0, 0.5, 2.0]}) == "weights=[1, 0.5, 2]"
     assert static.parent_params(3, seed=0) == {"weights": [1.0, 0.5, 2.0]}
     with pytest.raises(SpecError, match=r"searches\.s\.weights: expected 3 weights"):
         search("s", {"type": "static", "weights": [1, 2]})
@@ -292,3 +304,13 @@ def test_module_of_each_type_is_importable_alone():
     for kind in SEARCH_TYPES:
         module = importlib.import_module(f"sweeps.searches.{kind}")
         assert SEARCH_TYPES[kind] in vars(module).values()
+
+
+def test_every_name_the_packages_export_exists():
+    import sweeps
+    import trainables
+
+    for package in (sweeps, trainables):
+        missing = [name for name in package.__all__ if not hasattr(package, name)]
+        assert not missing, (package.__name__, missing)
+    assert "start_ray" not in sweeps.__all__  # it lives in sweeps.session

@@ -192,24 +192,28 @@ def test_training_loop_runs_a_model_without_branch():
         fit(problem, fast, model=model)
 
 
+def trial(problem: dict, shared_layer: str | int | None = None) -> dict:
+    """A GradNorm trial's config (serialised) of ``problem``, with W at ``shared_layer``."""
+    return {"problem": {**problem, "shared_layer": shared_layer}, "balancer": {"method": "gradnorm", "alpha": 1.0},
+            "training": {"epochs": 1, "batch_size": 8, "device": "cpu"}}
+
+
 def test_trial_config_key():
-    base = dict(problem="multidigits", problem_options={"num_train": 16, "num_val": 8, "num_test": 8},
-                method="gradnorm", alpha=1.0, epochs=1, batch_size=8, device="cpu")
-    _, model, balancer = TrialConfig.from_dict(base).build()
+    problem = {"name": "multidigits", "options": {"num_train": 16, "num_val": 8, "num_test": 8}}
+    _, model, balancer = TrialConfig.from_dict(trial(problem)).build()
     assert balancer.shared_parameters()[0] is model.last_shared_layer.weight
-    _, model, balancer = TrialConfig.from_dict({**base, "shared_layer": "trunk.0"}).build()
+    _, model, balancer = TrialConfig.from_dict(trial(problem, "trunk.0")).build()
     assert balancer.uses_branch and balancer.shared_parameters()[0] is model.trunk[0].weight
     with pytest.raises(TrialConfigError, match=r"^shared_layer: no module 'trunk.9' in the model; closest: trunk"):
-        TrialConfig.from_dict({**base, "shared_layer": "trunk.9"}).build()
-    with pytest.raises(TrialConfigError, match="shared_layer: must be a module path"):
-        TrialConfig.from_dict({**base, "shared_layer": 3})
+        TrialConfig.from_dict(trial(problem, "trunk.9")).build()
+    with pytest.raises(TrialConfigError, match="^problem.shared_layer: expected a string, got 3"):
+        TrialConfig.from_dict(trial(problem, 3))
 
 
 def test_trial_takes_the_problems_shared_layer_unless_the_config_names_one():
-    base = dict(problem="test_shared_layer:ConvProblem", method="gradnorm", alpha=1.0, epochs=1, batch_size=8,
-                device="cpu")
-    _, model, balancer = TrialConfig.from_dict(base).build()
+    problem = {"name": "test_shared_layer:ConvProblem"}
+    _, model, balancer = TrialConfig.from_dict(trial(problem)).build()
     assert not balancer.uses_branch
     assert balancer.shared_parameters() == list(model.backbone[2].parameters())
-    _, model, balancer = TrialConfig.from_dict({**base, "shared_layer": "backbone.0"}).build()
+    _, model, balancer = TrialConfig.from_dict(trial(problem, "backbone.0")).build()
     assert balancer.shared_parameters() == list(model.backbone[0].parameters())

@@ -435,9 +435,9 @@ def test_shared_layer_is_checked_on_the_model_and_reaches_every_trial():
     data = base()
     data["problem"]["shared_layer"] = "trunk.2"
     spec = parse_spec(data, "spec.yaml")
-    assert spec.problem.trial_keys["shared_layer"] == "trunk.2"
+    assert spec.trial_base().problem.shared_layer == "trunk.2"
     data["problem"]["shared_layer"] = "trunk.22"
     message = error_of(data)
     assert message.startswith("spec.yaml: problem.shared_layer: no module 'trunk.22' in the model"), message
     assert "closest: trunk.2" in message and "\n" not in message
-    assert "shared_layer" not in parse_spec(base(), "spec.yaml").problem.trial_keys
+    assert parse_spec(base(), "spec.yaml").trial_base().problem.shared_layer is None

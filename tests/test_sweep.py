@@ -117,7 +117,7 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
     local = client.download_artifacts(comparison.info.run_id, "recommended_weights_gradnorm.json", str(tmp_path))
     assert json.loads(Path(local).read_text()) == pytest.approx(expected)
     (recommended,) = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "recommended_static"]
-    assert json.loads(recommended.data.params["weights"]) == pytest.approx(expected, abs=1e-4)
+    assert json.loads(recommended.data.params["balancer.weights"]) == pytest.approx(expected, abs=1e-4)
 
     # the printed table: every search, the grid's full size, the comparison's numbers
     for search in EXPECTED_TRIALS:

@@ -33,6 +33,7 @@ from trainables import (
     finish_run,
     is_local_store,
     log_epoch,
+    logs_of,
     metric_history,
     redact,
     start_train_run,
@@ -41,18 +42,27 @@ from trainables import (
 from trainables.tracking import create_trial_run, find_trial_run
 
 SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
-GRADNORM = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,
-                batch_size=64, lr=2e-3, seed=4, device="cpu", search="alphas", label="alpha=1")
+
+
+def trial(balancer=None, problem="multidigits", options=SMALL, training=None, **top):
+    """A trial config in its serialised form (what Tune passes and MLflow keeps)."""
+    return {"problem": {"name": problem, "options": dict(options)},
+            "balancer": balancer or {"method": "gradnorm", "alpha": 1.0},
+            "training": {"epochs": 3, "batch_size": 64, "lr": 2e-3, "seed": 4, "device": "cpu", **(training or {})},
+            "search": "alphas", "label": "alpha=1", **top}
+
+
+GRADNORM = trial()
 CONFIGS = [
     GRADNORM,
-    dict(GRADNORM, method="static", weights=[1.0, 0.5, 2.0], alpha=None, method_options={}, search="grid",
-         label="weights=[1, 0.5, 2]"),
-    dict(GRADNORM, method="gradnorm", alpha=0.0, method_options={"lr": 0.025, "optimizer": "adam"},
-         weight_decay=1e-4, device="auto"),
-    dict(GRADNORM, method="equal", alpha=None, problem="paper_toy",
-         problem_options={"tasks": 2, "sigmas": [1, 100], "noise": None, "flag": True, "name": "1",
-                          "deep": {"a": [1, 2]}}),
-    dict(GRADNORM, method="uncertainty", alpha=None, label="-", search="true"),
+    trial({"method": "static", "weights": [1.0, 0.5, 2.0]}, search="grid", label="weights=[1, 0.5, 2]"),
+    trial({"method": "gradnorm", "alpha": 0.0, "lr": 0.025, "optimizer": "adam"},
+          training={"weight_decay": 1e-4, "device": "auto"}, run={"checkpoint_seconds": 10.0, "logs": "/s/logs"},
+          repeat=2),
+    trial({"method": "equal"}, problem="paper_toy",
+          options={"tasks": 2, "sigmas": [1, 100], "noise": None, "flag": True, "name": "1", "deep": {"a": [1, 2]},
+                   "empty": {}}),
+    trial({"method": "uncertainty"}, label="-", search="true", options={"a.b": 1, "c": 2}),
 ]
 
 
@@ -71,9 +81,11 @@ def experiment(client, tmp_path):
     return client.create_experiment(f"test-{uuid.uuid4().hex[:8]}", artifact_location=(tmp_path / "a").as_uri())
 
 
-def without_none(config):
-    return {key: ({k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else value)
-            for key, value in config.items() if value is not None}
+def without_none(value):
+    """``value`` without the None values, at every depth (params leave them out)."""
+    if isinstance(value, dict):
+        return {key: without_none(inner) for key, inner in value.items() if inner is not None}
+    return value
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -83,16 +95,25 @@ def test_params_round_trip_to_the_same_config(config):
     assert decode_params(params) == without_none(config)
 
 
-def test_params_read_well_and_give_the_same_trial_config():
+def test_params_are_the_config_flattened_with_dots_at_every_depth():
     params = encode_params(CONFIGS[1])
-    assert params["problem"] == "multidigits" and params["problem_options.num_train"] == "192"
-    assert params["weights"] == "[1.0, 0.5, 2.0]" and params["lr"] == "0.002" and "alpha" not in params
-    assert params["method_options"] == "{}"
-    assert encode_params(CONFIGS[3])["problem_options.name"] == '"1"'  # a string that reads as a number
+    assert params["problem.name"] == "multidigits" and params["problem.options.num_train"] == "192"
+    assert params["balancer.method"] == "static" and params["balancer.weights"] == "[1.0, 0.5, 2.0]"
+    assert params["training.lr"] == "0.002" and "balancer.alpha" not in params and params["search"] == "grid"
+    toy = encode_params(CONFIGS[3])
+    assert toy["problem.options.name"] == '"1"'  # a string that reads as a number
+    assert toy["problem.options.deep.a"] == "[1, 2]" and toy["problem.options.empty"] == "{}"
+    assert "problem.options.noise" not in toy  # None left out
+    # a dict with a dotted key cannot be flattened and read back: one JSON param
+    assert encode_params(CONFIGS[4])["problem.options"] == '{"a.b": 1, "c": 2}'
+    assert encode_params(CONFIGS[2])["balancer.lr"] == "0.025" and encode_params(CONFIGS[2])["repeat"] == "2"
+    assert encode_params(CONFIGS[2])["run.logs"] == "/s/logs" and logs_of(CONFIGS[2]) == "/s/logs"
     for config in CONFIGS[:3]:
         assert TrialConfig.from_dict(decode_params(encode_params(config))) == TrialConfig.from_dict(config)
     # the "varied" param beside a trial's config is not part of it
     assert decode_params(encode_params(GRADNORM) | {VARIED: "alpha=1"}) == GRADNORM
+    with pytest.raises(ValueError, match="a top-level key cannot hold '.'"):
+        encode_params({"a.b": 1})
 
 
 def test_ensure_experiment_is_idempotent_and_tagged(client, uri, tmp_path, monkeypatch):
@@ -137,7 +158,7 @@ def test_a_trial_run_is_found_by_its_tag_and_never_duplicated(client, experiment
         found = find_trial_run(client, experiment, parent, "t1")
         assert found is not None and found.info.run_id == created.info.run_id
     assert find_trial_run(client, experiment, "another-parent", "t1") is None
-    create_trial_run(client, experiment, parent, "t2", "alphas", "sweep1", dict(GRADNORM, alpha=0.5))
+    create_trial_run(client, experiment, parent, "t2", "alphas", "sweep1", trial({"method": "gradnorm", "alpha": 0.5}))
     runs = trial_runs(client, experiment, parent)
     assert sorted(run.data.tags[TRIAL_ID] for run in runs) == ["t1", "t2"]
     run = client.get_run(created.info.run_id)
@@ -188,7 +209,7 @@ def test_start_and_end_times_are_stored_as_given(client, experiment):
 
 
 def test_train_run_holds_the_config_and_epochs_like_a_trial(client, experiment):
-    config = dict(GRADNORM, label="alpha=1.5", alpha=1.5)
+    config = trial({"method": "gradnorm", "alpha": 1.5}, label="alpha=1.5")
     config.pop("search")
     run_id = start_train_run(client, experiment, config)
     log_epoch(client, run_id, record(1, 100.0))
@@ -250,7 +271,10 @@ def test_one_logger_serves_every_search_and_late_writes_keep_the_real_times(clie
     logger.on_trial_complete(0, [], a)
     logger.on_trial_error(0, [], b)
     t1 = time.time()
-    assert logger.outages == 1 and logger.pending == 2 * 4  # the server is away: all kept
+    from servers import wait_until
+
+    wait_until(lambda: logger.outages == 1, 60, "the writer to notice the outage")
+    assert logger.pending == 2 * 4  # the server is away: all kept
     with pytest.raises(ValueError, match="search 'nope' has no MLflow run"):
         logger.on_trial_start(0, [], FakeTrial("c1", dict(GRADNORM, search="nope")))
 

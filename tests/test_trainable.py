@@ -22,8 +22,14 @@ from trainables import (
 )
 
 SMALL = {"num_train": 192, "num_val": 64, "num_test": 64}
-BASE = dict(problem="multidigits", problem_options=SMALL, method="gradnorm", alpha=1.0, epochs=3,
-            batch_size=64, lr=2e-3, seed=4, device="cpu", search="alphas")
+BASE = {"problem": {"name": "multidigits", "options": SMALL}, "balancer": {"method": "gradnorm", "alpha": 1.0},
+        "training": {"epochs": 3, "batch_size": 64, "lr": 2e-3, "seed": 4, "device": "cpu"}, "search": "alphas"}
+
+
+def changed(config: dict, **parts) -> dict:
+    """``config`` with some of its parts' keys replaced: ``changed(BASE, balancer={"alpha": 0.5})``."""
+    return {**config, **{part: {**config.get(part, {}), **keys} if isinstance(keys, dict) else keys
+                         for part, keys in parts.items()}}
 
 
 def run(tmp_path, space, name, callbacks=(), max_failures=0):
@@ -109,7 +115,8 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     parent = client.create_run(experiment).info.run_id
     logger = MlflowTrialLogger(uri, experiment, {"alphas": parent}, "sweep0")
     # the search type puts each trial's label in its config; the run shows it as "varied"
-    space = dict(BASE, alpha=tune.grid_search([0.5, -2.0]), label=tune.sample_from(lambda spec: f"alpha={spec.config.alpha:g}"))
+    space = changed(BASE, balancer={"alpha": tune.grid_search([0.5, -2.0])},
+                    label=tune.sample_from(lambda spec: f"alpha={spec.config.balancer.alpha:g}"))
     results = run(tmp_path, space, "logged", [logger])
     # the config error ends its trial as failed, without an error for Tune to retry
     assert [r.error for r in results] == [None, None]
@@ -119,9 +126,9 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     assert len(runs) == 2
     by_status = {r.info.status: r for r in runs}
     failed, finished = by_status["FAILED"], by_status["FINISHED"]
-    assert failed.data.tags[ERROR_TAG] == "TrialConfigError: alpha: must be a finite number >= 0, got -2.0"
+    assert failed.data.tags[ERROR_TAG] == "TrialConfigError: alpha must be a finite number >= 0, got -2.0"
     assert failed.data.tags[OUTCOME] == "failed" and finished.data.tags[OUTCOME] == "finished"
-    assert finished.data.params["alpha"] == "0.5" and finished.data.params["varied"] == "alpha=0.5"
+    assert finished.data.params["balancer.alpha"] == "0.5" and finished.data.params["varied"] == "alpha=0.5"
     assert failed.data.params["varied"] == "alpha=-2"
     assert finished.data.tags["gradnorm_tune.device"] == "cpu"
     scores = client.get_metric_history(finished.info.run_id, "score")
@@ -137,7 +144,7 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
 
     class Trial:
         trial_id = finished.data.tags[TRIAL_ID]
-        config = dict(BASE, alpha=0.5)
+        config = changed(BASE, balancer={"alpha": 0.5})
         checkpoint = None
 
     assert again.run_id(Trial.trial_id, Trial.config) == finished.info.run_id
@@ -146,12 +153,19 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
 
 
 @pytest.mark.parametrize("config,message", [
-    (dict(BASE, method="gradnrom"), "method: unknown method 'gradnrom'"),
-    (dict(BASE, alpha=None), "alpha: method 'gradnorm' needs alpha"),
-    (dict(BASE, epochs=0), "epochs must be an integer >= 1"),
-    (dict(BASE, colour="red"), "unknown key 'colour'"),
-    (dict(BASE, method="static", weights=[1, 2]), "weights must hold 3 numbers"),
-    (dict(BASE, problem="imagenet"), "unknown problem 'imagenet'"),
+    (changed(BASE, balancer={"method": "gradnrom"}), "^balancer.method: unknown method 'gradnrom'; choose one of: "),
+    (dict(BASE, balancer={"method": "gradnorm"}), "^balancer.alpha: method 'gradnorm' needs alpha"),
+    (changed(BASE, balancer={"alpha": True}), "^balancer.alpha: option 'alpha' of method 'gradnorm' is True; give a"),
+    (changed(BASE, balancer={"temperature": 2.0}), "^balancer.temperature: method 'gradnorm' takes no option"),
+    (changed(BASE, training={"epochs": 0}), "^training.epochs: epochs must be an integer >= 1"),
+    (changed(BASE, training={"lr": float("inf")}), "^training.lr: expected a finite number, got inf; give a"),
+    (changed(BASE, training={"epoch": 3}), "^training.epoch: unknown training key 'epoch'; did you mean 'epochs'"),
+    (changed(BASE, run={"checkpoint_seconds": -1}), "^run.checkpoint_seconds: must be >= 0"),
+    (dict(BASE, colour="red"), "^colour: unknown key 'colour'"),
+    (dict(BASE, balancer={"method": "static", "weights": [1, 2]}), "^weights must hold 3 numbers"),
+    (changed(BASE, problem={"name": "imagenet"}), "unknown problem 'imagenet'"),
+    (changed(BASE, problem={"options": {"when": __import__("datetime").date(2024, 5, 1)}}),
+     "^problem.options.when: datetime.date.* is no JSON value"),
 ])
 def test_config_errors_are_one_line(config, message):
     with pytest.raises(TrialConfigError, match=message) as error:
@@ -159,9 +173,36 @@ def test_config_errors_are_one_line(config, message):
     assert "\n" not in str(error.value)
 
 
+def test_a_balancer_option_the_problem_gives_is_filled_in_by_the_trial(monkeypatch):
+    """A method that takes ``kinds`` gets the problem's task kinds, unless the config gives them."""
+    from gradnorm_core import BALANCERS, EqualWeights, register
+    from gradnorm_core.problems import MultiDigits
+
+    @register("kinds_for_a_test")
+    class Kinds(EqualWeights):
+        def __init__(self, num_tasks: int, kinds: list[str] | None = None) -> None:
+            super().__init__(num_tasks)
+            self.kinds = kinds
+
+        @classmethod
+        def build(cls, num_tasks, model=None, shared_layer=None, **options):
+            return cls(num_tasks, **options)
+
+    monkeypatch.setattr(MultiDigits, "task_kinds", lambda self: ["classification", "classification", "regression"],
+                        raising=False)
+    try:
+        _, _, balancer = TrialConfig.from_dict(dict(BASE, balancer={"method": "kinds_for_a_test"})).build()
+        assert balancer.kinds == ["classification", "classification", "regression"]
+        given = dict(BASE, balancer={"method": "kinds_for_a_test", "kinds": ["a", "b", "c"]})
+        assert TrialConfig.from_dict(given).build()[2].kinds == ["a", "b", "c"]
+        assert not hasattr(TrialConfig.from_dict(BASE).build()[2], "kinds")  # GradNorm takes none
+    finally:
+        del BALANCERS["kinds_for_a_test"]
+
+
 def test_trainable_runs_without_ray_session_for_bad_config():
     with pytest.raises(TrialConfigError):
-        train_trial(dict(BASE, method="nope"))
+        train_trial(changed(BASE, balancer={"method": "nope"}))
     assert torch.get_num_threads() >= 1
 
 
@@ -172,8 +213,8 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
     away = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", "0", {"alphas": "p1", "more": "p2"}, "sweep0",
                              retry_seconds=0.05, patience_seconds=0.3)
     # two searches in one Tune experiment, one logger for both
-    space = dict(BASE, alpha=tune.grid_search([0.5, 1.0]),
-                 search=tune.sample_from(lambda spec: "alphas" if spec.config.alpha == 0.5 else "more"))
+    space = changed(BASE, balancer={"alpha": tune.grid_search([0.5, 1.0])},
+                    search=tune.sample_from(lambda spec: "alphas" if spec.config.balancer.alpha == 0.5 else "more"))
     results = run(tmp_path, space, "away", [away])
     assert all(result.error is None for result in results)
     assert away.pending >= 2 * (1 + 3 + 1) and away.outages == 1  # start, 3 epochs, end: per trial
@@ -188,7 +229,7 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
         back.reconcile(results, statuses)
         assert back.pending == 0
         logged = [trial_run for parent in parents.values() for trial_run in trial_runs(client, experiment, parent)]
-        assert sorted(trial_run.data.params["alpha"] for trial_run in logged) == ["0.5", "1.0"]
+        assert sorted(trial_run.data.params["balancer.alpha"] for trial_run in logged) == ["0.5", "1.0"]
         assert {trial_run.data.tags[PARENT]: trial_run.data.params["search"] for trial_run in logged} == {
             parent: search for search, parent in parents.items()}
         for trial_run in logged:

@@ -161,11 +161,11 @@ def test_kinds_come_from_the_problem():
 def test_a_trial_of_uncertainty_takes_the_problems_kinds():
     from trainables.config import TrialConfig
 
-    config = TrialConfig.from_dict({"problem": "multidigits", "method": "uncertainty", "epochs": 1,
-                                    "problem_options": {"num_train": 64, "num_val": 32, "num_test": 32}})
+    problem = {"name": "multidigits", "options": {"num_train": 64, "num_val": 32, "num_test": 32}}
+    config = TrialConfig.from_dict({"problem": problem, "balancer": {"method": "uncertainty"},
+                                    "training": {"epochs": 1}})
     _, _, balancer = config.build()
     assert balancer.kinds == ["classification", "classification", "regression"]
-    given = TrialConfig.from_dict({"problem": "multidigits", "method": "uncertainty",
-                                   "method_options": {"kinds": ["regression"] * 3},
-                                   "problem_options": {"num_train": 64, "num_val": 32, "num_test": 32}})
+    given = TrialConfig.from_dict({"problem": problem, "training": {"epochs": 1},
+                                   "balancer": {"method": "uncertainty", "kinds": ["regression"] * 3}})
     assert given.build()[2].kinds == ["regression"] * 3

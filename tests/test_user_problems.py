@@ -24,7 +24,7 @@ from gradnorm_core import make_problem, problem_tasks
 from gradnorm_core.problems import Problem, ProblemNameError, resolve_problem
 from sweeps.cli import main
 from sweeps.spec import SpecError, load_spec, parse_spec
-from trainables import ERROR_TAG, REPEAT, ROLE, SEARCH, TRIAL_ID
+from trainables import ERROR_TAG, ROLE, SEARCH, TRIAL_ID
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     runs = trial_runs(MlflowClient(uri), "user-problems/local")
     assert len(runs) == 4 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
     failed = [run for run in runs if run.info.status == "FAILED"]
-    assert len(failed) == 1 and failed[0].data.tags[SEARCH] == "equal" and failed[0].data.params[REPEAT] == "1"
+    assert len(failed) == 1 and failed[0].data.tags[SEARCH] == "equal" and failed[0].data.params["repeat"] == "1"
     # the exception's last line, raised by the copy Ray unpacked on the worker
     error = failed[0].data.tags[ERROR_TAG]
     assert error.startswith("RuntimeError: waves: no model for seed 1 (module ") and "_ray_pkg_" in error, error

@@ -13,13 +13,14 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CHECKPOINT_SECONDS": "config",
-    "LOGS": "config",
-    "REPEAT": "config",
+    "MAX_SEED": "config",
+    "TrialBase": "config",
     "TrialConfig": "config",
     "TrialConfigError": "config",
     "epochs_of": "config",
     "label_of": "config",
+    "logs_of": "config",
+    "method_of": "config",
     "search_of": "config",
     "weights_of": "config",
     "MlflowTrialLogger": "mlflow_logger",

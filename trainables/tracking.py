@@ -23,6 +23,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from .config import epochs_of, method_of
 from .tracking_store import TrackingError, is_local_store
 
 TAG_PREFIX = "gradnorm_tune."
@@ -76,37 +77,49 @@ def _decode_value(text: str) -> Any:
         return text
 
 
+def _flattens(value: Any) -> bool:
+    """Whether a dict becomes one param per key (``problem.options.num_train``): non-empty, with
+    names for keys that hold no dot; any other dict is one JSON param."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and k and "." not in k for k in value)
+
+
 def encode_params(config: dict[str, Any]) -> dict[str, str]:
-    """A trial config as MLflow params: ``{"problem_options": {"n": 3}}`` gives ``problem_options.n``;
-    numbers, bools, lists and deeper dicts as JSON, strings as they are (JSON-quoted only where
-    they would read back as something else), None left out. :func:`decode_params` inverts it."""
+    """A trial config as MLflow params, its nested dicts flattened with dots at every depth
+    (``{"problem": {"options": {"n": 3}}}`` gives ``problem.options.n``); numbers, bools, lists
+    and dicts that cannot be flattened (empty, or with a dot in a key) as JSON, strings as they
+    are (JSON-quoted only where they would read back as something else), None left out.
+    :func:`decode_params` inverts it."""
     params: dict[str, str] = {}
-    for key, value in config.items():
-        if "." in key:
-            raise ValueError(f"config key {key!r}: a top-level key cannot hold '.'; rename it")
+
+    def add(prefix: str, value: Any) -> None:
         if value is None:
-            continue
-        if isinstance(value, dict) and value:
-            for inner, inner_value in value.items():
-                if inner_value is not None:
-                    params[f"{key}.{inner}"] = _encode_value(inner_value)
+            return
+        if _flattens(value):
+            for key, inner in value.items():
+                add(f"{prefix}.{key}", inner)
         else:
-            params[key] = _encode_value(value)  # an empty dict as "{}"
+            params[prefix] = _encode_value(value)
+
+    for key, value in config.items():
+        if not isinstance(key, str) or "." in key:
+            raise ValueError(f"config key {key!r}: a top-level key cannot hold '.'; rename it")
+        add(key, value)
     return params
 
 
 def decode_params(params: dict[str, str]) -> dict[str, Any]:
-    """The trial config back from its params (:func:`encode_params`); the ``varied`` param that
-    :func:`create_trial_run` writes beside the config is not part of it."""
+    """The trial config back from its params (:func:`encode_params`): each dotted key nested
+    again; the ``varied`` param that :func:`create_trial_run` writes beside the config is not
+    part of it."""
     config: dict[str, Any] = {}
     for key, text in params.items():
         if key == VARIED:
             continue
-        outer, dot, inner = key.partition(".")
-        if dot:
-            config.setdefault(outer, {})[inner] = _decode_value(text)
-        else:
-            config[key] = _decode_value(text)
+        *outer, last = key.split(".")
+        node = config
+        for part in outer:
+            node = node.setdefault(part, {})
+        node[last] = _decode_value(text)
     return config
 
 
@@ -263,6 +276,6 @@ def start_train_run(client: MlflowClient, experiment_id: str, config: dict[str, 
     as params like a trial's. Log its epochs with :func:`log_epoch`, end it with :func:`finish_run`."""
     label = str(config.get("label", "-"))
     run = client.create_run(experiment_id, start_time=_ms(start_time),
-                            run_name=f"train {config.get('method', '?')} {label}", tags={ROLE: ROLE_TRAIN})
+                            run_name=f"train {method_of(config) or '?'} {label}", tags={ROLE: ROLE_TRAIN})
     _log_params(client, run.info.run_id, trial_params(config))
     return run.info.run_id

@@ -14,7 +14,7 @@ from ray import tune
 
 from gradnorm_core import EpochRecord, NonFiniteLossError, Training
 
-from .config import CHECKPOINT_SECONDS, LOGS, TrialConfig
+from .config import TrialConfig, logs_of
 from .failures import TrialFailures, error_line
 from .outcome import Outcome, marker
 
@@ -74,7 +74,7 @@ def train_trial(config: dict[str, Any]) -> None:
     A trial restored from a checkpoint continues where it stopped (model, optimizer, balancer,
     RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. Every epoch
     is reported; a checkpoint is written at the last epoch and, before it, whenever
-    ``config["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
+    ``config["run"]["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
     a failed trial redoes at most that much work, and gives the same epochs again.
 
     A trial that cannot go on ends without raising, with one last *marker* result (see
@@ -91,12 +91,12 @@ def train_trial(config: dict[str, Any]) -> None:
         state, history = saved["training"], saved["history"]
     context = tune.get_context()
     trial_id = context.get_trial_id()  # None outside Tune: errors are raised as they are
-    failures = TrialFailures(config.get(LOGS) or context.get_trial_dir(), trial_id) if trial_id else None
+    failures = TrialFailures(logs_of(config) or context.get_trial_dir(), trial_id) if trial_id else None
     training = None
     try:
         trial = TrialConfig.from_dict(config)
         problem, training = trial.start(state)
-        _train(trial, problem, training, history, float(config.get(CHECKPOINT_SECONDS, 0.0)))
+        _train(trial, problem, training, history, trial.run.checkpoint_seconds)
     except NonFiniteLossError as error:
         _end(Outcome.DIVERGED, history, str(error).splitlines()[0], type(error).__name__, None)
     except Diverged as error:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class NonFiniteLossError(ValueError):
@@ -36,7 +39,23 @@ class Balancer(ABC):
         if balancer.wants_losses_after_step:
             with torch.no_grad():
                 balancer.after_step(task_losses(model(x), targets))   # the same x and targets
+
+    A subclass registers its name with :func:`~.registry.register`; its constructor's other
+    parameters are its options (see :mod:`.registry`), built by :meth:`build`.
     """
+
+    #: Constructor parameters that :meth:`build` fills from the model (GradNorm's
+    #: ``shared_params``, its W): a balancer with any needs the model, and they are no options.
+    MODEL_ARGUMENTS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def build(cls, num_tasks: int, model: nn.Module | None = None, shared_layer: str | None = None,
+              **options: Any) -> Balancer:
+        """The balancer for ``num_tasks`` tasks of ``model`` (W at ``shared_layer``), with
+        ``options`` already checked (:func:`~.registry.make_balancer` calls it). By default
+        ``cls(num_tasks, **options)``; a balancer that needs the model or derives its task count
+        otherwise overrides it."""
+        return cls(num_tasks, **options)
 
     #: whether :meth:`after_step` must be called after each optimizer step (an instance may
     #: override it, e.g. from an option)
@@ -60,6 +79,17 @@ class Balancer(ABC):
     def shared_parameters(self) -> list[torch.Tensor]:
         """Model parameters this balancer is bound to (GradNorm's W); empty for most methods."""
         return []
+
+    @property
+    def uses_branch(self) -> bool:
+        """Whether the model's forward must give each head its own view of the shared features
+        through :meth:`branch` (GradNorm's single-backward fast path; the training loop then calls
+        ``model(x, branch=balancer.branch)``). False for most methods."""
+        return False
+
+    def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
+        """One view of ``features`` per head; by default ``features`` itself, T times."""
+        return [features] * self.num_tasks
 
     def end_epoch(self) -> None:
         """Called by the training loop after each epoch. Most methods ignore it."""

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 
 from .base import Balancer, check_positive
+from .registry import register
 
 
+@register("dwa")
 class DynamicWeightAverage(Balancer):
     r"""Task weights from the rate at which each task's loss fell (Liu, Johns & Davison, CVPR 2019).
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import torch
 
 from .base import Balancer, NonFiniteLossError, VectorOptimizer, check_positive
+from .registry import register
 
 #: when FAMO's logits learn: from the losses re-evaluated on the same batch after the optimizer's
 #: step (the public code), or from the next step's losses on the next batch (no extra forward)
@@ -38,6 +39,7 @@ def _check_min_losses(min_losses: Sequence[float] | None, num_tasks: int) -> lis
     return values
 
 
+@register("famo")
 class FAMO(Balancer):
     r"""Task weights that make every task's loss fall at the same rate (FAMO; Liu, Feng, Stone
     & Liu, "FAMO: Fast Adaptive Multitask Optimization", NeurIPS 2023), from the losses alone.
@@ -276,7 +278,8 @@ class FAMO(Balancer):
             self.step_count = previous_step_count
             raise
         self._logits, self._pending, weights, self._floored, self._optimizer = loaded
-        self._weights = weights.to(device=self._weights.device, dtype=self._weights.dtype)
+        # as saved (float64): the dtype of the losses it sees next takes over at the next step
+        self._weights = weights.to(device=self._weights.device)
 
     def _prepare_load(self, state: dict[str, Any]) -> tuple:
         """Everything ``state`` restores, built aside, so a bad state changes nothing."""

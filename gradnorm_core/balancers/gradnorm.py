@@ -4,7 +4,7 @@ Loss Balancing in Deep Multitask Networks", ICML 2018."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -12,8 +12,11 @@ from torch import nn
 from .base import Balancer, VectorOptimizer, check_positive
 from .initial_losses import CHANCE, FIRST_STEP
 from .linear_fast_path import LinearTaskGradients
+from .registry import register
+from .shared_layer import build_on_shared_layer
 
 
+@register("gradnorm")
 class GradNorm(Balancer):
     r"""Task weights that keep every task's gradient norm at the shared layer W in balance.
 
@@ -68,6 +71,10 @@ class GradNorm(Balancer):
       anything (network gradients, weights, step counter) is changed.
     """
 
+    MODEL_ARGUMENTS = ("shared_params",)
+    #: W is the model's module at ``shared_layer``; the fast path where it applies
+    build = classmethod(build_on_shared_layer)
+
     def __init__(
         self,
         shared_params: Iterable[torch.Tensor],
@@ -75,7 +82,7 @@ class GradNorm(Balancer):
         alpha: float = 1.5,
         lr: float = 0.025,
         optimizer: str = "adam",
-        initial_losses: Sequence[float] | torch.Tensor | str | None = None,
+        initial_losses: Sequence[float] | torch.Tensor | Literal["first_step", "chance"] | None = None,
         min_weight: float = 1e-4,
     ) -> None:
         super().__init__(num_tasks)

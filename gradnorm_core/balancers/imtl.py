@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 import torch
 
+from ..problems.models import accepts_branch
 from .log_scales import LearnedLogScales
+from .registry import register
 
 
 def imtl_g_alphas(grads: torch.Tensor) -> torch.Tensor | None:
@@ -29,6 +31,7 @@ def imtl_g_alphas(grads: torch.Tensor) -> torch.Tensor | None:
     return torch.cat([1.0 - rest.sum().reshape(1), rest])
 
 
+@register("imtl")
 class IMTL(LearnedLogScales):
     r"""Hybrid IMTL (Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial Multi-task
     Learning", ICLR 2021), as LibMTL implements it (``weighting/IMTL.py`` with ``rep_grad``).
@@ -85,6 +88,17 @@ class IMTL(LearnedLogScales):
     STATE_KEY = "log_scales"
     uses_branch = True
 
+    @classmethod
+    def build(cls, num_tasks: int, model=None, shared_layer: str | None = None, **options: Any) -> IMTL:
+        """IMTL for ``model``, which must take ``branch=`` (its forward hands the trunk's output to
+        :meth:`branch`); checked here so that a wrong model fails before training."""
+        if model is not None and not accepts_branch(model):
+            raise ValueError(
+                f"method 'imtl' needs a model whose forward takes branch= (MultiHeadNet), got "
+                f"{type(model).__name__}: IMTL balances the task gradients at the trunk's output; "
+                "build the model as a MultiHeadNet or give its forward a branch argument")
+        return cls(num_tasks, **options)
+
     def __init__(self, num_tasks: int, lr: float = 0.025, optimizer: Literal["adam", "sgd"] = "adam") -> None:
         super().__init__(num_tasks, lr, optimizer)
         self._alphas = [1.0 / num_tasks] * num_tasks
@@ -126,8 +140,11 @@ class IMTL(LearnedLogScales):
 
     @property
     def weights(self) -> torch.Tensor:
+        # in float64, from the scales' and alphas' exact values, then in the dtype of the losses:
+        # the same numbers whichever dtype the product would otherwise round in (a restored twin)
         s = self._s.detach()
-        return self._scales(s) * torch.tensor(self._alphas, dtype=s.dtype, device=s.device)
+        alphas = torch.tensor(self._alphas, dtype=torch.float64, device=s.device)
+        return (self._scales(s.double()) * alphas).to(s.dtype)
 
     @property
     def alphas(self) -> torch.Tensor:

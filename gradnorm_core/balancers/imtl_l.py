@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from .log_scales import LearnedLogScales
+from .registry import register
 
 
+@register("imtl_l")
 class IMTLL(LearnedLogScales):
     r"""Task weights :math:`e^{s_i}` from learnable loss scales (IMTL-L; Liu et al., "Towards
     Impartial Multi-task Learning", ICLR 2021).

@@ -7,8 +7,10 @@ from typing import Any
 import torch
 
 from .base import Balancer
+from .registry import register
 
 
+@register("scale_invariant")
 class ScaleInvariant(Balancer):
     r"""Minimise the sum of log-losses, the "scale-invariant" baseline of Nash-MTL (Navon et al.,
     2022) and FAMO (Liu et al., 2023; ``scaleinvls`` in its code).

@@ -8,7 +8,6 @@ from typing import Any
 from torch import nn
 
 from ..problems.models import accepts_branch
-from .gradnorm import GradNorm
 
 
 def resolve_shared_layer(model: nn.Module, path: str | None) -> nn.Module:
@@ -46,20 +45,23 @@ def resolve_shared_layer(model: nn.Module, path: str | None) -> nn.Module:
     return module
 
 
-def gradnorm_for(
-    model: nn.Module, num_tasks: int, shared_layer: str | None = None, **options: Any
-) -> GradNorm:
-    """GradNorm with W the module at ``shared_layer`` (see :func:`resolve_shared_layer`).
-
-    The single-backward fast path (:meth:`GradNorm.for_linear`) when W is an ``nn.Linear``, the
-    model's forward takes ``branch`` (:class:`~gradnorm_core.problems.MultiHeadNet`) and, for a
-    model with a ``trunk``, W lies in that trunk (``branch`` splits the trunk's output);
-    otherwise the exact plain path ``GradNorm(W.parameters(), ...)``, for any module in any
-    model (a Conv2d, an attention block, ...).
-    """
-    module = resolve_shared_layer(model, shared_layer)
+def takes_fast_path(model: nn.Module, module: nn.Module) -> bool:
+    """Whether GradNorm with W = ``module`` takes the single-backward fast path
+    (:meth:`GradNorm.for_linear`): W is an ``nn.Linear``, the model's forward takes ``branch``
+    (:class:`~gradnorm_core.problems.MultiHeadNet`) and, for a model with a ``trunk``, W lies in
+    that trunk (``branch`` splits the trunk's output). Otherwise the exact plain path, for any
+    module in any model (a Conv2d, an attention block, ...)."""
     trunk = getattr(model, "trunk", model)
     in_trunk = isinstance(trunk, nn.Module) and any(m is module for m in trunk.modules())
-    if isinstance(module, nn.Linear) and accepts_branch(model) and in_trunk:
-        return GradNorm.for_linear(module, num_tasks, **options)
-    return GradNorm(module.parameters(), num_tasks, **options)
+    return isinstance(module, nn.Linear) and accepts_branch(model) and in_trunk
+
+
+def build_on_shared_layer(cls: Any, num_tasks: int, model: nn.Module | None = None, shared_layer: str | None = None,
+                          **options: Any) -> Any:
+    """``GradNorm.build``: GradNorm (``cls``) with W the module of ``model`` at ``shared_layer``
+    (:func:`resolve_shared_layer`), on the fast path (``cls.for_linear``) where
+    :func:`takes_fast_path` says it applies, else the exact plain path."""
+    module = resolve_shared_layer(model, shared_layer)
+    if takes_fast_path(model, module):
+        return cls.for_linear(module, num_tasks, **options)
+    return cls(module.parameters(), num_tasks, **options)

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .base import Balancer
+from .registry import register
 
 
 def _check_weights(weights: Sequence[float]) -> list[float]:
@@ -43,6 +44,7 @@ def _check_weights(weights: Sequence[float]) -> list[float]:
     return values
 
 
+@register("static")
 class StaticWeights(Balancer):
     r"""Fixed, user-given task weights.
 
@@ -59,6 +61,14 @@ class StaticWeights(Balancer):
     ``weights`` returns them in the device/dtype of the last losses (CPU float32 before the
     first step). ``load_state_dict`` refuses a state saved with other weights.
     """
+
+    @classmethod
+    def build(cls, num_tasks: int, model: Any = None, shared_layer: str | None = None, *,
+              weights: Sequence[float]) -> StaticWeights:
+        """Static weights for ``num_tasks`` tasks: ``weights`` must hold one per task."""
+        if not hasattr(weights, "__len__") or len(weights) != num_tasks:
+            raise ValueError(f"weights must hold {num_tasks} numbers, one per task, got {weights!r}")
+        return cls(weights)
 
     def __init__(self, weights: Sequence[float]) -> None:
         values = _check_weights(weights)
@@ -100,11 +110,16 @@ class StaticWeights(Balancer):
             )
 
 
+@register("equal")
 class EqualWeights(StaticWeights):
     r"""All tasks weighted alike: :math:`L_{total} = \sum_{i=1}^{T} L_i`.
 
     The special case of :class:`StaticWeights` with :math:`w_i = 1` for every task.
     """
+
+    @classmethod
+    def build(cls, num_tasks: int, model: Any = None, shared_layer: str | None = None) -> EqualWeights:
+        return cls(num_tasks)
 
     def __init__(self, num_tasks: int) -> None:
         Balancer.__init__(self, num_tasks)  # validates num_tasks with the shared message

@@ -9,6 +9,7 @@ import torch
 
 from ..problems.metrics import TASK_KINDS, TaskKind
 from .log_scales import LearnedLogScales
+from .registry import register
 
 #: Kendall et al.'s factor on each kind of task's loss: 1 / (2 sigma^2) for a Gaussian
 #: likelihood (regression), 1 / sigma^2 for a softmax with temperature sigma^2 (classification)
@@ -28,6 +29,7 @@ def check_kinds(kinds: Sequence[str] | None, num_tasks: int) -> list[str]:
     return [str(kind) for kind in kinds]
 
 
+@register("uncertainty")
 class UncertaintyWeighting(LearnedLogScales):
     r"""Task weights from learnable homoscedastic uncertainties (Kendall, Gal & Cipolla, "Multi-Task
     Learning Using Uncertainty to Weigh Losses for Scene Geometry and Semantics", CVPR 2018).

@@ -19,10 +19,13 @@ says which field is wrong (``name`` or ``options``) and what kind of error it is
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
 import inspect
+import io
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +53,8 @@ class ProblemNameError(ValueError):
 
     ``field`` is ``"name"`` or ``"options"``; ``option`` the option key at fault, if one is;
     ``kind`` one of ``"unknown"`` (no such name), ``"syntax"`` (not ``module:attribute``),
-    ``"import"`` (the module does not import), ``"attribute"`` (no such attribute),
+    ``"import"`` (the module does not import), ``"exit"`` (importing it ends the process:
+    ``sys.exit``, argparse), ``"attribute"`` (no such attribute),
     ``"not_a_factory"``, ``"not_a_problem"`` (the factory returned something else),
     ``"option"`` (unknown or missing option), ``"build"`` (the factory raised).
     """
@@ -108,14 +112,32 @@ def _unknown(name: str) -> ProblemNameError:
     )
 
 
+#: the fix of a module that ends the process when imported
+EXIT_FIX = ("move what runs as a script (sys.exit, argparse's parse_args on sys.argv) under "
+            "if __name__ == '__main__': in that module")
+
+
 def _import_module(module: str, name: str) -> Any:
+    """The module imported; any failure, a module that exits (``sys.exit``, or argparse parsing
+    the driver's own ``sys.argv``) included, is a one-line :class:`ProblemNameError`. What the
+    module writes on stderr while it imports is kept back and shown only if the import succeeds
+    (argparse's usage lines would otherwise precede the one-line error)."""
     importlib.invalidate_caches()  # a directory put on sys.path just now, or a module just written
+    said = io.StringIO()
     try:
-        return importlib.import_module(module)
+        with contextlib.redirect_stderr(said):
+            imported = importlib.import_module(module)
+    except SystemExit as error:
+        last = said.getvalue().strip().splitlines()[-1:]  # argparse: "prog: error: ..."
+        detail = f": {_one_line(last[0])[:200]}" if last else ""
+        raise ProblemNameError(f"importing module {module!r} of problem {name!r} ended the process "
+                               f"(SystemExit {error.code!r}{detail})", EXIT_FIX, kind="exit") from None
     except Exception as error:  # noqa: BLE001 - any failure to import is the user's to fix
         raise ProblemNameError(
             f"cannot import module {module!r} of problem {name!r} ({first_line(error)})", IMPORT_FIX, kind="import"
         ) from None
+    sys.stderr.write(said.getvalue())
+    return imported
 
 
 def _public_names(obj: Any) -> list[str]:
@@ -262,7 +284,7 @@ def user_problem_tasks(name: str, options: dict[str, Any]) -> tuple[str, ...]:
         problem = build_problem(name, factory, options)
     except ProblemNameError:
         raise
-    except Exception as error:  # noqa: BLE001 - reported, one line, before any trial runs
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - reported, one line, before any trial runs
         raise ProblemNameError(
             f"problem {name!r} failed to build ({first_line(error)})",
             "fix problem.options, or the problem's __init__ (it must load no data: that is load_data())",

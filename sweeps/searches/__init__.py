@@ -66,6 +66,10 @@ def build_search(name: Any, data: Any, context: dict[str, Any] | None = None) ->
     at = (name,)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise problem(f"invalid search name {name!r}", NAME_FIX, at)
+    from trainables.limits import name_problem
+
+    if (found := name_problem("search", name)) is not None:  # it names MLflow runs, metrics, files
+        raise problem(*found, at)
     if isinstance(data, str):  # shorthand: "equal: equal"
         data = {"type": data}
     if not isinstance(data, dict):
@@ -108,9 +112,10 @@ def make_search(
         raise spec_error(exc, source, ("searches",)) from None
 
 
-def label_for_method(method: str, config: dict[str, Any]) -> str:
-    """The label of one run of a balancer ``method`` outside any search (``gradnorm-tune
-    train``), as the first search type whose trials use that method labels its trials."""
+def label_for_method(method: str, config: Any) -> str:
+    """The label of one run (its :class:`trainables.TrialConfig`) of a balancer ``method`` outside
+    any search (``gradnorm-tune train``), as the first search type whose trials use that method
+    labels its trials."""
     for cls in SEARCH_TYPES.values():
         if cls.method == method:
             return cls.model_construct(name="train").label(config)

@@ -21,6 +21,9 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 from ..validation import NAME_FIX, STRICT, explain, first_error, Fix, fmt, Name, problem, SpecModel
 from .early_stopping import SCHEDULER_FIX, AshaScheduler
 
+if typing.TYPE_CHECKING:
+    from trainables import TrialBase, TrialConfig
+
 __all__ = [
     "LearningRateRange",
     "NonNegative",
@@ -73,11 +76,12 @@ def number_list(
     return numbers
 
 
-def weights_label(config: Mapping[str, Any]) -> str:
-    """``"weights=[1, 0.5, 2]"`` for a trial config with weights, else ``"-"``."""
-    if config.get("weights") is None:
+def weights_label(config: TrialConfig) -> str:
+    """``"weights=[1, 0.5, 2]"`` for a trial whose balancer has weights, else ``"-"``."""
+    weights = config.balancer.options.get("weights")
+    if weights is None:
         return "-"
-    return "weights=[" + ", ".join(f"{w:.4g}" for w in config["weights"]) + "]"
+    return "weights=[" + ", ".join(f"{w:.4g}" for w in weights) + "]"
 
 
 _LR_RANGE_FIX = "give learning rates to search as {low, high} with 0 < low < high (drawn log-uniform)"
@@ -122,7 +126,9 @@ class SearchType(SpecModel):
 
     ``name`` is its key in the spec's ``searches`` mapping (not an option of the mapping).
     Subclasses set ``type`` to a ``Literal`` and ``method`` to the
-    :func:`gradnorm_core.make_balancer` method its trials use.
+    :func:`gradnorm_core.make_balancer` method its trials use. Each trial's
+    :class:`trainables.TrialConfig` is built by :meth:`trial_config` from the sweep's shared part,
+    the search's fixed balancer options and the point it varies.
     """
 
     KEY_NOUN: ClassVar[str] = "option"
@@ -181,17 +187,34 @@ class SearchType(SpecModel):
         goes (repeats are not listed: the sweep's searcher trains each point ``repeats`` times)."""
         return [{}]
 
-    def point_config(self, point: dict[str, Any]) -> dict[str, Any]:
-        """The trial config keys of a point (as listed or as a searcher picked it): by default the
-        point itself; a search that varies a balancer option puts it under ``method_options``."""
+    def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """The balancer options a point (as listed or as a searcher picked it) sets: by default
+        the point itself."""
         return dict(point)
+
+    def point_training(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """The training keys a point overrides (the network's ``lr``, for ``equal_lr``): none by
+        default."""
+        return {}
+
+    def trial_config(self, base: TrialBase, point: Mapping[str, Any], repeat: int = 0) -> TrialConfig:
+        """The config of one trial: the sweep's problem, training and run (``base``), a balancer
+        of this search's method with its fixed options and the point's, and the point's label.
+        With ``repeats > 1``, repeat ``k`` trains with the sweep's seed + k and says so."""
+        balancer = {"method": self.method, **self.balancer_options(), **self.point_balancer(point)}
+        training = self.point_training(point)
+        if self.repeats > 1:
+            training["seed"] = base.training.seed + repeat
+        config = base.trial(balancer, training=training, search=self.name,
+                            repeat=repeat if self.repeats > 1 else None)
+        return config.model_copy(update={"label": self.label(config)})
 
     def searcher(self, seed: int, metric: str, mode: str) -> Any:
         """The Ray Tune searcher that picks the trials, or ``None`` (the trials are
         :meth:`trial_points`)."""
         return None
 
-    def label(self, config: Mapping[str, Any]) -> str:
+    def label(self, config: TrialConfig) -> str:
         """The varied part of a trial's config, for tables and progress lines."""
         return "-"
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ..validation import Fix
 from .base import LearningRateRange, SearchType, optuna_searcher
+
+if TYPE_CHECKING:
+    from trainables import TrialConfig
 
 __all__ = ["EqualLrSearch"]
 
@@ -47,5 +50,12 @@ class EqualLrSearch(SearchType):
 
         return optuna_searcher({"lr": tune.loguniform(self.lr.low, self.lr.high)}, seed, metric, mode)
 
-    def label(self, config: Mapping[str, Any]) -> str:
-        return "-" if config.get("lr") is None else f"lr={config['lr']:.4g}"
+    def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def point_training(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """The drawn ``lr`` is the network's (``training.lr``)."""
+        return {"lr": point["lr"]}
+
+    def label(self, config: TrialConfig) -> str:
+        return f"lr={config.training.lr:.4g}"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..validation import Fix, did_you_mean, fmt, problem, SpecModel
 from .base import LearningRateRange, Optimizer, SearchType, number_list, optuna_searcher, own_optimizer
+
+if TYPE_CHECKING:
+    from trainables import TrialConfig
 
 __all__ = ["AlphaRange", "GradNormSearch"]
 
@@ -172,16 +175,13 @@ class GradNormSearch(SearchType):
             return [{"alpha": alpha, "initial_losses": rule} for alpha in self.alpha for rule in self._rules]
         return [{"alpha": alpha} for alpha in self.alpha]
 
-    def point_config(self, point: dict[str, Any]) -> dict[str, Any]:
-        """``weight_lr`` and ``initial_losses`` of a point are balancer options (``lr``,
-        ``initial_losses``); ``alpha`` is a trial key of its own."""
-        config = dict(point)
-        options = {}
-        if "weight_lr" in config:
-            options["lr"] = config.pop("weight_lr")
-        if "initial_losses" in config:
-            options["initial_losses"] = config.pop("initial_losses")
-        return config | ({"method_options": options} if options else {})
+    def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """A point's ``alpha`` and ``initial_losses`` as they are; its ``weight_lr`` (the spec's
+        word) is GradNorm's ``lr``, the learning rate of its weights."""
+        options = dict(point)
+        if "weight_lr" in options:
+            options["lr"] = options.pop("weight_lr")
+        return options
 
     def searcher(self, seed: int, metric: str, mode: str) -> Any:
         """Optuna's TPE sampler (seeded) over the alpha range, for ``search: optuna``."""
@@ -196,12 +196,12 @@ class GradNormSearch(SearchType):
             space["initial_losses"] = tune.choice(self._rules)
         return optuna_searcher(space, seed, metric, mode)
 
-    def label(self, config: Mapping[str, Any]) -> str:
+    def label(self, config: TrialConfig) -> str:
         """``alpha=1.3``, then what else the search varies: ``weight_lr=0.031``, ``L0=chance``."""
-        if config.get("alpha") is None:
+        options = config.balancer.options
+        if options.get("alpha") is None:
             return "-"
-        parts = [f"alpha={config['alpha']:.4g}"]
-        options = config.get("method_options") or {}
+        parts = [f"alpha={options['alpha']:.4g}"]
         if isinstance(self.weight_lr, LearningRateRange) and "lr" in options:
             parts.append(f"weight_lr={options['lr']:.3g}")
         if len(self._rules) > 1 and "initial_losses" in options:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from ..validation import Fix, problem
 from .base import NonNegative, SearchType, weights_label
+
+if TYPE_CHECKING:
+    from trainables import TrialConfig
 
 __all__ = ["StaticSearch"]
 
@@ -50,5 +53,5 @@ class StaticSearch(SearchType):
     def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
         return [{"weights": list(self.weights)}]
 
-    def label(self, config: Mapping[str, Any]) -> str:
+    def label(self, config: TrialConfig) -> str:
         return weights_label(config)

@@ -7,12 +7,15 @@ import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from ..validation import describe, Fix, problem
 from .base import SearchType, number_list, weights_label
+
+if TYPE_CHECKING:
+    from trainables import TrialConfig
 
 __all__ = ["StaticGridSearch", "static_grid_points"]
 
@@ -98,7 +101,7 @@ class StaticGridSearch(SearchType):
         points, _, _ = static_grid_points(self, num_tasks, seed)
         return [{"weights": point} for point in points]
 
-    def label(self, config: Mapping[str, Any]) -> str:
+    def label(self, config: TrialConfig) -> str:
         return weights_label(config)
 
     def parent_params(self, num_tasks: int, seed: int) -> dict[str, Any]:

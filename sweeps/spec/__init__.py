@@ -31,8 +31,10 @@ The format::
 Numbers such as ``2e-3`` are read as floats (YAML 1.2 style), and a key given twice in one
 mapping is an error rather than silently overriding the first.
 
-Modules: :mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.runtime_env`, :mod:`.training`
-and :mod:`.model` (the spec itself). The search types live in :mod:`sweeps.searches`.
+Modules: :mod:`.yamlfile` (reading the file), :mod:`.problem`, :mod:`.runtime_env`, :mod:`.training`,
+:mod:`.trials` (the trials' own checks and the names' limits, before Ray starts) and :mod:`.model`
+(the spec itself). The search types live in :mod:`sweeps.searches`; each trial's configuration is
+a :class:`trainables.TrialConfig`, built from :meth:`SweepSpec.trial_base` by its search.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -14,7 +14,11 @@ from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, spec_error
 from .problem import ProblemSpec
 from .runtime_env import check_runtime_env, code_on_path
 from .training import check_training
+from .trials import check_trials, fits
 from .yamlfile import read_spec_file
+
+if TYPE_CHECKING:
+    from trainables import TrialBase
 
 __all__ = ["ProblemSpec", "Resources", "SweepSpec", "load_spec", "parse_spec"]
 
@@ -90,6 +94,11 @@ class SweepSpec(SpecModel):
                 spec._raw["runtime_env"] = copy.deepcopy(spec.runtime_env)
         return spec
 
+    @field_validator("name")
+    @classmethod
+    def _namefits(cls, value: str) -> str:
+        return fits("sweep", value)
+
     @field_validator("runtime_env", mode="plain")
     @classmethod
     def _runtime_env(cls, value: Any, info: ValidationInfo) -> dict[str, Any]:
@@ -114,7 +123,7 @@ class SweepSpec(SpecModel):
                 f"expected a non-empty string, got {describe(value)}",
                 f"give an MLflow experiment name, or leave it out for {default!r}",
             )
-        return value
+        return fits("experiment", value)
 
     @field_validator("training", mode="plain")
     @classmethod
@@ -177,6 +186,20 @@ class SweepSpec(SpecModel):
                 what, fix, field = found
                 raise problem(what, fix, (*at, *field))
         return self
+
+    @model_validator(mode="after")
+    def _trials_valid(self) -> SweepSpec:
+        check_trials(self)
+        return self
+
+    def trial_base(self, checkpoint_seconds: float = 0.0, logs: str | None = None) -> TrialBase:
+        """What every trial of this sweep shares (:class:`trainables.TrialBase`): the problem, the
+        training, and how trials run (``checkpoint_seconds``, the ``logs`` folder); each search adds
+        its balancer (``search.trial_config``). A bad value raises :class:`trainables.TrialConfigError`."""
+        from trainables import TrialBase
+
+        return TrialBase.from_dict({"problem": self.problem.model_dump(), "training": self.training,
+                                    "run": {"checkpoint_seconds": checkpoint_seconds, "logs": logs}})
 
     def __eq__(self, other: object) -> bool:  # raw is how it was written, not what it says
         if not isinstance(other, SweepSpec):

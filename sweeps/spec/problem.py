@@ -55,38 +55,65 @@ class ProblemSpec(SpecModel):
     def _options(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise problem(f"expected a mapping, got {describe(value)}", "write it as a mapping, e.g. {num_train: 2000}")
+        from trainables import TrialConfigError
+        from trainables.config import ProblemConfig
+        from trainables.limits import name_problem
+
         for key in value:
             if not isinstance(key, str):
                 raise problem(
                     f"key {key!r} is a {type(key).__name__}, not a name",
                     "quote it or use a plain name (YAML reads yes/no/on/off as booleans)",
                 )
+            found = name_problem("problem option", key) if "." not in key else None  # (a dotted key: JSON)
+            if found is not None:
+                raise problem(*found, (key,))
+        try:  # the values are the trials' MLflow params: JSON, checked as a trial checks them
+            ProblemConfig.from_dict({"name": "-", "options": value})
+        except TrialConfigError as error:
+            raise problem(error.what, error.fix, error.at[1:]) from None
         return dict(value)
 
     @model_validator(mode="after")
     def _learn_tasks(self) -> ProblemSpec:
+        from trainables.limits import name_problem
+
         self._task_names = _task_names(self.name, self.options)
-        if self.shared_layer is not None:
-            _check_shared_layer(self.name, self.options, self.shared_layer)
+        for task in self._task_names:  # they name the trials' metrics
+            found = name_problem("task", task)
+            if found is not None:
+                raise problem(f"problem {self.name!r}: {found[0]}", f"rename the task in the problem; {found[1]}",
+                              ("name",))
+        _check_shared_layer(self.name, self.options, self.shared_layer)
         return self
 
-    @property
-    def trial_keys(self) -> dict[str, Any]:
-        """What every trial's config says of the problem."""
-        keys = {"problem": self.name, "problem_options": dict(self.options)}
-        return keys | ({"shared_layer": self.shared_layer} if self.shared_layer is not None else {})
 
-
-def _check_shared_layer(name: str, options: dict[str, Any], path: str) -> None:
-    """``path`` names a module with weights in the problem's model: the model is built on the
-    driver (construction and ``build_model`` load no data, by the Problem contract)."""
+def _check_shared_layer(name: str, options: dict[str, Any], path: str | None) -> None:
+    """The shared layer the trials will use (``path`` from the spec, else the problem's own
+    ``shared_layer``), if one is named, is a module with weights in the problem's model: the model
+    is built once on the driver (construction and ``build_model`` load no data, by the Problem
+    contract)."""
     from gradnorm_core import make_problem, resolve_shared_layer
 
+    built = make_problem(name, **options)
+    own = path is None
+    path = built.shared_layer if own else path
+    if path is None:
+        return  # the model's last_shared_layer, which the trials find as the library does
     try:
-        resolve_shared_layer(make_problem(name, **options).build_model(seed=0), path)
+        resolve_shared_layer(built.build_model(seed=0), path)
     except ValueError as error:
         what, _, fix = one_line(str(error)).removeprefix("shared_layer: ").partition("; ")
+        if own:
+            raise problem(f"problem {name!r} sets shared_layer {path!r}: {what}"
+                          + (f" ({fix})" if fix else ""),
+                          "set the Problem's shared_layer to a module of its model, or override it with "
+                          "problem.shared_layer in the spec", ("shared_layer",)) from None
         raise problem(what, fix or "give a module path in the model", ("shared_layer",)) from None
+    except Exception as error:  # noqa: BLE001 - the user's build_model: reported, one line
+        raise problem(f"problem {name!r}: build_model(seed=0) failed ({type(error).__name__}: "
+                      f"{one_line(str(error))[:200]}) while checking shared_layer {path!r}",
+                      "fix the problem's build_model (it must load no data)", ("name",)) from None
 
 
 #: the fix of a problem module that does not import on the driver
