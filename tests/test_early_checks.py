@@ -165,6 +165,7 @@ def test_a_bad_spec_exits_2_with_one_line_before_ray_or_mlflow(case, tmp_path, m
     text = yaml.safe_dump(spec).replace("start: DATE", "start: 2024-05-01")  # YAML reads that as a date
     path = tmp_path / "spec.yaml"
     path.write_text(text)
+    ray_before = "ray" in sys.modules and sys.modules["ray"].is_initialized()  # (another test's Ray)
     code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"),
                  "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     err = capsys.readouterr().err
@@ -173,7 +174,7 @@ def test_a_bad_spec_exits_2_with_one_line_before_ray_or_mlflow(case, tmp_path, m
     assert expected.format(module=module) in err, err
     # nothing started, nothing written: no sweep directory, no MLflow store (so no run), no Ray
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+    assert ("ray" in sys.modules and sys.modules["ray"].is_initialized()) == ray_before  # no Ray started
 
 
 def test_the_limits_are_the_installed_mlflows():
