@@ -109,8 +109,10 @@ def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record
             driver.kill()
     assert driver.returncode == 130, out[-2000:] + err[-2000:]
     assert "SIGINT received: stopping the sweep cleanly" in out
-    assert err.count("\n") == 1 and "sweep interrupted with 2 of 3 trials ended; finish it with: " \
-                                   "gradnorm-tune resume " in err, err
+    # the sweep's one line last; at most a warning of Ray's own before it (Ray's core logs, not ours)
+    lines = err.strip().splitlines()
+    assert len(lines) <= 2 and lines[-1].startswith("gradnorm-tune: sweep interrupted with 2 of 3 trials ended; "
+                                                    "finish it with: gradnorm-tune resume "), err
     runs = {run.info.run_id: run for run in everything(client, "stopped")}
     assert not [run for run in runs.values() if run.info.status == "RUNNING"]
     killed = runs[caught.info.run_id]

@@ -203,7 +203,7 @@ BAD = [
     # unknown option
     ("toy_t2", {"sigmas": [1.0]}, "unknown option 'sigmas' for problem 'toy_t2'; accepted"),
     ("multimnist", {"num_molecules": 5}, "unknown option 'num_molecules' for problem 'multimnist'"),
-    ("qm9", {"targets": ["mu"]}, "unknown option 'targets' for problem 'qm9'"),
+    ("qm9", {"targets": ["mu"]}, "targets must be 'standardized' (z-scored on the train split) or 'raw'"),
     # missing option
     ("toy", {"seed": 1}, "problem 'toy' needs option 'sigmas'; accepted options: sigmas, num_train"),
     # bad values

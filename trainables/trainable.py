@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +104,19 @@ def train_trial(config: dict[str, Any]) -> None:
     except Diverged as error:
         _end(Outcome.DIVERGED, history, str(error), "Diverged", None)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - classified: retried by Tune, or ended here
+        if isinstance(error, SystemExit) and _from_ray(error):
+            raise  # Tune stopping the trial from inside tune.report (a scheduler, the sweep's end)
         epoch = training.epoch if training is not None else len(history)
         if failures is None or not failures.record(error, epoch, reported=bool(history)):
             raise
         _end(Outcome.FAILED, history, error_line(error), type(error).__name__, failures.log)
+
+
+def _from_ray(error: BaseException) -> bool:
+    """Whether an exception was raised inside Ray's own code (its innermost frame is Ray's):
+    ``tune.report`` ends a trial that Tune stops with ``sys.exit(0)``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and f"{os.sep}ray{os.sep}" in frames[-1].filename
 
 
 class Diverged(Exception):
