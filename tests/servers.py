@@ -298,7 +298,8 @@ class RayCluster:
 
     ``jobs``: the head runs the dashboard, whose job server takes Ray Jobs at :attr:`job_address`.
     ``hidden``: every node runs in its own mount namespace with an empty tmpfs over each of these
-    folders (needs root: :func:`can_hide_folders`). ``env``: more environment for every node."""
+    folders and over Ray's temp folder (needs root: :func:`can_hide_folders`). ``env``: more
+    environment for every node."""
 
     def __init__(self, head_cpus: int = 1, *, jobs: bool = False, hidden: tuple[Path, ...] = (),
                  env: dict[str, str] | None = None) -> None:
@@ -332,8 +333,9 @@ class RayCluster:
                    f"--dashboard-agent-listen-port={free_port()}", *args]
         if self.hidden:
             # its own mount namespace (unshare execs: the same PID, the same process group)
-            mounts = " && ".join(f"mount -t tmpfs -o size=1m,mode=0755 hidden {shlex.quote(str(path))}"
-                                 for path in self.hidden)
+            # and its own Ray temp folder (sockets, logs, unpacked runtime_envs), as on its own machine
+            mounts = " && ".join([f"mount -t tmpfs -o size=1m,mode=0755 hidden {shlex.quote(str(path))}"
+                                  for path in self.hidden] + ["mkdir -p /tmp/ray", "mount -t tmpfs ray /tmp/ray"])
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        f'{mounts} && exec "$@"', name, *command]
         with open(self.logs / f"{name}.log", "w") as log:
