@@ -84,8 +84,11 @@ def job_client(address: str | None):
     if not address.startswith(("http://", "https://")):
         raise SweepError(f"--address {address or '(none)'}: give the cluster's job server as http://HEAD:8265 "
                          "(or set RAY_API_SERVER_ADDRESS)")
-    from ray.job_submission import JobSubmissionClient
-
+    try:
+        from ray.job_submission import JobSubmissionClient
+    except ImportError as error:
+        raise SweepError(f"Ray's job client does not import here ({error}); install it: "
+                         "pip install 'gradnorm-tune[cluster]' (ray[default])") from None
     try:
         return JobSubmissionClient(address)
     except Exception as error:  # noqa: BLE001 - ConnectionError, RuntimeError, ...
