@@ -72,7 +72,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     state = SweepState.load(args.directory)
     if args.tracking_uri:
         state.tracking_uri = args.tracking_uri
-    build_comparison(state, parse_spec(state.spec, state.spec_source), tracking_client(state.tracking_uri))
+    build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
     return 0
 
 

@@ -130,7 +130,7 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
         state.job = job
     if tracking_uri or job is not None:
         state.save()
-    spec = parse_spec(state.spec, state.spec_source)
+    spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
     check_runtime_env(spec.runtime_env)
     client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env)
     if job is not None:

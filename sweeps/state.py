@@ -84,6 +84,14 @@ class SweepState:
             return self.directory / name
         return storage.join(self.directory, name)
 
+    def spec_data(self, in_job: bool = False) -> dict[str, Any]:
+        """The spec as the sweep read it; for a sweep run as a Ray job, with the runtime_env its job
+        was submitted with put back (its local paths are the submitting machine's), unless this
+        process is such a job (whose runtime_env Ray applies)."""
+        if in_job or not self.job or not self.job.get("runtime_env"):
+            return self.spec
+        return {**self.spec, "runtime_env": self.job["runtime_env"]}
+
     @property
     def resume_command(self) -> str:
         """The command that finishes this sweep after an interruption."""

@@ -179,3 +179,33 @@ def test_a_problem_no_ray_worker_can_import_fails_before_any_trial(local_ray, on
     message = str(error.value)
     assert f"cannot import module '{PACKAGE}'" in message and "on Ray node(s)" in message
     assert "runtime_env" in message and "\n" not in message
+
+
+# ---------------------------------------------------------------- Ray jobs: addresses and exit statuses
+
+
+def test_ray_client_and_job_server_addresses_point_to_submit():
+    from sweeps.session import check_ray_address
+
+    for address, expected in (("ray://head:10001", "Ray Client is not supported"),
+                              ("http://head:8265", "is a job server: use gradnorm-tune submit")):
+        with pytest.raises(SweepError) as error:
+            check_ray_address(address)
+        assert expected in str(error.value) and "gradnorm-tune submit" in str(error.value)
+
+
+def test_a_jobs_exit_status_is_the_sweeps():
+    from ray.job_submission import JobDetails, JobStatus, JobType
+
+    from sweeps.jobs import exit_status_of
+
+    def job(status, code=None, message=None):
+        return JobDetails(type=JobType.SUBMISSION, status=status, entrypoint="gradnorm-tune sweep",
+                          submission_id="s1", driver_exit_code=code, message=message)
+
+    assert exit_status_of(job(JobStatus.RUNNING)) is None and exit_status_of(job(JobStatus.PENDING)) is None
+    assert exit_status_of(job(JobStatus.SUCCEEDED, 0)) == 0
+    assert exit_status_of(job(JobStatus.FAILED, 3)) == 3  # some trials failed: the sweep's own status
+    assert exit_status_of(job(JobStatus.STOPPED)) == 143  # stopped through Ray: SIGTERM
+    with pytest.raises(SweepError, match=r"job s1 failed before the sweep started \(runtime_env setup failed\)"):
+        exit_status_of(job(JobStatus.FAILED, None, "runtime_env setup failed\ntraceback..."))
