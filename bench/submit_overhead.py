@@ -54,8 +54,10 @@ def spec(epochs: int) -> dict:
 def start_cluster(folder: Path, env: dict) -> tuple[subprocess.Popen, str, str]:
     port, dashboard = free_port(), free_port()
     log = open(folder / "head.log", "w")  # noqa: SIM115 - lives as long as the head
+    # its own temp folder: a job's driver finds its cluster through the temp folder's record of the
+    # last `ray start` on the machine, which another cluster here would have overwritten
     head = subprocess.Popen([BIN / "ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                             f"--port={port}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
+                             f"--temp-dir={folder / 'ray'}", f"--port={port}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
                              f"--dashboard-port={dashboard}", "--disable-usage-stats"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     request = urllib.request.Request(f"http://127.0.0.1:{dashboard}/api/version",
@@ -117,7 +119,11 @@ def main() -> None:
                 results[how].append((seconds, trial_phase(uri, experiment)))
     finally:
         os.killpg(head.pid, signal.SIGTERM)  # the head and everything it started
-        head.wait(30)
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(10)
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\ntoy_t2 spec: {searches} searches, {args.epochs} epochs, 2 trial slots on a 2-CPU local Ray cluster, "
           f"{os.cpu_count()} cores; medians of {args.rounds} rounds, alternating")

@@ -46,7 +46,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .spec import load_spec
     from .state import SweepError, SweepState
 
-    client = job_client(args.address)
     flags = {"--tracking-uri": args.tracking_uri, "--max-failures": args.max_failures,
              "--tracking-patience": args.tracking_patience, "--verbose": args.verbose}
     if args.resume:
@@ -57,6 +56,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             runtime_env = (SweepState.load(args.resume).job or {}).get("runtime_env") or {}
         from .jobs import call, entrypoint, job_runtime_env
 
+        client = job_client(args.address)
         command = entrypoint("resume", args.resume, {"runtime_env": runtime_env}, flags)
         job_id = call(lambda: client.submit_job(entrypoint=command, runtime_env=job_runtime_env(runtime_env)))
     else:
@@ -76,6 +76,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         local = [Path(given)] if given and not storage.is_uri(given) else []
         flags |= {"--storage": args.storage, "--checkpoint-seconds": args.checkpoint_seconds}
         data = {key: value for key, value in spec.raw.items() if key != "runtime_env"}
+        client = job_client(args.address)  # once the input is known good: nothing reaches the cluster before
         job_id = submit_sweep(client, data, spec.source, spec.runtime_env,
                               [*local, Path("gradnorm-runs"), default_cache_dir()], flags, spec.name)
     print(f"submitted job {job_id} to {args.address or os.environ.get('RAY_API_SERVER_ADDRESS')}\n"

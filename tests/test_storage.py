@@ -209,3 +209,23 @@ def test_a_jobs_exit_status_is_the_sweeps():
     assert exit_status_of(job(JobStatus.STOPPED)) == 143  # stopped through Ray: SIGTERM
     with pytest.raises(SweepError, match=r"job s1 failed before the sweep started \(runtime_env setup failed\)"):
         exit_status_of(job(JobStatus.FAILED, None, "runtime_env setup failed\ntraceback..."))
+
+
+def test_submit_refuses_bad_input_in_one_line_before_reaching_the_cluster(tmp_path, capsys, monkeypatch):
+    from servers import free_port
+
+    from sweeps.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nproblem: toy_t2\nsearches: {equal: {type: equal}}\n")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for args, expected in (([str(spec), "--address", nowhere, "--storage", "runs"], "a relative path would be inside"),
+                           ([str(spec)], "give the cluster's job server as http://HEAD:8265"),
+                           ([str(spec), "--address", nowhere], f"cannot reach the Ray job server at {nowhere}"),
+                           ([str(spec), "--address", nowhere, "--resume", "x"], "not both"),
+                           (["--address", nowhere], "give a spec")):
+        assert main(["submit", *args]) == 2, args
+        err = capsys.readouterr().err
+        assert expected in err and err.count("\n") == 1, err
