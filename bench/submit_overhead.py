@@ -57,7 +57,8 @@ def start_cluster(folder: Path, env: dict) -> tuple[subprocess.Popen, str, str]:
     # its own temp folder: a job's driver finds its cluster through the temp folder's record of the
     # last `ray start` on the machine, which another cluster here would have overwritten
     head = subprocess.Popen([BIN / "ray", "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                             f"--temp-dir={folder / 'ray'}", f"--port={port}", "--num-cpus=2", "--dashboard-host=127.0.0.1",
+                             f"--temp-dir={folder / 'ray'}", f"--port={port}", "--num-cpus=2",
+                             "--dashboard-host=127.0.0.1",
                              f"--dashboard-port={dashboard}", "--disable-usage-stats"],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     request = urllib.request.Request(f"http://127.0.0.1:{dashboard}/api/version",
@@ -78,7 +79,8 @@ def run(command: list[str], folder: Path, env: dict) -> float:
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command[:2])} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(command[:2])} failed ({done.returncode}):\n"
+                         f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return seconds
 
 
@@ -91,12 +93,15 @@ def trial_phase(uri: str, experiment: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=3, help="training.epochs of the toy_t2 spec (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=2, help="runs of each command, alternating (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3,
+                        help="training.epochs of the toy_t2 spec (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="runs of each command, alternating (default: %(default)s)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-submit-"))
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("RAY_ADDRESS", None)
     head, address, jobs = start_cluster(folder, env)
@@ -134,7 +139,8 @@ def main() -> None:
         phase = statistics.median(phase for _, phase in runs)
         overheads[how] = statistics.median(seconds - phase for seconds, phase in runs)
         print(f"{how:<8} {command:>10.1f} {phase:>14.1f} {overheads[how]:>11.1f} {overheads[how] / searches:>13.1f}")
-    command_ratio = (statistics.median(s for s, _ in results["submit"]) / statistics.median(s for s, _ in results["sweep"]))
+    commands = {how: statistics.median(seconds for seconds, _ in runs) for how, runs in results.items()}
+    command_ratio = commands["submit"] / commands["sweep"]
     print(f"submit / sweep: {overheads['submit'] / overheads['sweep']:.2f}x the per-search overhead, "
           f"{command_ratio:.2f}x the whole command")
 

@@ -62,7 +62,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     else:
         if not args.spec:
             raise SweepError("submit: give a spec (a path, or a name in sweeps/specs), or --resume DIRECTORY")
-        shipped = None if args.working_dir is None else {"working_dir": str(Path(args.working_dir).expanduser().resolve())}
+        shipped = None if args.working_dir is None else {
+            "working_dir": str(Path(args.working_dir).expanduser().resolve())}
         spec = load_spec(spec_path(args.spec), runtime_env=shipped)
         overrides = {key: value for key, value in (("cpu", args.cpus_per_trial), ("gpu", args.gpus_per_trial),
                                                    ("max_concurrent", args.max_concurrent)) if value is not None}

@@ -20,7 +20,8 @@ from trainables import first_line, storage
 
 from .state import SweepError, location
 
-__all__ = ["DEFAULT_STORAGE", "STORAGE_VARIABLE", "check_nodes_see_storage", "check_storage", "new_directory", "storage_root"]
+__all__ = ["DEFAULT_STORAGE", "STORAGE_VARIABLE", "check_nodes_see_storage", "check_storage", "new_directory",
+           "storage_root"]
 
 DEFAULT_STORAGE = "gradnorm-runs"
 #: a cluster's default storage (the docker head sets it), used when neither flag nor spec gives one

@@ -40,7 +40,8 @@ def test_resolve_puts_the_s3_endpoint_in_the_location_and_leaves_other_locations
     monkeypatch.chdir(tmp_path)
     assert storage.resolve("runs") == str(tmp_path / "runs")
     assert storage.resolve("s3://b/p/") == "s3://b/p"  # no endpoint known: AWS itself
-    assert storage.resolve("s3://b/p", "http://127.0.0.1:9000") == "s3://b/p?endpoint_override=127.0.0.1:9000&scheme=http"
+    given = storage.resolve("s3://b/p", "http://127.0.0.1:9000")
+    assert given == "s3://b/p?endpoint_override=127.0.0.1:9000&scheme=http"
     monkeypatch.setenv("AWS_ENDPOINT_URL", "https://minio.example:9000")
     assert storage.resolve("s3://b/p") == "s3://b/p?endpoint_override=minio.example:9000&scheme=https"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://ceph:80")  # the service's own variable first
@@ -71,8 +72,10 @@ def test_sweep_state_lives_at_a_uri_and_loads_back(s3_env, bucket):
         root = check_storage(storage_root(f"s3://{bucket}/runs"))
         assert files(s3_env, bucket, "runs/") == []  # the write check leaves nothing
         directory = new_directory(root, "demo")
-    assert isinstance(directory, str) and directory.startswith(f"s3://{bucket}/runs/demo-") and "endpoint_override" in directory
-    state = SweepState(directory, {"name": "demo"}, "demo.yaml", "http://mlflow", "abc", "1", "run", job={"runtime_env": {}})
+    assert isinstance(directory, str) and directory.startswith(f"s3://{bucket}/runs/demo-")
+    assert "endpoint_override" in directory
+    state = SweepState(directory, {"name": "demo"}, "demo.yaml", "http://mlflow", "abc", "1", "run",
+                       job={"runtime_env": {}})
     state.save()
     loaded = SweepState.load(directory)
     assert loaded.spec == {"name": "demo"} and loaded.job == {"runtime_env": {}} and loaded.directory == directory
@@ -123,7 +126,8 @@ def test_a_working_dir_upload_leaves_out_what_is_not_code(tmp_path):
     package = tmp_path / "package.zip"
     create_package(str(project), package, include_gitignore=True, excludes=env["excludes"])
     names = zipfile.ZipFile(package).namelist()
-    assert sorted(name for name in names if not name.endswith("/")) == [f"{PACKAGE}/__init__.py", f"{PACKAGE}/problems.py"]
+    files_in_it = sorted(name for name in names if not name.endswith("/"))
+    assert files_in_it == [f"{PACKAGE}/__init__.py", f"{PACKAGE}/problems.py"]
     assert package.stat().st_size < 20_000, package.stat().st_size
 
 
@@ -132,7 +136,8 @@ def test_the_job_runs_gradnorm_tune_with_the_spec_inline():
 
     command = entrypoint("sweep", json.dumps({"name": "it's"}), {"runtime_env": {}}, {"--storage": "s3://b/p",
                                                                                       "--verbose": True, "--x": None})
-    assert command == """gradnorm-tune sweep '{"name": "it'"'"'s"}' --job '{"runtime_env":{}}' --storage s3://b/p --verbose"""
+    assert command == ("""gradnorm-tune sweep '{"name": "it'"'"'s"}' --job '{"runtime_env":{}}' """
+                       "--storage s3://b/p --verbose")
 
 
 # ---------------------------------------------------------------- the problem's code reaches the workers

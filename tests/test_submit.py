@@ -201,7 +201,8 @@ def test_the_same_sweep_without_working_dir_fails_at_once_with_the_fix(world, ml
     bare = spec(s3_server.endpoint)
     del bare["runtime_env"]
     (world["root"] / "bare.yaml").write_text(yaml.safe_dump(bare, sort_keys=False))
-    jobs = JobSubmissionClient(world["cluster"].job_address, headers={"Authorization": f"Bearer {world['cluster'].token}"})
+    cluster = world["cluster"]
+    jobs = JobSubmissionClient(cluster.job_address, headers={"Authorization": f"Bearer {cluster.token}"})
     before = len(jobs.list_jobs())
     # the package imports here (the user put their project on PYTHONPATH, as one does), and would on
     # a worker of this machine (Ray adds the driver's folder to their path): never on another one

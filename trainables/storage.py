@@ -71,8 +71,8 @@ def resolve(location: str | os.PathLike, endpoint: str | None = None) -> str:
         if endpoint:
             query |= _endpoint_query(endpoint)
     elif endpoint:
-        raise StorageError(f"storage endpoint given for {text}: only s3:// takes one here"
-                           if parts.scheme != "s3" else f"storage {text} names its endpoint already; give one of the two")
+        raise StorageError(f"storage endpoint given for {text}: only s3:// takes one here" if parts.scheme != "s3"
+                           else f"storage {text} names its endpoint already; give one of the two")
     return parts._replace(path=parts.path.rstrip("/"), query=urlencode(query, safe=":/")).geturl()
 
 

@@ -21,7 +21,8 @@ __all__ = ["StorageSpec"]
 
 class StorageSpec(SpecModel):
     KEY_NOUN: ClassVar[str] = "storage key"
-    SHAPE_FIX: ClassVar[str] = "write it as s3://BUCKET/PREFIX, or {uri: s3://BUCKET/PREFIX, endpoint: http://HOST:PORT}"
+    SHAPE_FIX: ClassVar[str] = ("write it as s3://BUCKET/PREFIX, or "
+                                "{uri: s3://BUCKET/PREFIX, endpoint: http://HOST:PORT}")
 
     uri: Annotated[str, Fix("give a path, or a URI: file://, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX")]
     endpoint: Annotated[str | None, Fix("give the S3-compatible store's address, e.g. http://127.0.0.1:9000")] = None
