@@ -1,4 +1,7 @@
-"""``gradnorm-tune``: train one run, run a sweep spec, resume it, rebuild its report."""
+"""``gradnorm-tune``: run a sweep spec here or submit it to a Ray cluster, resume it, report it.
+
+Also: one training run (``train``), data sets (``data``); the cluster's commands (``submit``,
+``job``) are :mod:`sweeps.cli_jobs`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from pathlib import Path
 SPECS = Path(__file__).parent / "specs"
 
 
-def _spec_path(text: str) -> Path:
+def spec_path(text: str) -> Path:
     path = Path(text)
     if not path.exists() and (SPECS / text).exists():
         return SPECS / text
@@ -20,13 +23,15 @@ def _spec_path(text: str) -> Path:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .cli_jobs import job_of, job_spec
     from .runner import run_sweep
     from .spec import load_spec
 
+    job = job_of(args)  # run by `submit` as a Ray job: the spec comes inline, its runtime_env is the job's
     # --working-dir DIR is short for runtime_env: {working_dir: DIR} (DIR from here), set before the
     # spec is validated: a module:attribute problem in DIR is imported from there for its task names
     shipped = None if args.working_dir is None else {"working_dir": str(Path(args.working_dir).expanduser().resolve())}
-    spec = load_spec(_spec_path(args.spec), runtime_env=shipped)
+    spec = job_spec(args, job) if job is not None else load_spec(spec_path(args.spec), runtime_env=shipped)
     overrides = {key: value for key, value in (("cpu", args.cpus_per_trial), ("gpu", args.gpus_per_trial),
                                                ("max_concurrent", args.max_concurrent)) if value is not None}
     if overrides:
@@ -34,17 +39,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec = spec.with_resources(**overrides)
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
-                      tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds)
+                      tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds, job=job)
     print_ui_hint(state.tracking_uri)
     return exit_status(state)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    from .cli_jobs import job_of
     from .runner import resume_sweep
 
     state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
                          quiet=not args.verbose, tracking_uri=args.tracking_uri,
-                         tracking_patience=args.tracking_patience)
+                         tracking_patience=args.tracking_patience, job=job_of(args))
     print_ui_hint(state.tracking_uri)
     return exit_status(state)
 
@@ -63,10 +69,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .spec import parse_spec
     from .state import SweepState
 
-    state = SweepState.load(Path(args.directory).resolve())
+    state = SweepState.load(args.directory)
     if args.tracking_uri:
         state.tracking_uri = args.tracking_uri
-    build_comparison(state, parse_spec(state.spec, state.spec_source), tracking_client(state.tracking_uri))
+    build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
     return 0
 
 
@@ -174,11 +180,14 @@ def parser() -> argparse.ArgumentParser:
     top = OneLineParser(prog="gradnorm-tune", description=__doc__.split("\n")[0])
     commands = top.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    def cluster_flags(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--ray-address", default=None,
-                         help="Ray cluster address (ray://host:10001 or host:6379); default $RAY_ADDRESS or local Ray")
+    def cluster_flags(sub: argparse.ArgumentParser, ray_address: bool = True) -> None:
+        if ray_address:
+            sub.add_argument("--ray-address", default=None,
+                             help="Ray cluster address (host:6379, from a node of the cluster; from elsewhere use "
+                                  "gradnorm-tune submit); default $RAY_ADDRESS or a local Ray")
         sub.add_argument("--tracking-uri", default=None,
-                         help="MLflow tracking URI; default $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db")
+                         help="MLflow tracking URI (as the cluster sees it, for submit); default $MLFLOW_TRACKING_URI "
+                              "or sqlite:///./mlflow.db")
         sub.add_argument("--max-failures", type=retries, default=2,
                          help="retries per trial whose worker or node is lost, or whose error may pass, each from "
                               "its last checkpoint; a deterministic error is not retried (default: %(default)s)")
@@ -189,7 +198,9 @@ def parser() -> argparse.ArgumentParser:
 
     sweep = commands.add_parser("sweep", help="run a sweep spec (a path, or a name in sweeps/specs)")
     sweep.add_argument("spec")
-    sweep.add_argument("--storage", default="gradnorm-runs", help="where sweep directories go (default: %(default)s)")
+    sweep.add_argument("--storage", default=None,
+                       help="where sweep directories go: a path, or s3://BUCKET/PREFIX (endpoint: $AWS_ENDPOINT_URL), "
+                            "gs://BUCKET/PREFIX, file://; default: the spec's storage, else gradnorm-runs")
     sweep.add_argument("--cpus-per-trial", type=float, default=None, help="overrides resources.cpu of the spec")
     sweep.add_argument("--gpus-per-trial", type=float, default=None,
                        help="overrides resources.gpu of the spec; fractions share a GPU (0.25: 4 trials)")
@@ -203,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
 
-    resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory")
+    resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory (a path or a URI)")
     resume.add_argument("directory")
     cluster_flags(resume)
     resume.set_defaults(run=cmd_resume)
@@ -231,6 +242,9 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("dataset", choices=["mnist", "qm9"])
     data.add_argument("--dir", default=None, help="where to put MNIST (default $GRADNORM_TUNE_DATA or ~/.cache/gradnorm-tune/mnist)")
     data.set_defaults(run=cmd_data)
+    from .cli_jobs import add_job_commands
+
+    add_job_commands(commands, cluster_flags)
     return top
 
 

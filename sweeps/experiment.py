@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ray import tune
 
-from trainables import train_trial
+from trainables import storage, train_trial
 
 from .events import Relay
 from .scheduler import SchedulerState, SweepScheduler
@@ -45,11 +45,22 @@ def make_scheduler(spec: SweepSpec) -> SweepScheduler | None:
     return SweepScheduler(settings) if settings else None
 
 
+def tune_storage(state: SweepState) -> tuple[str, object | None]:
+    """Tune's ``storage_path`` and ``storage_filesystem`` for the sweep's directory: a local path
+    as it is; a URI as a path in its pyarrow filesystem (an S3 endpoint included)."""
+    if not storage.is_uri(state.directory):
+        return str(state.directory), None
+    filesystem, path = storage.filesystem(state.directory)
+    return path, filesystem
+
+
 def _tuner(state: SweepState, spec: SweepSpec, max_failures: int, checkpoint_seconds: float) -> tune.Tuner:
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    if (state.trials_dir / "tuner.pkl").exists():
+    storage_path, filesystem = tune_storage(state)
+    if storage.exists(storage.join(state.trials_dir, "tuner.pkl")):
         # unfinished trials from their checkpoints; trials Tune gave up on get another chance
-        return tune.Tuner.restore(str(state.trials_dir), trainable, resume_unfinished=True, resume_errored=True)
+        return tune.Tuner.restore(f"{storage_path}/{TRIALS_DIR}", trainable, resume_unfinished=True,
+                                  resume_errored=True, storage_filesystem=filesystem)
     totals = trial_totals(spec)
     searcher = SweepSearcher(spec.searches, spec.trial_base(checkpoint_seconds, logs=str(state.logs_dir)),
                              spec.task_names, int(spec.training["seed"]), recommend_from(spec))
@@ -64,7 +75,7 @@ def _tuner(state: SweepState, spec: SweepSpec, max_failures: int, checkpoint_sec
                                     num_samples=sum(totals.values()), reuse_actors=True,
                                     max_concurrent_trials=spec.resources.max_concurrent),
         run_config=tune.RunConfig(
-            name=TRIALS_DIR, storage_path=str(state.directory), verbose=0, callbacks=callbacks,
+            name=TRIALS_DIR, storage_path=storage_path, storage_filesystem=filesystem, verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),

@@ -15,10 +15,8 @@ in its exit status, its last line and its comparison run.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -48,9 +46,12 @@ from .experiment import recommend_from, run_experiment, trial_totals
 from .searcher import RECOMMENDED, RECOMMENDED_TYPE
 from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
 from .session import quiet_logs
+from .shipping import check_code_shipped, check_workers_import
 from .signals import StopSignals
 from .spec import SweepSpec, parse_spec
 from .state import SweepError, SweepInterrupted, SweepState, SweepUnfinished
+from .storage import check_nodes_see_storage, check_storage, storage_root
+from .storage import new_directory
 from .verdict import Verdict
 
 __all__ = ["SweepState", "finish_sweep", "resume_sweep", "run_sweep"]
@@ -70,73 +71,70 @@ def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patien
         raise SweepError(f"--tracking-patience is {tracking_patience:g}; give a number of seconds >= 0")
 
 
-def check_storage(storage: str | Path) -> Path:
-    """The storage folder, resolved, once something can be created in it (or, while it does not
-    exist yet, in the folder it would be made in); nothing is left behind by the check."""
-    root = Path(storage).expanduser().resolve()
-    existing = root
-    while not existing.exists():
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "not a folder")
-        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
-    except OSError as error:
-        raise SweepError(f"--storage {storage}: cannot write there ({error.strerror or type(error).__name__}); "
-                         "give a folder you can write to") from None
-    return root
-
-
-def run_sweep(spec: SweepSpec, *, storage: str | Path = "gradnorm-runs", tracking_uri: str | None = None,
+def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_uri: str | None = None,
               ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
-              tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
-    """Start a sweep in a new directory under ``storage`` and run it to the end; the returned
-    state's ``outcome`` says how it ended (:class:`~sweeps.verdict.Verdict`). Each trial is
-    checkpointed at its end and, before it, at most every ``checkpoint_seconds`` (0: every
-    epoch): a failed or interrupted trial redoes at most that much. Raises
-    :class:`SweepError` (bad input: nothing started), :class:`SweepInterrupted` or
-    :class:`SweepUnfinished` (``resume`` finishes it)."""
+              tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0,
+              job: dict | None = None) -> SweepState:
+    """Start a sweep in a new directory under ``storage`` (a path or a URI; default: the spec's
+    ``storage``, else ``gradnorm-runs``) and run it to the end; the returned state's ``outcome``
+    says how it ended (:class:`~sweeps.verdict.Verdict`). Each trial is checkpointed at its end
+    and, before it, at most every ``checkpoint_seconds`` (0: every epoch): a failed or
+    interrupted trial redoes at most that much. ``job``: the sweep runs as a Ray job
+    (``gradnorm-tune submit``): ``{"runtime_env": ...}``, the runtime_env the job was submitted
+    with, which Ray applies (the spec's own is not). Raises :class:`SweepError` (bad input:
+    nothing started), :class:`SweepInterrupted` or :class:`SweepUnfinished` (``resume`` finishes it)."""
     if quiet:
         quiet_logs()
     check_settings(max_failures, checkpoint_seconds, tracking_patience)
-    root = check_storage(storage)
+    root = check_storage(storage_root(storage and str(storage), spec.storage, shared=job is not None))
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     check_ray_address(address)
     check_runtime_env(spec.runtime_env)
     if not address:
         check_local_resources(spec.resources.cpu, spec.resources.gpu)
+    elif job is None:
+        check_code_shipped(spec)  # to a cluster: the problem's code goes with the sweep
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = connect(tracking_uri, ray_address, quiet, spec.runtime_env)
+    client = connect(tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env)
     try:
         check_cluster_fits(spec.resources.cpu, spec.resources.gpu)
+        if address:
+            check_workers_import(spec)
+            check_nodes_see_storage(root)
     except SweepError:
         ray.shutdown()
         raise
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
-        directory = root / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        directory.mkdir(parents=True, exist_ok=False)
+        directory = new_directory(root, spec.name)
         experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
         sweep_id = uuid.uuid4().hex[:12]
         comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))
-        state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison)
+        state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison, job=job)
         state.save()
-        print(f"sweep {spec.name} in {directory}\n  (if interrupted: gradnorm-tune resume {directory})", flush=True)
+        print(f"sweep {spec.name} in {directory}\n  (if interrupted: {state.resume_command})", flush=True)
         return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds)
 
 
 def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
-                 quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0) -> SweepState:
-    """Finish an interrupted sweep: ended trials are kept, the others restored or started."""
+                 quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0,
+                 job: dict | None = None) -> SweepState:
+    """Finish an interrupted sweep (a path or a storage URI): ended trials are kept, the others
+    restored or started. ``job``: as for :func:`run_sweep`."""
     if quiet:
         quiet_logs()
     check_settings(max_failures, 0.0, tracking_patience)
-    state = SweepState.load(Path(directory).resolve())
+    state = SweepState.load(directory)
     if tracking_uri:
         state.tracking_uri = tracking_uri
+    if job is not None:
+        state.job = job
+    if tracking_uri or job is not None:
         state.save()
-    spec = parse_spec(state.spec, state.spec_source)
+    spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
     check_runtime_env(spec.runtime_env)
-    client = connect(state.tracking_uri, ray_address, quiet, spec.runtime_env)
+    client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env)
+    if job is not None:
+        check_workers_import(spec)
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
         return finish_sweep(state, spec, client, stop, max_failures, tracking_patience)
@@ -229,7 +227,7 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
         raise SweepUnfinished(
             f"tracking server {redact(state.tracking_uri)} unreachable for {logger.patience_seconds:.0f} s "
             f"({logger.last_error}); the trials are checkpointed: bring the server back and run: "
-            f"gradnorm-tune resume {state.directory}")
+            f"{state.resume_command}")
     verdict = Verdict()
     ended = {name: 0 for name in totals}
     unfinished = 0
@@ -273,7 +271,7 @@ def interrupt(state: SweepState, client: MlflowClient, verdict: Verdict, ended: 
     end_unfinished(state, client, verdict.counts | {"killed": unfinished})
     done, total = sum(ended.values()), sum(totals.values())
     raise SweepInterrupted(f"sweep interrupted with {done} of {total} trials ended; finish it with: "
-                           f"gradnorm-tune resume {state.directory}", signum)
+                           f"{state.resume_command}", signum)
 
 
 def end_unfinished(state: SweepState, client: MlflowClient, counts: dict[str, int]) -> None:

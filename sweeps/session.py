@@ -37,10 +37,17 @@ def check_ray_address(address: str | None) -> None:
     """Fail fast when a given Ray address does not answer: ray.init would wait minutes."""
     if not address or address == "auto" or address.startswith("local"):
         return
-    target = address.split("://", 1)[-1]
+    if address.startswith("ray://"):
+        raise SweepError(f"Ray address {address}: Ray Client is not supported (Ray Tune's driver does not work "
+                         "reliably through it); from outside the cluster submit the sweep as a Ray job: "
+                         "gradnorm-tune submit SPEC --address http://HEAD:8265")
+    if address.startswith(("http://", "https://")):
+        raise SweepError(f"Ray address {address} is a job server: use gradnorm-tune submit SPEC --address {address}; "
+                         "--ray-address takes host:port of the cluster's GCS (from a node of the cluster)")
+    target = address
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
-        raise SweepError(f"Ray address {address!r} is not host:port or ray://host:port; fix --ray-address")
+        raise SweepError(f"Ray address {address!r} is not host:port; fix --ray-address")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as error:

@@ -1,12 +1,20 @@
 """A sweep's directory and what ``sweep.json`` in it holds: the spec, the tracking URI, the MLflow
-run ids and which searches are done. ``gradnorm-tune resume`` reads it back."""
+run ids and which searches are done. ``gradnorm-tune resume`` reads it back.
+
+The directory is a local path (a :class:`~pathlib.Path`; an NFS mount is one) or a storage URI
+(``s3://...``, ``gs://...``; a ``str``), read and written through :mod:`trainables.storage`. It
+holds ``sweep.json``, the Tune experiment ``trials/`` (every trial's checkpoints) and ``logs/``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from trainables import storage
 
 STATE_FILE = "sweep.json"
 TRIALS_DIR = "trials"  # the sweep's one Tune experiment, all searches together
@@ -56,26 +64,84 @@ class SweepState:
     wall_seconds: float = 0.0
     outcome: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: set when the sweep runs as a Ray job (``gradnorm-tune submit``): ``{"runtime_env": ...}``,
+    #: the job's runtime_env as submitted (``submit --resume`` ships it again)
+    job: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.directory = location(self.directory)
 
     @property
-    def trials_dir(self) -> Path:
-        return self.directory / TRIALS_DIR
+    def trials_dir(self) -> Path | str:
+        return self._child(TRIALS_DIR)
 
     @property
-    def logs_dir(self) -> Path:
-        return self.directory / LOGS_DIR
+    def logs_dir(self) -> Path | str:
+        return self._child(LOGS_DIR)
+
+    def _child(self, name: str) -> Path | str:
+        if isinstance(self.directory, Path):
+            return self.directory / name
+        return storage.join(self.directory, name)
+
+    def spec_data(self, in_job: bool = False) -> dict[str, Any]:
+        """The spec as the sweep read it; for a sweep run as a Ray job, with the runtime_env its job
+        was submitted with put back (its local paths are the submitting machine's), unless this
+        process is such a job (whose runtime_env Ray applies)."""
+        if in_job or not self.job or not self.job.get("runtime_env"):
+            return self.spec
+        return {**self.spec, "runtime_env": self.job["runtime_env"]}
+
+    @property
+    def resume_command(self) -> str:
+        """The command that finishes this sweep after an interruption."""
+        if self.job is not None:
+            return f"gradnorm-tune submit --resume {self.directory} --address http://HEAD:8265"
+        return f"gradnorm-tune resume {self.directory}"
 
     def save(self) -> None:
-        # written whole, then renamed: a crash never leaves half a state file
         data = {key: value for key, value in self.__dict__.items() if key != "directory"}
-        temporary = self.directory / (STATE_FILE + ".tmp")
-        temporary.write_text(json.dumps(data, indent=2))
-        temporary.replace(self.directory / STATE_FILE)
+        text = json.dumps(data, indent=2)
+        if isinstance(self.directory, Path):
+            # written whole, then renamed: a crash never leaves half a state file
+            temporary = self.directory / (STATE_FILE + ".tmp")
+            temporary.write_text(text)
+            temporary.replace(self.directory / STATE_FILE)
+        else:
+            storage.write_text(self._child(STATE_FILE), text)  # one object, written whole
 
     @classmethod
     def load(cls, directory: str | Path) -> SweepState:
-        path = Path(directory) / STATE_FILE
-        if not path.is_file():
+        where = location(directory)
+        try:
+            text = (where / STATE_FILE).read_text() if isinstance(where, Path) else storage.read_text(
+                storage.join(where, STATE_FILE))
+        except FileNotFoundError:
+            text = None
+        except OSError as error:
+            raise SweepError(f"cannot read {directory} ({one_line(error)}); check the storage URI, its endpoint "
+                             "(AWS_ENDPOINT_URL) and credentials") from None
+        if text is None:
             raise SweepError(f"{directory} is not a sweep directory (no {STATE_FILE}); "
                              "pass the directory a sweep printed at its start")
-        return cls(directory=Path(directory), **json.loads(path.read_text()))
+        return cls(directory=where, **json.loads(text))
+
+
+def location(directory: str | os.PathLike) -> Path | str:
+    """A sweep directory as :class:`SweepState` keeps it: a local path (``file://`` included) as
+    an absolute :class:`~pathlib.Path`, a storage URI as a string with its S3 endpoint in it
+    (:func:`trainables.storage.resolve`)."""
+    text = os.fspath(directory)
+    if text.startswith("file://"):
+        text = text.removeprefix("file://")
+    if not storage.is_uri(text):
+        return Path(text).expanduser().resolve()
+    try:
+        return storage.resolve(text)
+    except storage.StorageError as error:
+        raise SweepError(str(error)) from None
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -66,3 +66,14 @@ def ray_cluster():
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's S3-compatible server on 127.0.0.1 (an offline stand-in for S3, MinIO or Ceph)."""
+    pytest.importorskip("moto.server", reason="moto[server] is not installed (the dev extra has it)")
+    from servers import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("moto")).start()
+    yield server
+    server.stop()

@@ -5,7 +5,10 @@
   artifacts from a local folder (clients upload through the server, as in ``docker/``).
 - :class:`RayCluster`: a head and worker nodes started with ``ray start --block``, token
   authentication on, each node in its own session so that killing a node kills all of its
-  processes.
+  processes; optionally the head's job server (Ray Jobs), and nodes that each see the machine
+  through their own mount namespace, with private empty folders over given paths (as a second
+  machine would not see this one's files).
+- :class:`S3Server`: moto's standalone S3-compatible server, with a bucket.
 
 Run under ``scripts/on-loopback`` (``make test`` does) so that Ray, which advertises an interface
 address rather than 127.0.0.1 for a cluster, has only loopback to advertise.
@@ -20,6 +23,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -290,12 +294,20 @@ def mlflow_credentials(username: str, password: str):
 
 
 class RayCluster:
-    """A Ray head and workers started with ``ray start --block`` on 127.0.0.1, token auth on."""
+    """A Ray head and workers started with ``ray start --block`` on 127.0.0.1, token auth on.
 
-    def __init__(self, head_cpus: int = 1) -> None:
+    ``jobs``: the head runs the dashboard, whose job server takes Ray Jobs at :attr:`job_address`.
+    ``hidden``: every node runs in its own mount namespace with an empty tmpfs over each of these
+    folders and over Ray's temp folder (needs root: :func:`can_hide_folders`). ``env``: more
+    environment for every node."""
+
+    def __init__(self, head_cpus: int = 1, *, jobs: bool = False, hidden: tuple[Path, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.port = free_port()
+        self.dashboard_port = free_port() if jobs else None
         self.token = secrets.token_hex(32)
         self.head_cpus = head_cpus
+        self.hidden, self.node_env = tuple(hidden), dict(env or {})
         self.head: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.logs = Path(tempfile.mkdtemp(prefix="gradnorm-ray-"))
@@ -305,26 +317,49 @@ class RayCluster:
         return f"{HOST}:{self.port}"
 
     @property
+    def job_address(self) -> str:
+        return f"http://{HOST}:{self.dashboard_port}"
+
+    @property
     def env(self) -> dict[str, str]:
         """What every node and every driver needs: Ray refuses clients without the token."""
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
 
     def _start_node(self, name: str, args: list[str]) -> subprocess.Popen:
-        env = {**os.environ, **self.env, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, **self.env, **self.node_env, "RAY_USAGE_STATS_ENABLED": "0",
+               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # a job's entrypoint finds gradnorm-tune
         env.pop("RAY_ADDRESS", None)
+        command = [str(BIN / "ray"), "start", "--block", "--node-ip-address", HOST, "--disable-usage-stats",
+                   f"--dashboard-agent-listen-port={free_port()}", *args]
+        if self.hidden:
+            # its own mount namespace (unshare execs: the same PID, the same process group)
+            # and its own Ray temp folder (sockets, logs, unpacked runtime_envs), as on its own machine
+            mounts = " && ".join([f"mount -t tmpfs -o size=1m,mode=0755 hidden {shlex.quote(str(path))}"
+                                  for path in self.hidden] + ["mkdir -p /tmp/ray", "mount -t tmpfs ray /tmp/ray"])
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       f'{mounts} && exec "$@"', name, *command]
         with open(self.logs / f"{name}.log", "w") as log:
-            return subprocess.Popen(
-                [BIN / "ray", "start", "--block", "--node-ip-address", HOST, "--disable-usage-stats",
-                 f"--dashboard-agent-listen-port={free_port()}", *args],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-            )
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
     def start(self) -> RayCluster:
+        dashboard = (["--include-dashboard=true", "--dashboard-host", HOST, f"--dashboard-port={self.dashboard_port}"]
+                     if self.dashboard_port else ["--include-dashboard=false"])
         self.head = self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
-                                              "--include-dashboard=false"])
+                                              *dashboard])
         wait_until(lambda: self.alive_nodes() == 1, 60, "the Ray head", interval=0.5)
         self.head_node_id = node_id_of(self.head.pid)
+        if self.dashboard_port:
+            wait_until(self._jobs_ready, 60, "the Ray job server", interval=0.5)
         return self
+
+    def _jobs_ready(self) -> bool:
+        request = urllib.request.Request(f"{self.job_address}/api/version",
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
 
     def add_worker(self, cpus: int = 2) -> subprocess.Popen:
         worker = self._start_node(f"worker-{len(self.workers)}", [f"--address={self.address}", f"--num-cpus={cpus}"])
@@ -358,3 +393,64 @@ class RayCluster:
             if process is not None:
                 stop_group(process, grace=5)
         shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def can_hide_folders() -> bool:
+    """Whether this process may give a child its own mount namespace with private mounts (root)."""
+    return os.geteuid() == 0 and shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "--mount", "true"], capture_output=True, check=False).returncode == 0
+
+
+class S3Server:
+    """moto's standalone S3-compatible server (``moto[server]``) on 127.0.0.1, in its own session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.port = Path(root), free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What an S3 client needs besides the endpoint: moto takes any credentials; no instance
+        metadata lookup (it would wait for a cloud that is not there)."""
+        return {"AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def start(self) -> S3Server:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.root / "moto.log", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(self._ready, 60, "moto's S3 server", interval=0.2)
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"moto server exited: {(self.root / 'moto.log').read_text()[-1500:]}")
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="moto", aws_secret_access_key="moto",
+                            region_name="us-east-1")
+
+    def create_bucket(self, name: str) -> str:
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_group(self.process, grace=5)
+            self.log.close()

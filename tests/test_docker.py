@@ -27,7 +27,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
-DASHBOARD = DOCKER / "compose.dashboard.yaml"
+S3 = DOCKER / "compose.s3.yaml"
+RAYJOB = DOCKER / "kuberay" / "rayjob.yaml"
 ENV_EXAMPLE = DOCKER / "env.example"
 ENTRYPOINT = DOCKER / "mlflow" / "entrypoint.py"
 SECRETS = ("POSTGRES_PASSWORD", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_SWEEP_PASSWORD",
@@ -116,26 +117,44 @@ def test_compose_files_match_the_compose_spec_schema():
     if found.returncode != 0 or not schema_file.is_file():
         pytest.skip("this docker-compose ships no compose_spec.json")
     schema = json.loads(schema_file.read_text())
-    for file in (COMPOSE, DASHBOARD):
+    for file in (COMPOSE, S3):
         errors = list(jsonschema.Draft201909Validator(schema).iter_errors(yaml.safe_load(file.read_text())))
         assert not errors, f"{file.name}: " + "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 
-def test_only_mlflow_and_the_ray_client_are_published_and_on_loopback(config):
+def test_only_mlflow_and_the_ray_job_server_are_published_and_on_loopback(config):
     ports = {name: published(service) for name, service in config["services"].items()}
     assert ports == {"postgres": set(), "mlflow": {("127.0.0.1", 5000, 5000)},
-                     "ray-head": {("127.0.0.1", 10001, 10001)}, "ray-worker": set()}
+                     "ray-head": {("127.0.0.1", 8265, 8265)}, "ray-worker": set()}
 
 
-def test_publish_address_and_the_opt_in_dashboard(tmp_path):
-    result = compose(env_file(tmp_path), COMPOSE, DASHBOARD)
+def test_the_head_runs_the_job_server_that_submit_talks_to(config):
+    head = config["services"]["ray-head"]
+    assert "--dashboard-port=8265" in head["command"] and "--dashboard-host=0.0.0.0" in head["command"]
+    assert not any("ray-client-server-port" in part for part in head["command"])  # no Ray Client
+    assert head["environment"]["GRADNORM_TUNE_STORAGE"] == "/data/ray_results"  # the volume every node mounts
+    check = " ".join(head["healthcheck"]["test"])
+    assert "/api/version" in check and "RAY_AUTH_TOKEN" in check  # the job server answers with the token
+
+
+def test_publish_address_and_the_opt_in_s3_storage(tmp_path):
+    s3 = {"SWEEP_STORAGE": "s3://bucket/runs", "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret",
+          "AWS_ENDPOINT_URL": "http://minio:9000"}
+    result = compose(env_file(tmp_path, **s3), COMPOSE, S3)
     assert result.returncode == 0, result.stderr
-    head = yaml.safe_load(result.stdout)["services"]["ray-head"]
-    assert published(head) == {("127.0.0.1", 10001, 10001), ("127.0.0.1", 8265, 8265)}
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("ray-head", "ray-worker"):
+        env = services[name]["environment"]
+        assert env["GRADNORM_TUNE_STORAGE"] == "s3://bucket/runs" and env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert env["AWS_SECRET_ACCESS_KEY"] == "secret" and env["RAY_AUTH_MODE"] == "token", name
+    assert published(services["ray-head"]) == {("127.0.0.1", 8265, 8265)}
+    result = compose(env_file(tmp_path, **(s3 | {"SWEEP_STORAGE": None})), COMPOSE, S3)
+    assert result.returncode != 0 and "set SWEEP_STORAGE=s3://BUCKET/PREFIX in docker/.env" in result.stderr
 
     result = compose(env_file(tmp_path, PUBLISH_ADDRESS="0.0.0.0"))
     assert result.returncode == 0, result.stderr
     assert published(yaml.safe_load(result.stdout)["services"]["mlflow"]) == {("0.0.0.0", 5000, 5000)}
+
 
 
 @pytest.mark.parametrize("missing", SECRETS)
@@ -148,7 +167,7 @@ def test_compose_refuses_to_start_without_each_secret(tmp_path, missing):
 
 def test_no_secret_is_written_in_the_repository():
     # in the compose files, every secret-looking setting is a required ${VAR:?...} interpolation
-    for file in (COMPOSE, DASHBOARD):
+    for file in (COMPOSE, S3):
         for key, value in re.findall(r"^\s*([A-Z_]+):\s*(.*)$", file.read_text(), flags=re.MULTILINE):
             if SECRET_NAME.search(key):
                 assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", value), f"{file.name}: {key}: {value}"
@@ -184,7 +203,7 @@ def test_every_service_has_a_health_check(config):
     services = config["services"]
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert any("/health" in part for part in services["mlflow"]["healthcheck"]["test"])
-    assert "health-check" in services["ray-head"]["healthcheck"]["test"]
+    assert "ray health-check" in " ".join(services["ray-head"]["healthcheck"]["test"])
 
 
 def test_ray_nodes_share_tune_storage_and_use_token_auth(config, env_values):
@@ -359,3 +378,41 @@ def stop_session(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+# ---------------------------------------------------------------- past one host: KubeRay
+
+
+def test_kuberay_rayjob_runs_the_same_sweep_with_s3_storage_and_the_token_secret():
+    """Checked offline as far as the registries allow: KubeRay's CRD schema is on none of them
+    (PyPI, npm, Debian), so the RayJob's own fields are checked here, and its spec for real."""
+    from sweeps.spec import parse_spec
+
+    documents = {doc["kind"]: doc for doc in yaml.safe_load_all(RAYJOB.read_text())}
+    assert set(documents) == {"ConfigMap", "RayJob"} and documents["RayJob"]["apiVersion"] == "ray.io/v1"
+    job = documents["RayJob"]["spec"]
+    spec = parse_spec(yaml.safe_load(documents["ConfigMap"]["data"]["sweep.yaml"]), "rayjob spec")
+    assert spec.storage.uri.startswith("s3://")  # no node shares a disk with another
+    words = job["entrypoint"].split()
+    assert words[:2] == ["gradnorm-tune", "sweep"] and "--tracking-uri" in words
+    cluster = job["rayClusterSpec"]
+    head = cluster["headGroupSpec"]["template"]["spec"]
+    (mount,) = head["containers"][0]["volumeMounts"]
+    assert words[2] == f"{mount['mountPath']}/sweep.yaml"
+    assert {"name": mount["name"], "configMap": {"name": documents["ConfigMap"]["metadata"]["name"]}} in head["volumes"]
+    dockerfile = (DOCKER / "ray" / "Dockerfile").read_text()
+    assert cluster["rayVersion"] == re.search(r"ARG RAY_VERSION=(\S+)", dockerfile).group(1)
+    containers = [head["containers"][0], *(group["template"]["spec"]["containers"][0]
+                                           for group in cluster["workerGroupSpecs"]),
+                  job["submitterPodTemplate"]["spec"]["containers"][0]]
+    assert len({container["image"] for container in containers}) == 1
+    for container in containers:  # every Ray process, and `ray job submit`, carry the token from the secret
+        env = {item["name"]: item for item in container["env"]}
+        assert env["RAY_AUTH_MODE"]["value"] == "token", container["name"]
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["key"] == "token", container["name"]
+        # no secret written in the manifest: secret-looking variables come from Kubernetes secrets
+        assert all("value" not in item for name, item in env.items() if SECRET_NAME.search(name)), container["name"]
+        assert all("secretRef" in source for source in container.get("envFrom", [])), container["name"]
+    assert any(group["template"]["spec"]["containers"][0]["resources"]["limits"].get("nvidia.com/gpu")
+               for group in cluster["workerGroupSpecs"])
+

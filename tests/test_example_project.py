@@ -79,8 +79,8 @@ def test_readme_shows_the_example_problem_file_spec_and_commands_as_they_are():
     (spec,) = re.findall(r"```yaml\n(.*?)```", section, flags=re.DOTALL)
     assert spec == SPEC_FILE.read_text()
     assert "gradnorm-tune sweep examples/digit_scale/sweep.yaml\n" in section
-    assert ("gradnorm-tune sweep examples/digit_scale/sweep.yaml --ray-address ray://head:10001 "
-            "--tracking-uri http://mlflow:5000\n") in section
+    assert ("gradnorm-tune submit examples/digit_scale/sweep.yaml --address http://head:8265 "
+            "--storage s3://my-bucket/runs\n") in section
     lines = len(PROBLEM_FILE.read_text().splitlines())
     assert f"({lines} lines" in section  # the count the README gives is the file's
 

@@ -76,10 +76,15 @@ _EXPORTS = {
     "train_trial": "trainable",
 }
 
-__all__ = sorted(_EXPORTS)
+#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI)
+_MODULES = ("storage",)
+
+__all__ = sorted([*_EXPORTS, *_MODULES])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value

@@ -13,6 +13,7 @@ from ..searches import SEARCH_TYPES, Search, SearchType, build_search, tasks_con
 from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, spec_error, SpecError, SpecModel
 from .problem import ProblemSpec
 from .runtime_env import check_runtime_env, code_on_path
+from .storage import StorageSpec
 from .training import check_training
 from .trials import check_trials, fits
 from .yamlfile import read_spec_file
@@ -20,7 +21,7 @@ from .yamlfile import read_spec_file
 if TYPE_CHECKING:
     from trainables import TrialBase
 
-__all__ = ["ProblemSpec", "Resources", "SweepSpec", "load_spec", "parse_spec"]
+__all__ = ["ProblemSpec", "Resources", "StorageSpec", "SweepSpec", "load_spec", "parse_spec"]
 
 
 class Resources(SpecModel):
@@ -79,6 +80,8 @@ class SweepSpec(SpecModel):
     ]
     # default: whether a search can recommend static weights
     recommended_static: Annotated[bool, Fix("write true or false")] = Field(None, validate_default=True)
+    # where the sweep's directory goes (a path or a URI; --storage overrides it): sweeps.spec.storage
+    storage: StorageSpec | None = None
 
     _source: str = PrivateAttr("<spec>")
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
