@@ -163,7 +163,7 @@ class SweepSearcher(Searcher):
         sources = []
         for search in ordered:
             points = search.trial_points(len(task_names), seed)
-            searcher = None if points is not None else search.searcher(seed, metric, mode)
+            searcher = None if points is not None else search.searcher(seed, metric, mode, num_tasks=len(task_names))
             sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher))
         recommendation = _Recommendation(recommend_from) if recommend_from else None
         self.ledger = _Ledger(sources, recommendation)

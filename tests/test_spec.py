@@ -34,7 +34,7 @@ BASE = {
         "gn": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 4},
         "grid": {"type": "static_grid", "levels": [1, 2, 4], "max_trials": 5},
         "equal": {"type": "equal"},
-        "unc": {"type": "uncertainty", "lr": 0.025},
+        "unc": {"type": "uncertainty", "weight_lr": 0.025},
         "dwa": {"type": "dwa", "temperature": 2.0},
         "fixed": {"type": "static", "weights": [1, 2, 3]},
     },
