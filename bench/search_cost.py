@@ -170,6 +170,16 @@ def verdict(rows: list[dict]) -> list[str]:
     return lines
 
 
+def per_trial_line(rows: list[dict]) -> str:
+    """Each search's mean compute per trial: where the load moved (searches that ran while the
+    machine was busier pay more per trial for the same work), the fractions above move with it."""
+    parts = [f"{row['search']} {float(row['compute_seconds']) / int(row['trials']):.1f}" for row in rows
+             if int(row["trials"]) > 0]
+    return ("Mean compute per trial (s), to read the fractions against (the sweep hands out the searches' trials "
+            "in this order, so a search that ran while other work loaded the machine paid more per trial for the "
+            "same work): " + ", ".join(parts) + ".")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("problem", choices=["multidigits", "multimnist", "qm9"])
@@ -225,7 +235,7 @@ def main() -> None:
         f"(all its seeds ended) within noise of the grid's best ({grid['best_val_score']:.4f}); for the recommended "
         "static, its GradNorm search's compute comes first. *vs best*: within the seeds' spread of the best row "
         "(sqrt(std_a² + std_b²)). *grid front*: where the best trial lies against the non-dominated grid trials.",
-        "", report.format_table(rows, shown), "",
+        "", report.format_table(rows, shown), "", per_trial_line(rows), "",
         "**Plainly** (from the table above):", "", *verdict(rows), "",
         f"Recommended static weights (the time-averaged weights of the best GradNorm configuration, averaged over its "
         f"seeds): {state.searches.get(RECOMMENDED, {}).get('weights')}; the grid's best: {grid['best_config']}.",
