@@ -101,3 +101,12 @@ def test_the_best_so_far_plot_starts_a_derived_search_after_its_sources_compute(
     assert set(lines) == {"gn", "grid", "eq", "rec (after gn's compute)"}
     assert list(lines["rec (after gn's compute)"].get_xdata()) == [23.0, 26.0]  # 20 s of gn, then 3 + 3
     assert list(lines["gn"].get_xdata()) == [5.0, 10.0, 15.0, 20.0]
+
+
+def test_the_best_so_far_plot_stops_at_one_and_a_half_times_the_worst_final_value():
+    spiky = search("asha", "static_grid", [("A", [0.9]), ("B", [0.2])], compute=1.0)  # 0.9 first, then 0.2
+    steady = search("gn", "gradnorm", [("X", [0.3])], compute=1.0)
+    axes = best_so_far_figure([spiky, steady]).axes[0]
+    assert axes.get_ylim()[1] == pytest.approx(1.5 * 0.3)  # the worst final value is gn's 0.3
+    calm = best_so_far_figure([steady]).axes[0]  # nothing above: matplotlib's own limits
+    assert calm.get_ylim()[1] < 0.45
