@@ -9,7 +9,8 @@ failure handling apply to every trial as to any other experiment.
 
 The recommended static trial (the time-averaged weights of the best trial of the sweep's first
 GradNorm search, the paper's section 5.4) is handed out as soon as that search has ended, ahead
-of anything still queued.
+of anything still queued. When that search searched the network's learning rate, the
+recommended trial trains at its best configuration's rate: the weights were found at it.
 
 Order: the search that feeds the recommended trial first (so that the alpha result and the
 recommended trial come early), then the others in the spec's order, each search giving out all
@@ -71,6 +72,7 @@ class _Source:
     group_of: dict[str, str] = field(default_factory=dict)  # trial id -> its group's key
     open_group: str | None = None  # the pick whose repeats are being handed out
     labels: dict[str, str] = field(default_factory=dict)  # trial id -> its configuration's label
+    rates: dict[str, float] = field(default_factory=dict)  # trial id -> its network lr (training.lr)
 
     @property
     def exhausted(self) -> bool:
@@ -124,21 +126,29 @@ class _Source:
 class _Recommendation:
     """The recommended static trials: waiting for their GradNorm search, handed out, or skipped
     (every trial of that search failed). ``results`` holds each configuration's (label) scores
-    and averaged weights, one per repeat."""
+    and averaged weights, one per repeat; ``rates`` each configuration's network lr."""
 
     source: str
     status: str = "waiting"  # waiting | handed | skipped
     results: dict[str, list[tuple[float, list[float]]]] = field(default_factory=dict)
     weights: list[float] | None = None
+    rates: dict[str, float] = field(default_factory=dict)
+    lr: float | None = None  # the network lr of the best configuration, when its search searched it
 
-    def best_weights(self) -> list[float] | None:
-        """The weights averaged over the repeats of the configuration with the lowest mean
-        score (ties: the one that ended first), or ``None`` without any result."""
+    def best_label(self) -> str | None:
+        """The configuration with the lowest mean score (ties: the one that ended first)."""
         if not self.results:
             return None
         def mean_score(label: str) -> float:
             return sum(score for score, _ in self.results[label]) / len(self.results[label])
-        best = min(self.results, key=mean_score)  # dicts keep insertion order: ties go first
+        return min(self.results, key=mean_score)  # dicts keep insertion order: ties go first
+
+    def best_weights(self) -> list[float] | None:
+        """The weights averaged over the repeats of the configuration with the lowest mean
+        score (ties: the one that ended first), or ``None`` without any result."""
+        best = self.best_label()
+        if best is None:
+            return None
         runs = [weights for _, weights in self.results[best]]
         return [sum(column) / len(runs) for column in zip(*runs)]
 
@@ -163,7 +173,7 @@ class SweepSearcher(Searcher):
         sources = []
         for search in ordered:
             points = search.trial_points(len(task_names), seed)
-            searcher = None if points is not None else search.searcher(seed, metric, mode)
+            searcher = None if points is not None else search.searcher(seed, metric, mode, num_tasks=len(task_names))
             sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher))
         recommendation = _Recommendation(recommend_from) if recommend_from else None
         self.ledger = _Ledger(sources, recommendation)
@@ -185,6 +195,7 @@ class SweepSearcher(Searcher):
             self.ledger.trial_search[trial_id] = source.search.name
             config = trial_config(self.base, source.search, dict(picked[0]), picked[1])
             source.labels[trial_id] = config["label"]
+            source.rates[trial_id] = config["training"]["lr"]
             return config
         waiting = self.ledger.recommendation is not None and self.ledger.recommendation.status == "waiting"
         return None if waiting else Searcher.FINISHED
@@ -211,6 +222,8 @@ class SweepSearcher(Searcher):
             if score is not None and all(w is not None for w in weights):
                 label = source.labels.get(trial_id, trial_id)
                 recommendation.results.setdefault(label, []).append((float(score), [float(w) for w in weights]))
+                if trial_id in source.rates:
+                    recommendation.rates[label] = source.rates[trial_id]
 
     # -- Tune's experiment checkpoints: the whole ledger, Optuna's studies included ------------
 
@@ -253,6 +266,9 @@ class SweepSearcher(Searcher):
             return
         recommendation.weights = [round(w, 4) for w in weights]
         recommendation.status = "handed"
-        search = StaticSearch(name=RECOMMENDED, weights=recommendation.weights, repeats=source.search.repeats)
+        if source.search.lr is not None:  # the weights were found at that configuration's network lr
+            recommendation.lr = recommendation.rates.get(recommendation.best_label())
+        rate = {"lr": [recommendation.lr]} if recommendation.lr is not None else {}
+        search = StaticSearch(name=RECOMMENDED, weights=recommendation.weights, repeats=source.search.repeats, **rate)
         points = search.trial_points(len(self.task_names), 0)
         self.ledger.sources.insert(0, _Source(search, search.trial_count(len(self.task_names)), points))

@@ -340,16 +340,25 @@ def test_famo_search_type():
     def search(data):
         return make_search("f", data, task_names=["a", "b", "c"], problem_name="toy")
 
-    famo = search({"type": "famo", "lr": 0.05, "weight_decay": 0})
+    famo = search({"type": "famo", "weight_lr": 0.05, "weight_decay": 0, "update": "next_batch"})
     assert isinstance(famo, FamoSearch) and famo.method == "famo" and SEARCH_TYPES["famo"] is FamoSearch
-    assert famo.balancer_options() == {"lr": 0.05, "weight_decay": 0.0}
+    assert famo.balancer_options() == {"lr": 0.05, "weight_decay": 0.0, "update": "next_batch"}
     assert famo.trial_points(3, seed=0) == [{}] and famo.label({}) == "-" and famo.trial_count(3) == 1
-    assert famo.parent_params(3, seed=0) == {"lr": 0.05, "weight_decay": 0.0}
+    assert famo.parent_params(3, seed=0) == {"weight_lr": 0.05, "weight_decay": 0.0, "update": "next_batch"}
     assert search("famo").balancer_options() == {} and search({"type": "famo"}).options == {}
-    assert isinstance(make_balancer("famo", 3, **famo.balancer_options()), FAMO)
-    with pytest.raises(SpecError, match=r"searches\.f\.lr: must be > 0"):
-        search({"type": "famo", "lr": 0})
+    built = make_balancer("famo", 3, **famo.balancer_options())
+    assert isinstance(built, FAMO) and built.update == "next_batch" and not built.wants_losses_after_step
+    assert make_balancer("famo", 3, **search({"type": "famo", "update": "same_batch"}).balancer_options()).update \
+        == "same_batch"
+    with pytest.raises(SpecError, match=r"searches\.f\.weight_lr: must be > 0"):
+        search({"type": "famo", "weight_lr": 0})
     with pytest.raises(SpecError, match=r"searches\.f\.weight_decay: must be >= 0"):
         search({"type": "famo", "weight_decay": -0.1})
     with pytest.raises(SpecError, match=r"searches\.f\.optimizer: unknown option 'optimizer'"):
         search({"type": "famo", "optimizer": "sgd"})
+    with pytest.raises(SpecError, match=r"^<spec>: searches\.f\.update: unknown FAMO update 'next'; give one of "
+                                        r"'same_batch', 'next_batch'$"):
+        search({"type": "famo", "update": "next"})
+    # a number at lr was the logits' rate before lr became the network's: refused, pointing to weight_lr
+    with pytest.raises(SpecError, match=r"searches\.f\.lr: is one number \(0\.05\).*weight_lr\)$"):
+        search({"type": "famo", "lr": 0.05})

@@ -67,6 +67,26 @@ def test_recommended_trial_comes_when_its_search_has_ended_with_the_best_weights
     assert sweep.suggest("t8") == Searcher.FINISHED
 
 
+def test_the_recommended_trial_trains_at_the_network_lr_its_weights_were_found_at():
+    data = {**SPEC, "searches": {"gn": {"type": "gradnorm", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 3,
+                                        "lr": {"low": 1e-4, "high": 1e-2}}}}
+    sweep = searcher(data)
+    configs = {f"t{i}": sweep.suggest(f"t{i}") for i in range(3)}
+    rates = {trial: config["training"]["lr"] for trial, config in configs.items()}
+    assert len(set(rates.values())) == 3 and all(1e-4 <= r <= 1e-2 for r in rates.values())
+    for trial, score in zip(configs, (0.5, 0.2, 0.4)):
+        sweep.on_trial_complete(trial, result(score, [1.0, 1.0, 1.0]))
+    config = sweep.suggest("t3")
+    assert config["search"] == RECOMMENDED and config["training"]["lr"] == rates["t1"]  # the best one's
+    assert config["label"] == f"weights=[1, 1, 1], lr={rates['t1']:.4g}"
+    # without a searched lr, the sweep's own
+    plain = searcher()
+    ids = {f"t{i}": plain.suggest(f"t{i}")["search"] for i in range(6)}
+    for trial, search in ids.items():
+        plain.on_trial_complete(trial, result(0.3, [1.0, 1.0, 1.0]) if search == "gn" else None)
+    assert plain.suggest("t6")["training"]["lr"] == parse_spec(SPEC, "test").training["lr"]
+
+
 def test_no_recommended_trial_when_every_gradnorm_trial_failed():
     sweep = searcher()
     ids = {f"t{i}": sweep.suggest(f"t{i}")["search"] for i in range(6)}

@@ -18,6 +18,7 @@ from sweeps.searches import (
     EqualSearch,
     GradNormSearch,
     ImtlLSearch,
+    ImtlSearch,
     ScaleInvariantSearch,
     SearchType,
     StaticGridSearch,
@@ -149,14 +150,14 @@ def test_equal():
 
 
 def test_uncertainty():
-    unc = search("unc", {"type": "uncertainty", "lr": 0.025, "optimizer": "adam"})
+    unc = search("unc", {"type": "uncertainty", "weight_lr": 0.025, "optimizer": "adam"})
     assert isinstance(unc, UncertaintySearch) and unc.method == "uncertainty"
     assert unc.balancer_options() == {"lr": 0.025, "optimizer": "adam"}
     assert search("unc", {"type": "uncertainty"}).balancer_options() == {}
     assert unc.trial_count(3) == 1 and unc.trial_points(3, seed=0) == [{}]
     assert label(unc, {}) == "-"
     assert unc.trial_config(BASE, {}).balancer.options == {"lr": 0.025, "optimizer": "adam"}
-    assert unc.parent_params(3, seed=0) == {"lr": 0.025, "optimizer": "adam"}
+    assert unc.parent_params(3, seed=0) == {"weight_lr": 0.025, "optimizer": "adam"}
 
 
 def test_dwa():
@@ -172,16 +173,24 @@ def test_scale_invariant_and_imtl_l():
     si = search("si", "scale_invariant")  # shorthand, no options
     assert isinstance(si, ScaleInvariantSearch) and si.method == "scale_invariant"
     assert si.options == {} and si.balancer_options() == {} and si.trial_count(3) == 1
-    imtl = search("imtl", {"type": "imtl_l", "lr": 0.05, "optimizer": "sgd"})
+    imtl = search("imtl", {"type": "imtl_l", "weight_lr": 0.05, "optimizer": "sgd"})
     assert isinstance(imtl, ImtlLSearch) and imtl.method == "imtl_l"
     assert imtl.balancer_options() == {"lr": 0.05, "optimizer": "sgd"}
     assert search("imtl", {"type": "imtl_l"}).balancer_options() == {}
     assert imtl.trial_points(3, seed=0) == [{}] and label(imtl, {}) == "-"
-    assert imtl.parent_params(3, seed=0) == {"lr": 0.05, "optimizer": "sgd"}
-    with pytest.raises(SpecError, match=r"searches\.imtl\.lr: must be > 0"):
-        search("imtl", {"type": "imtl_l", "lr": 0})
-    with pytest.raises(SpecError, match=r"searches\.si\.lr: unknown option 'lr'"):
-        search("si", {"type": "scale_invariant", "lr": 0.1})
+    assert imtl.parent_params(3, seed=0) == {"weight_lr": 0.05, "optimizer": "sgd"}
+    with pytest.raises(SpecError, match=r"searches\.imtl\.weight_lr: must be > 0"):
+        search("imtl", {"type": "imtl_l", "weight_lr": 0})
+    with pytest.raises(SpecError, match=r"searches\.si\.weight_lr: unknown option 'weight_lr'"):
+        search("si", {"type": "scale_invariant", "weight_lr": 0.1})
+
+
+def test_hybrid_imtl():
+    imtl = search("imtl", {"type": "imtl", "weight_lr": 0.05, "optimizer": "sgd"})
+    assert isinstance(imtl, ImtlSearch) and imtl.method == "imtl" and SEARCH_TYPES["imtl"] is ImtlSearch
+    assert imtl.balancer_options() == {"lr": 0.05, "optimizer": "sgd"}
+    assert imtl.trial_config(BASE, {}).balancer.options == {"lr": 0.05, "optimizer": "sgd"}
+    assert imtl.trial_points(3, seed=0) == [{}] and label(imtl, {}) == "-" and imtl.trial_count(3) == 1
 
 
 def test_static():
@@ -201,15 +210,15 @@ def test_static():
 
 def test_registry_lists_every_type_from_its_own_module():
     assert set(SEARCH_TYPES) == {
-        "gradnorm", "static_grid", "equal", "uncertainty", "dwa", "static", "scale_invariant", "imtl_l",
-        "famo", "equal_lr",
+        "gradnorm", "static_grid", "static_optuna", "equal", "uncertainty", "dwa", "static", "scale_invariant",
+        "imtl_l", "imtl", "famo", "single_task",
     }
     methods = {kind: cls.method for kind, cls in SEARCH_TYPES.items()}
     assert methods == {
         "gradnorm": "gradnorm", "static_grid": "static", "equal": "equal",
         "uncertainty": "uncertainty", "dwa": "dwa", "static": "static",
-        "scale_invariant": "scale_invariant", "imtl_l": "imtl_l",
-        "famo": "famo", "equal_lr": "equal",
+        "scale_invariant": "scale_invariant", "imtl_l": "imtl_l", "imtl": "imtl",
+        "famo": "famo", "static_optuna": "static", "single_task": "static",
     }
     for kind, cls in SEARCH_TYPES.items():
         assert issubclass(cls, SearchType) and cls.type_name() == kind

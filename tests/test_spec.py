@@ -34,7 +34,7 @@ BASE = {
         "gn": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 4},
         "grid": {"type": "static_grid", "levels": [1, 2, 4], "max_trials": 5},
         "equal": {"type": "equal"},
-        "unc": {"type": "uncertainty", "lr": 0.025},
+        "unc": {"type": "uncertainty", "weight_lr": 0.025},
         "dwa": {"type": "dwa", "temperature": 2.0},
         "fixed": {"type": "static", "weights": [1, 2, 3]},
     },
@@ -273,7 +273,8 @@ CASES = {
     "unknown search option": (
         _set("searches.dwa.temprature", 1.0), "searches.dwa.temprature: unknown option 'temprature' for search type 'dwa'", "did you mean 'temperature'"
     ),
-    "option of another type": (_set("searches.equal.lr", 0.1), "searches.equal.lr: unknown option", "accepted: repeats"),
+    "option of another type": (_set("searches.equal.weight_lr", 0.1), "searches.equal.weight_lr: unknown option",
+                               "accepted: repeats"),
     # gradnorm
     "missing alpha": (_del("searches.gn.alpha"), "searches.gn.alpha: missing required field", "low"),
     "negative alpha low": (_set("searches.gn.alpha.low", -1), "searches.gn.alpha.low: must be >= 0", "0 <= low < high"),
@@ -325,7 +326,9 @@ CASES = {
     "duplicate level": (_set("searches.grid.levels", [1, 2, 1]), "searches.grid.levels[2]: 1 is listed twice", "once"),
     "zero max_trials": (_set("searches.grid.max_trials", 0), "searches.grid.max_trials: must be an integer >= 1", "grid"),
     # baselines
-    "bad uncertainty lr": (_set("searches.unc.lr", -0.1), "searches.unc.lr: must be > 0", "learning rate"),
+    "bad uncertainty lr": (_set("searches.unc.weight_lr", -0.1), "searches.unc.weight_lr: must be > 0",
+                           "learning rate"),
+    "one network lr": (_set("searches.unc.lr", 0.1), "searches.unc.lr: is one number (0.1)", "weight_lr"),
     "bad dwa temperature": (_set("searches.dwa.temperature", 0), "searches.dwa.temperature: must be > 0", "temperature"),
     # static
     "wrong number of weights": (

@@ -99,7 +99,7 @@ def test_format_table(gradnorm, grid, all_failed):
     assert len(lines) == 2 + len(rows)
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     # every metric says whether it is a validation or a test figure
-    assert header == ["search", "trials", "compute s", "wall s", "val score", "test score",
+    assert header == ["search", "trials", "compute s", "wall s", "val score", "test score", "to grid's best",
                       "test left/accuracy", "test right/accuracy", "best config"]
     assert set(lines[1]) <= set("|-:")
     # padded: every line has the same width and the pipes line up
@@ -107,13 +107,15 @@ def test_format_table(gradnorm, grid, all_failed):
     assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in lines}) == 1
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
              for line in lines[2:]}
-    assert cells["gradnorm"] == ["gradnorm", "4 (1 failed)", "95.0", "55.5", "0.3000", "0.3500", "0.9100",
+    # to grid's best: t_failed (5 s) then t_good (20 s, 0.30 <= the grid's 0.70) over the grid's 6 s
+    assert cells["gradnorm"] == ["gradnorm", "4 (1 failed)", "95.0", "55.5", "0.3000", "0.3500", "4.167", "0.9100",
                                  "0.8700", "alpha=0.12"]
     assert cells["grid"][1] == "3 of 27 (sampled)"
     assert cells["grid"][2:4] == ["6.0", "12.4"]
     assert cells["grid"][-1] == "weights=[1, 2]"
     assert cells["full"][1] == "3 of 3"
-    assert cells["equal"] == ["equal", "2 (2 failed)", "10.0", "9.0", "-", "-", "-", "-", "-"]
+    assert cells["grid"][6] == "1.000"  # its best, 0.70, came with its last trial
+    assert cells["equal"] == ["equal", "2 (2 failed)", "10.0", "9.0", "-", "-", "never", "-", "-", "-"]
 
 
 def test_format_table_small_and_large_numbers():
@@ -134,7 +136,9 @@ def test_csv_round_trip(tmp_path, gradnorm, grid, all_failed):
     with open(path, newline="") as handle:
         back = list(csv.DictReader(handle))
     assert len(back) == len(rows)
-    assert list(back[0]) == list(rows[1])  # the grid row has every key, first-seen order
+    union = [key for i, row in enumerate(rows) for key in row if all(key not in r for r in rows[:i])]
+    assert list(back[0]) == list(dict.fromkeys(union))  # every key, first-seen order
+    assert set(back[0]) == set(rows[1])  # the grid row has every key
     for original, read in zip(rows, back):
         for key, value in original.items():
             if value is None:

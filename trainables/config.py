@@ -200,7 +200,7 @@ class TrialConfig(TrialBase):
     (:meth:`to_dict`) -> the trainable's ``TrialConfig.from_dict`` -> :meth:`build`:
     ``make_balancer("gradnorm", T, model=..., alpha=...)`` -> ``GradNorm.alpha``; MLflow keeps it as the param ``balancer.alpha``. GradNorm's
     weight learning rate goes the same way from ``searches.gn.weight_lr`` to ``balancer.lr``, and
-    ``equal_lr``'s drawn learning rate to ``training.lr``.
+    a search's drawn network ``lr`` (any type; :class:`sweeps.searches.SearchType`) to ``training.lr``.
     """
 
     balancer: BalancerConfig

@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .selection import best_trial
-from .summaries import SearchSummary, TrialSummary
+from .summaries import GRID_KIND, SearchSummary, TrialSummary
 
-GRID_KIND = "static_grid"
 ON_FRONT, INSIDE, BEYOND = "on front", "inside", "beyond"
 Point = tuple[float, ...]
 
@@ -105,11 +104,13 @@ def _point(trial: TrialSummary | None, tasks: Sequence[str]) -> Point | None:
 
 
 def pareto_view(summaries: Sequence[SearchSummary]) -> ParetoView:
-    """The grid's points and front and every search's best point. Tasks come from the grid's
-    trials, or from the best trials when there is no grid point."""
+    """The grid's points and front and every search's best point (none for the single-task
+    reference). Tasks come from the grid's trials, or from the best trials when there is no grid
+    point."""
     grid_trials = [trial for summary in summaries if summary.kind == GRID_KIND
                    for trial in summary.trials if trial.has_result]
-    best = {summary.name: best_trial(summary) for summary in summaries}
+    # a reference search's trials each train one task alone: it has no best trial to place
+    best = {summary.name: None if summary.reference else best_trial(summary) for summary in summaries}
     tasks = _tasks(grid_trials) or _tasks([trial for trial in best.values() if trial is not None])
     grid = [point for point in (_point(trial, tasks) for trial in grid_trials) if point is not None]
     bests = [(summary.name, _point(best[summary.name], tasks)) for summary in summaries]

@@ -13,6 +13,11 @@ Only trials with a result (:attr:`TrialSummary.has_result`: finished or stopped 
 finite score) are selected from or averaged; a configuration still knows its other trials
 (failed, diverged, killed), so that tables can say so beside its mean.
 
+The grid's best is what every search is measured against (:func:`grid_search`, :func:`reaches`):
+:func:`compute_to_reach` says at what compute a search first came within noise of it, and
+:func:`with_source` counts a derived search's cost with its source's (the recommended static's
+weights come from its GradNorm search, which it cannot be had without).
+
 Pure functions over :mod:`.summaries` data.
 """
 
@@ -23,7 +28,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .summaries import RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
+from .summaries import GRID_KIND, RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
 
 
 def config_label(config: dict[str, Any]) -> str | None:
@@ -169,4 +174,68 @@ def recommended_weights(searches: list[SearchSummary]) -> dict[str, list[float]]
         best = best_trial(search) if search.recommends_static else None
         if best is not None:
             out[search.name] = time_averaged_weights(best)
+    return out
+
+
+# ------------------------------------------------------------------ against the grid's best
+
+
+def grid_search(searches: list[SearchSummary]) -> SearchSummary | None:
+    """The grid every search is measured against: the first search of kind ``static_grid`` (in
+    the order given: the spec's) with a trial with a result, or ``None``."""
+    return next((s for s in searches if s.kind == GRID_KIND and best_config(s) is not None), None)
+
+
+def reaches(config: ConfigResult, target: ConfigResult) -> bool:
+    """Whether ``config`` came within noise of ``target``: its mean is at or below the target's,
+    or the two differ by less than their seeds' spread (:func:`within_noise`; with one seed, only
+    at or below counts)."""
+    return config.mean <= target.mean or within_noise(config, target) is True
+
+
+def compute_to_reach(search: SearchSummary, target: ConfigResult) -> float | None:
+    """The search's cumulative compute (its trials in the order they ended, every outcome
+    counted) when a configuration first :func:`reaches` ``target`` with all its trials ended (all
+    its seeds, so that its mean is the one the table shows); ``None`` if none does."""
+    totals: dict[str, int] = {}
+    for trial in search.trials:
+        totals[label_of(trial)] = totals.get(label_of(trial), 0) + 1
+    compute, seen, results = 0.0, {}, {}
+    for trial in sorted(search.trials, key=lambda t: t.end_time):
+        compute += trial.compute_seconds
+        label = label_of(trial)
+        seen[label] = seen.get(label, 0) + 1
+        if trial.has_result:
+            results.setdefault(label, []).append(trial)
+        if seen[label] == totals[label] and label in results and reaches(ConfigResult(label, results[label]), target):
+            return compute
+    return None
+
+
+def source_compute(search: SearchSummary, searches: list[SearchSummary]) -> float:
+    """The compute of the search that ``search`` derives from (its ``source``), 0 without one."""
+    source = next((s for s in searches if s.name == search.source), None) if search.source else None
+    return source.compute_seconds if source is not None else 0.0
+
+
+def with_source(search: SearchSummary, searches: list[SearchSummary]) -> float:
+    """The search's compute with its source's included: what it cost to have its result."""
+    return search.compute_seconds + source_compute(search, searches)
+
+
+def grid_reach(searches: list[SearchSummary]) -> dict[str, float | None]:
+    """``{search name: the fraction of the grid's compute at which it first came within noise of
+    the grid's best}`` (:func:`compute_to_reach`, a derived search's source counted in full before
+    its own trials; ``None``: never), for every search but the single-task reference. Empty
+    without a grid (:func:`grid_search`) or when the grid spent no compute."""
+    grid = grid_search(searches)
+    target = best_config(grid) if grid is not None else None
+    if target is None or grid.compute_seconds <= 0:
+        return {}
+    out: dict[str, float | None] = {}
+    for search in searches:
+        if search.reference:
+            continue
+        reached = compute_to_reach(search, target)
+        out[search.name] = None if reached is None else (reached + source_compute(search, searches)) / grid.compute_seconds
     return out

@@ -17,6 +17,9 @@ Every trial ends as one *outcome*:
 Only ``finished`` and ``stopped`` trials have a result (:attr:`TrialSummary.has_result`): they
 alone feed selection, means, fronts, the best-so-far curve and the recommended weights. Every
 trial's compute counts in its search's cost.
+
+Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are read from
+the problem without its data (:func:`primary_metrics`), so the report never needs the data either.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from trainables import Outcome
 # the outcome words are trainables.Outcome's
 FINISHED, STOPPED, FAILED, DIVERGED, KILLED = (outcome.value for outcome in Outcome)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
+GRID_KIND = "static_grid"  # the kind of the searches that make the static grid (its front, its best)
 RESULT_OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome.selectable)  # whose epochs are results
 
 
@@ -121,6 +125,47 @@ class SearchSummary:
     grid_size: int | None = None  # full combinatorial size of a static grid
     sampled: bool = False  # whether the grid was sampled at random under a trial cap
     recommends_static: bool = False  # its best trial's mean weights become the recommended static weights
+    reference: bool = False  # its trials train one task each: Delta m%'s single-task reference, no competitor
+    source: str | None = None  # the search its configuration comes from (the recommended static's GradNorm)
+
+    @property
+    def compute_seconds(self) -> float:
+        """The compute of all its trials, whatever their outcome."""
+        return float(sum(trial.compute_seconds for trial in self.trials))
+
+
+@dataclass(frozen=True)
+class PrimaryMetric:
+    """The metric that stands for a task (in Delta m%): ``name`` as reported (``"left/accuracy"``;
+    trials record it as ``"test/<name>"``) and whether a higher value is better."""
+
+    task: str
+    name: str
+    higher_is_better: bool
+
+
+def primary_metrics(problem: Any, task_names: list[str] | None = None) -> list[PrimaryMetric]:
+    """Each task's primary metric, in task order, from a :class:`gradnorm_core.Problem` (its
+    ``primary_metrics()``; directions from :func:`gradnorm_core.higher_is_better`). Reads no data.
+    A task without a primary metric raises a one-line ValueError."""
+    from gradnorm_core import higher_is_better
+
+    names = problem.primary_metrics()
+    out = []
+    for task in task_names or list(problem.task_names):
+        if task not in names:
+            raise ValueError(f"problem {getattr(problem, 'name', '?')!r} gives no primary metric for task {task!r}; "
+                             "override Problem.primary_metrics() to name one per task (for Delta m%)")
+        out.append(PrimaryMetric(task, names[task], higher_is_better(names[task])))
+    return out
+
+
+def spec_primary_metrics(spec: SweepSpec) -> list[PrimaryMetric]:
+    """:func:`primary_metrics` of the spec's problem, built from its name and options (no data:
+    the driver builds it only to read what it declares)."""
+    from gradnorm_core import make_problem
+
+    return primary_metrics(make_problem(spec.problem.name, **spec.problem.options), spec.task_names)
 
 
 def history_keys(trial: TrialSummary, prefix: str) -> list[str]:
@@ -198,12 +243,19 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
                          grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)),
-                         recommends_static=getattr(SEARCH_TYPES.get(kind), "recommends_static", False))
+                         recommends_static=getattr(SEARCH_TYPES.get(kind), "recommends_static", False),
+                         reference=getattr(SEARCH_TYPES.get(kind), "reference", False))
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:
-    """Every search of the sweep (:func:`search_summary`), in the order of its state."""
+    """Every search of the sweep (:func:`search_summary`), in the order of its state; the
+    recommended static search names the search its weights came from (``source``)."""
     from ..searcher import RECOMMENDED, RECOMMENDED_TYPE
 
     kinds = {search.name: search.type for search in spec.searches} | {RECOMMENDED: RECOMMENDED_TYPE}
-    return [search_summary(client, state, name, kinds.get(name, "?")) for name in state.searches]
+    summaries = [search_summary(client, state, name, kinds.get(name, "?")) for name in state.searches]
+    source = spec.recommending_search if spec.recommended_static else None
+    for summary in summaries:
+        if summary.name == RECOMMENDED and source is not None:
+            summary.source = source.name
+    return summaries

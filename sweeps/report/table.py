@@ -1,8 +1,9 @@
 """The cost table of a comparison: what each search cost and what it found, as rows, as a
 Markdown table and as CSV.
 
-Pure functions over :mod:`.summaries` data: the best configuration comes from
-:mod:`.selection`, a search's place against the grid's front from :mod:`.fronts`.
+Pure functions over :mod:`.summaries` data: the best configuration, the compute to the grid's
+best and a derived search's cost with its source's come from :mod:`.selection`, Delta m% from
+:mod:`.delta`, a search's place against the grid's front from :mod:`.fronts`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .selection import ConfigResult, best_config, config_label, within_noise
-from .summaries import OUTCOMES, RESULT_OUTCOMES, STOPPED, SearchSummary
+from .delta import delta_ms, reference_search, single_task_reference
+from .selection import ConfigResult, best_config, config_label, grid_reach, grid_search, with_source, within_noise
+from .summaries import OUTCOMES, RESULT_OUTCOMES, STOPPED, PrimaryMetric, SearchSummary
 
 OUTCOME_FIELDS = tuple(f"outcome/{outcome}" for outcome in OUTCOMES)  # one count column per outcome
 NO_RESULT = tuple(outcome for outcome in OUTCOMES if outcome not in RESULT_OUTCOMES)  # failed, diverged, killed
 
 
 def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
-              fronts: Mapping[str, str | None] | None = None) -> list[dict]:
+              fronts: Mapping[str, str | None] | None = None,
+              primaries: Sequence[PrimaryMetric] | None = None) -> list[dict]:
     """One row per search, in the order given.
 
     Keys: ``search``, ``kind``, ``trials`` (every trial, whatever its outcome), ``finished``
@@ -42,10 +45,21 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     (sample std over the seeds with a result), and ``vs_best``: ``"best"`` for the row with the
     lowest mean, ``"within noise"`` when its mean differs from the best row's by less than their
     seeds' spread (:func:`.selection.within_noise`), else ``"worse"``. Score fields are ``None``
-    without a trial with a result. With ``fronts`` (``{search name: status}``, see
-    :func:`.fronts.front_statuses`), every row ends with ``front`` (``None`` when absent).
+    without a trial with a result.
+
+    A search derived from another (``source``: the recommended static) also has ``source`` and
+    ``compute_with_source_seconds`` (its compute and its source's: :func:`.selection.with_source`).
+    With a grid (:func:`.selection.grid_search`), every row has ``grid_compute_fraction`` (its
+    compute, a derived search's with its source's, over the grid's) and ``to_grid_best`` (the
+    fraction of the grid's compute at which it first came within noise of the grid's best:
+    :func:`.selection.grid_reach`; ``None``: never). With a single-task reference search and
+    ``primaries``, every row has ``delta_m`` (:func:`.delta.delta_ms`); the reference's own row
+    has no scores (its trials each train one task) and its ``test/<name>`` are the reference
+    values M_stl. With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
+    every row ends with ``front`` (``None`` when absent).
     """
-    configs = [best_config(search) for search in searches]
+    searches = list(searches)
+    configs = [None if search.reference else best_config(search) for search in searches]
     rows = [_cost_row(search, config, task_metrics) for search, config in zip(searches, configs)]
     ranked = [(config.mean, i) for i, config in enumerate(configs) if config is not None]
     if ranked:
@@ -55,6 +69,25 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
                 noise = within_noise(config, leader)
                 row["vs_best"] = ("best" if config is leader else
                                   None if noise is None else "within noise" if noise else "worse")
+    reference = reference_search(searches)
+    for search, row in zip(searches, rows):
+        if search.reference and primaries:
+            row["best_config"] = "each task alone"
+            for name, value in single_task_reference(search, primaries).items():
+                if name in task_metrics:
+                    row[f"test/{name}"] = value
+        if search.source is not None:
+            row["source"] = search.source
+            row["compute_with_source_seconds"] = with_source(search, searches)
+    grid, reach = grid_search(searches), grid_reach(searches)
+    if grid is not None and reach:
+        for search, row in zip(searches, rows):
+            row["grid_compute_fraction"] = with_source(search, searches) / grid.compute_seconds
+            if search.name in reach:  # (not the single-task reference: no competitor)
+                row["to_grid_best"] = reach[search.name]
+    deltas = delta_ms(searches, primaries or []) if reference is not None else {}
+    for row in rows if deltas else ():
+        row["delta_m"] = deltas.get(row["search"])
     if fronts is not None:
         for row in rows:
             row["front"] = fronts.get(row["search"])
@@ -124,29 +157,37 @@ def trials_cell(row: dict) -> str:
 def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
     """A GitHub-style Markdown table, padded so it also reads as plain text in a terminal.
 
-    Columns: search | trials | compute s | wall s | val score | test score | test <each task
-    metric> | best config, and ``vs best`` when some search ran several seeds (then the scores
-    read ``mean ± std``), and ``grid front`` last when the rows carry ``front`` (see
-    :func:`cost_rows`). The val score names the best configuration's trials without a result
-    (``0.1520 ± 0.0040 (1 of 3 diverged)``). Scores and metrics show 4 decimals (scientific
-    below 1e-3), seconds 1 decimal with thousands separators, missing values ``-``.
+    Columns: search | trials | compute s | wall s | val score | test score | Δm% | to grid's best |
+    test <each task metric> | best config, and ``vs best`` when some search ran several seeds
+    (then the scores read ``mean ± std``), and ``grid front`` last when the rows carry ``front``
+    (see :func:`cost_rows`). ``Δm%`` only when the rows carry ``delta_m`` (a single-task reference
+    ran), ``to grid's best`` (a fraction of the grid's compute, or ``never``) only when they carry
+    ``to_grid_best``. A derived search's compute reads ``23.5 (251.2 with gradnorm)``. The val
+    score names the best configuration's trials without a result (``0.1520 ± 0.0040 (1 of 3
+    diverged)``). Scores and metrics show 4 decimals (scientific below 1e-3), Δm% 2, fractions
+    of the grid 3, seconds 1 decimal with thousands separators, missing values ``-``.
     """
     seeds = any("vs_best" in row for row in rows)
     front = any("front" in row for row in rows)
-    header = ["search", "trials", "compute s", "wall s", "val score", "test score",
-              *[f"test {name}" for name in task_metrics], "best config", *(["vs best"] if seeds else []),
-              *(["grid front"] if front else [])]
-    right = [False, True, True, True, True, True, *[True] * len(task_metrics), False, *([False] if seeds else []),
-             *([False] if front else [])]
-    body = [
-        [str(row["search"]), trials_cell(row), _seconds(row["compute_seconds"]),
-         _seconds(row["wall_seconds"]), _val_cell(row),
-         _spread(row["best_test_score"], row.get("best_test_std")),
-         *[_number(row.get(f"test/{name}")) for name in task_metrics],
-         row["best_config"] or "-", *([row.get("vs_best") or "-"] if seeds else []),
-         *([row.get("front") or "-"] if front else [])]
-        for row in rows
+    delta = any("delta_m" in row for row in rows)
+    reach = any("to_grid_best" in row for row in rows)
+    columns: list[tuple[str, bool, Any]] = [  # (header, right-aligned, cell of a row)
+        ("search", False, lambda row: str(row["search"])),
+        ("trials", True, trials_cell),
+        ("compute s", True, _compute_cell),
+        ("wall s", True, lambda row: _seconds(row["wall_seconds"])),
+        ("val score", True, _val_cell),
+        ("test score", True, lambda row: _spread(row["best_test_score"], row.get("best_test_std"))),
+        *([("Δm%", True, lambda row: _fixed(row.get("delta_m"), 2))] if delta else []),
+        *([("to grid's best", True, _reach_cell)] if reach else []),
+        *[(f"test {name}", True, lambda row, name=name: _number(row.get(f"test/{name}"))) for name in task_metrics],
+        ("best config", False, lambda row: row["best_config"] or "-"),
+        *([("vs best", False, lambda row: row.get("vs_best") or "-")] if seeds else []),
+        *([("grid front", False, lambda row: row.get("front") or "-")] if front else []),
     ]
+    header = [title for title, _, _ in columns]
+    right = [aligned for _, aligned, _ in columns]
+    body = [[cell(row) for _, _, cell in columns] for row in rows]
     cells = [[c.replace("|", "\\|") for c in line] for line in [header, *body]]
     widths = [max(3, *(len(line[i]) for line in cells)) for i in range(len(header))]
 
@@ -157,6 +198,23 @@ def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
     rule = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
                           for w, r in zip(widths, right)) + "|"
     return "\n".join([render(cells[0]), rule, *(render(line) for line in cells[1:])])
+
+
+def _compute_cell(row: dict) -> str:
+    own = _seconds(row["compute_seconds"])
+    if row.get("source") is None:
+        return own
+    return f"{own} ({_seconds(row.get('compute_with_source_seconds'))} with {row['source']})"
+
+
+def _reach_cell(row: dict) -> str:
+    if "to_grid_best" not in row:
+        return "-"
+    return "never" if row["to_grid_best"] is None else _fixed(row["to_grid_best"], 3)
+
+
+def _fixed(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{float(value):.{decimals}f}"
 
 
 def _val_cell(row: dict) -> str:

@@ -17,33 +17,40 @@ from ..validation import NAME_FIX, NAME_PATTERN, describe, did_you_mean, problem
 from .base import SearchType, tasks_context
 from .dwa import DwaSearch
 from .equal import EqualSearch
-from .equal_lr import EqualLrSearch
 from .famo import FamoSearch
 from .gradnorm import AlphaRange, GradNormSearch
+from .imtl import ImtlSearch
 from .imtl_l import ImtlLSearch
 from .scale_invariant import ScaleInvariantSearch
+from .single_task import SingleTaskSearch
 from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
+from .static_optuna import StaticOptunaSearch, WeightRange, normalised_weights
 from .uncertainty import UncertaintySearch
 
 __all__ = [
     "SEARCH_TYPES",
     "AlphaRange",
     "DwaSearch",
-    "EqualLrSearch",
     "EqualSearch",
     "FamoSearch",
     "GradNormSearch",
     "ImtlLSearch",
+    "ImtlSearch",
+    "RENAMED_TYPES",
     "ScaleInvariantSearch",
     "Search",
     "SearchType",
+    "SingleTaskSearch",
     "StaticGridSearch",
+    "StaticOptunaSearch",
     "StaticSearch",
     "UncertaintySearch",
+    "WeightRange",
     "build_search",
     "label_for_method",
     "make_search",
+    "normalised_weights",
     "static_grid_points",
     "tasks_context",
 ]
@@ -51,8 +58,14 @@ __all__ = [
 #: search type (the ``type`` of a search in a spec) -> its class
 SEARCH_TYPES: dict[str, type[SearchType]] = {
     cls.type_name(): cls
-    for cls in (GradNormSearch, StaticGridSearch, EqualSearch, UncertaintySearch, DwaSearch, StaticSearch,
-                ScaleInvariantSearch, ImtlLSearch, EqualLrSearch, FamoSearch)
+    for cls in (GradNormSearch, StaticGridSearch, StaticOptunaSearch, EqualSearch, UncertaintySearch, DwaSearch,
+                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, SingleTaskSearch)
+}
+
+#: former search types -> the one that replaced them and how to rewrite a search of it
+RENAMED_TYPES: dict[str, tuple[str, str]] = {
+    "equal_lr": ("equal", "write type: equal (its lr: {low, high} and num_trials stay as they are): equal weights "
+                          "with the network's learning rate searched"),
 }
 
 #: Any search, told apart by its ``type``.
@@ -78,6 +91,8 @@ def build_search(name: Any, data: Any, context: dict[str, Any] | None = None) ->
     choices = ", ".join(SEARCH_TYPES)
     if kind is None:
         raise problem("missing required field", f"give one of: {choices}", (*at, "type"))
+    if isinstance(kind, str) and kind in RENAMED_TYPES:
+        raise problem(f"search type {kind!r} is now {RENAMED_TYPES[kind][0]!r}", RENAMED_TYPES[kind][1], (*at, "type"))
     if not isinstance(kind, str) or kind not in SEARCH_TYPES:
         raise problem(
             f"unknown search type {kind!r}", f"{did_you_mean(kind, SEARCH_TYPES)}choose one of: {choices}", (*at, "type")

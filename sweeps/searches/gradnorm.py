@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..validation import Fix, did_you_mean, fmt, problem, SpecModel
-from .base import LearningRateRange, Optimizer, SearchType, number_list, optuna_searcher, own_optimizer
+from .base import GRID, OPTUNA, LearningRateRange, Optimizer, SearchType, number_list, own_optimizer
 
 if TYPE_CHECKING:
     from trainables import TrialConfig
@@ -58,8 +58,9 @@ class GradNormSearch(SearchType):
     rule for L_i(0) (``first_step``, the paper's default, or ``chance``: the loss of the best
     constant prediction, the paper's footnote for losses that depend sharply on the
     initialisation): one rule, or a list of rules that Optuna chooses among (search: optuna) or
-    that multiplies the alpha grid (search: grid). The search space has at most three dimensions
-    whatever the number of tasks.
+    that multiplies the alpha grid (search: grid). With the network's ``lr`` searched (a range,
+    search: optuna; see :class:`~sweeps.searches.base.SearchType`) Optuna draws it jointly with the
+    rest: the search space has at most four dimensions whatever the number of tasks.
     """
 
     method: ClassVar[str] = "gradnorm"
@@ -140,11 +141,14 @@ class GradNormSearch(SearchType):
                 raise problem(f"{rule!r} is listed twice", "list each rule once", at)
         return value
 
-    @model_validator(mode="after")
-    def _optuna_needs_num_trials(self) -> GradNormSearch:
-        if self.search == "optuna" and self.num_trials is None:
-            raise problem("missing required field", _NUM_TRIALS_MISSING, ("num_trials",))
-        return self
+    def space(self) -> str:
+        return GRID if self.search == "grid" else OPTUNA
+
+    def grid_lr_fix(self) -> str:
+        return "give lr as a list of rates (a grid dimension), or use search: optuna with an alpha range"
+
+    def num_trials_fix(self) -> str:
+        return _NUM_TRIALS_MISSING
 
     @property
     def options(self) -> dict[str, Any]:
@@ -162,15 +166,8 @@ class GradNormSearch(SearchType):
             options["initial_losses"] = self._rules[0]
         return options
 
-    def config_count(self, num_tasks: int) -> int:
-        if isinstance(self.alpha, list):
-            return len(self.alpha) * max(1, len(self._rules))
-        assert self.num_trials is not None  # checked by validation
-        return self.num_trials
-
-    def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]] | None:
-        if not isinstance(self.alpha, list):
-            return None
+    def own_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
+        assert isinstance(self.alpha, list)  # search: grid
         if len(self._rules) > 1:
             return [{"alpha": alpha, "initial_losses": rule} for alpha in self.alpha for rule in self._rules]
         return [{"alpha": alpha} for alpha in self.alpha]
@@ -183,20 +180,21 @@ class GradNormSearch(SearchType):
             options["lr"] = options.pop("weight_lr")
         return options
 
-    def searcher(self, seed: int, metric: str, mode: str) -> Any:
-        """Optuna's TPE sampler (seeded) over the alpha range, for ``search: optuna``."""
-        if not isinstance(self.alpha, AlphaRange):
-            return None
+    def own_space(self, num_tasks: int) -> dict[str, Any]:
+        """Alpha (uniform), with a range ``weight_lr`` (log-uniform) and several L(0) rules, for
+        ``search: optuna``; the base class adds a range network ``lr``."""
         from ray import tune
+
+        assert isinstance(self.alpha, AlphaRange)
 
         space: dict[str, Any] = {"alpha": tune.uniform(self.alpha.low, self.alpha.high)}
         if isinstance(self.weight_lr, LearningRateRange):
             space["weight_lr"] = tune.loguniform(self.weight_lr.low, self.weight_lr.high)
         if len(self._rules) > 1:
             space["initial_losses"] = tune.choice(self._rules)
-        return optuna_searcher(space, seed, metric, mode)
+        return space
 
-    def label(self, config: TrialConfig) -> str:
+    def own_label(self, config: TrialConfig) -> str:
         """``alpha=1.3``, then what else the search varies: ``weight_lr=0.031``, ``L0=chance``."""
         options = config.balancer.options
         if options.get("alpha") is None:

@@ -50,8 +50,8 @@ class StaticSearch(SearchType):
     def balancer_options(self) -> dict[str, Any]:
         return {"weights": list(self.weights)}
 
-    def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
+    def own_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
         return [{"weights": list(self.weights)}]
 
-    def label(self, config: TrialConfig) -> str:
+    def own_label(self, config: TrialConfig) -> str:
         return weights_label(config)

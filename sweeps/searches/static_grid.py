@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..validation import describe, Fix, problem
-from .base import SearchType, number_list, weights_label
+from .base import GRID, SearchType, number_list, weights_label
 
 if TYPE_CHECKING:
     from trainables import TrialConfig
@@ -71,7 +71,15 @@ class StaticGridSearch(SearchType):
     @property
     def options(self) -> dict[str, Any]:
         options = {"levels": copy.deepcopy(self.levels), "max_trials": self.max_trials}
+        options |= {"lr": list(self.lr)} if isinstance(self.lr, list) else {}
         return options | ({"scheduler": self.scheduler.model_dump()} if self.scheduler else {})
+
+    def space(self) -> str:
+        return GRID
+
+    def grid_lr_fix(self) -> str:
+        return ("give lr as a list of rates (each grid point is trained at each), or use a static_optuna search: "
+                "Optuna draws the weights and a range lr together")
 
     def check(self, num_tasks: int, task_names: Sequence[str], problem_name: str) -> None:
         if self.per_task and len(self.levels) != num_tasks:
@@ -93,15 +101,15 @@ class StaticGridSearch(SearchType):
         """The number of points of the full grid (the product of the level counts)."""
         return math.prod(len(task_levels) for task_levels in self.levels_per_task(num_tasks))
 
-    def config_count(self, num_tasks: int) -> int:
+    def own_count(self, num_tasks: int) -> int:
         size = self.grid_size(num_tasks)
         return size if self.max_trials is None else min(size, self.max_trials)
 
-    def trial_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
+    def own_points(self, num_tasks: int, seed: int) -> list[dict[str, Any]]:
         points, _, _ = static_grid_points(self, num_tasks, seed)
         return [{"weights": point} for point in points]
 
-    def label(self, config: TrialConfig) -> str:
+    def own_label(self, config: TrialConfig) -> str:
         return weights_label(config)
 
     def parent_params(self, num_tasks: int, seed: int) -> dict[str, Any]:

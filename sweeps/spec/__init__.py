@@ -23,7 +23,8 @@ The format::
       alphas: {type: gradnorm, search: grid, alpha: [0, 0.5, 1]}
       static_grid: {type: static_grid, levels: [1, 2, 4], max_trials: 10}
       equal: {type: equal}
-      uncertainty: {type: uncertainty, lr: 0.025}
+      equal_lr: {type: equal, lr: {low: 0.0002, high: 0.02}, num_trials: 6}   # the network's lr, searched
+      uncertainty: {type: uncertainty, weight_lr: 0.025}
       dwa: {type: dwa, temperature: 2.0}
       fixed: {type: static, weights: [1, 2, 3]}
     recommended_static: true          # optional

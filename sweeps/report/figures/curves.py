@@ -5,27 +5,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..selection import best_so_far, config_label
+from ..selection import best_so_far, config_label, source_compute
 from ..summaries import SearchSummary, TrialSummary, history_keys
 from .base import legend_beside, new_figure, note, set_scale, set_title, style, unique_handles
 
 
 def best_so_far_figure(searches: Sequence[SearchSummary]):
     """One step line per search of :func:`.selection.best_so_far` (the best configuration's
-    mean validation score so far against cumulative compute seconds). The x axis is logarithmic
-    when the positive x values span more than two decades. Searches without a trial with a
-    result are left out of the plot."""
-    figure = new_figure(8.0, 4.8)
+    mean validation score so far against cumulative compute seconds). A derived search (the
+    recommended static) starts after its source's compute, which it cannot be had without, and
+    says so in the legend. The x axis is logarithmic when the positive x values span more than
+    two decades. Searches without a trial with a result, and the single-task reference (its
+    trials train one task each), are left out of the plot. The y axis stops at 1.5 times the worst
+    search's final value (early values above it, e.g. of trials that early stopping cut at their
+    first rung, leave the plot) when some values lie above it."""
+    figure = new_figure(10.0, 5.0)
     axes = figure.add_subplot(1, 1, 1)
     xs: list[float] = []
+    ys: list[float] = []
+    finals: list[float] = []
+    searches = list(searches)
     for k, search in enumerate(searches):
-        points = best_so_far(search)
+        points = best_so_far(search) if not search.reference else []
         if not points:
             continue
-        x, y = zip(*points)
+        offset = source_compute(search, searches)
+        x, y = zip(*((compute + offset, score) for compute, score in points))
         xs.extend(x)
-        axes.step(x, y, where="post", markersize=4, label=search.name, **style(k))
+        ys.extend(y)
+        finals.append(y[-1])
+        label = search.name if not search.source else f"{search.name} (after {search.source}'s compute)"
+        axes.step(x, y, where="post", markersize=4, label=label, **style(k))
     set_scale(axes, "x", xs)
+    top = 1.5 * max(finals) if finals and max(finals) > 0 else None
+    if top is not None and max(ys) > top:
+        axes.set_ylim(top=top)
     if not xs:
         note(axes, "no trial with a result")
     axes.set_xlabel("cumulative compute (s)")
