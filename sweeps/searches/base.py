@@ -187,6 +187,13 @@ class SearchType(SpecModel):
         goes (repeats are not listed: the sweep's searcher trains each point ``repeats`` times)."""
         return [{}]
 
+    def first_point(self, num_tasks: int, seed: int) -> dict[str, Any] | None:
+        """A point to check the search's trials with before Ray starts: its first listed point,
+        or, where a searcher picks them, one of its space (a type with a searcher overrides this:
+        the low end of each range); None for a search of no trials."""
+        points = self.trial_points(num_tasks, seed)
+        return dict(points[0]) if points else None
+
     def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """The balancer options a point (as listed or as a searcher picked it) sets: by default
         the point itself."""

@@ -50,6 +50,10 @@ class EqualLrSearch(SearchType):
 
         return optuna_searcher({"lr": tune.loguniform(self.lr.low, self.lr.high)}, seed, metric, mode)
 
+    def first_point(self, num_tasks: int, seed: int) -> dict[str, Any] | None:
+        """The low end of the learning-rate range."""
+        return {"lr": self.lr.low}
+
     def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
         return {}
 

@@ -175,6 +175,18 @@ class GradNormSearch(SearchType):
             return [{"alpha": alpha, "initial_losses": rule} for alpha in self.alpha for rule in self._rules]
         return [{"alpha": alpha} for alpha in self.alpha]
 
+    def first_point(self, num_tasks: int, seed: int) -> dict[str, Any] | None:
+        """The first listed point, or (search: optuna) the low end of each range and each rule
+        Optuna chooses among."""
+        if isinstance(self.alpha, list):
+            return super().first_point(num_tasks, seed)
+        point: dict[str, Any] = {"alpha": self.alpha.low}
+        if isinstance(self.weight_lr, LearningRateRange):
+            point["weight_lr"] = self.weight_lr.low
+        if len(self._rules) > 1:  # the rule that asks the most of the problem: the latest in gradnorm_core's list
+            point["initial_losses"] = max(self._rules, key=initial_loss_rules().index)
+        return point
+
     def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """A point's ``alpha`` and ``initial_losses`` as they are; its ``weight_lr`` (the spec's
         word) is GradNorm's ``lr``, the learning rate of its weights."""
