@@ -60,6 +60,8 @@ class TrainConfig:
 
 
 def resolve_device(device: str) -> torch.device:
+    """The device a run of ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``) trains on here:
+    ``"auto"`` takes CUDA when there is one; CUDA without one is a one-line ValueError."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -202,6 +202,9 @@ def parser() -> argparse.ArgumentParser:
                             "a failed trial redoes at most this much (default: %(default)s)")
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
+    from .check import add_command as add_check
+
+    add_check(commands)
 
     resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory")
     resume.add_argument("directory")
