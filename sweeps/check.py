@@ -115,8 +115,8 @@ def _check_on_worker(raw: dict[str, Any], source: str) -> tuple[str, Any, str]:
     except SpecError as error:
         cause = error.__cause__ or error
         return "error", str(error), "".join(traceback.format_exception(cause)) if isinstance(error, CheckError) else ""
-    report.where = f"a Ray task on node {ray.util.get_node_ip_address()} ({socket.gethostname()}, pid {os.getpid()}, " \
-                   f"in {os.getcwd()})"
+    report.where = (f"a Ray task on node {ray.util.get_node_ip_address()} (host {socket.gethostname()}, pid "
+                    f"{os.getpid()}, in {os.getcwd()})")
     return "ok", report, ""
 
 

@@ -98,7 +98,7 @@ def check_problem(spec: SweepSpec) -> CheckReport:
         sizes=tuple(len(s) for s in splits), batch=_shapes(x, targets), model=type(model).__name__,
         parameters=sum(p.numel() for p in model.parameters()), shared_layer=layer_path,
         layer=_describe(layer), fast_path=fast,
-        device=str(device), where=f"{socket.gethostname()} (pid {os.getpid()}, in {os.getcwd()})",
+        device=str(device), where=f"host {socket.gethostname()}, pid {os.getpid()}, in {os.getcwd()}",
         epochs=training["epochs"], steps_per_epoch=-(-len(splits[0]) // training["batch_size"]),
         validations=sum(1 for e in range(1, training["epochs"] + 1) if e % training["val_every"] == 0
                         or e == training["epochs"]),
@@ -129,7 +129,7 @@ def _forward(check: _Checker, owner: str, problem: Problem, model: torch.nn.Modu
     outputs = check.call(f"{owner}.build_model", "fix the model's forward (it ran on the first train batch)",
                          model, x)
     if not isinstance(outputs, (tuple, list)) or len(outputs) != T:
-        got = f"{len(outputs)} outputs" if isinstance(outputs, (tuple, list)) else f"a {type(outputs).__name__}"
+        got = f"{len(outputs)} output(s)" if isinstance(outputs, (tuple, list)) else f"a {type(outputs).__name__}"
         raise check.fail(f"{owner}.build_model", f"the model's forward returned {got} for {T} tasks",
                          "return one output per task, in task_names order (e.g. a MultiHeadNet)")
     with warnings.catch_warnings(record=True) as said:
@@ -234,11 +234,14 @@ def _evaluation_seconds(problem: Problem, model: torch.nn.Module, split: Any, de
     as the training evaluates) timed; a :class:`Split` on the device, as the training holds it."""
     count = min(1024, len(split))
     part = Split(*split.batch(slice(0, count))).to(device) if isinstance(split, Split) else Subset(split, range(count))
-    _synchronize(device)
-    start = time.perf_counter()
-    problem.evaluate(model, part)
-    _synchronize(device)
-    return (time.perf_counter() - start) * len(split) / count
+    seconds = []
+    for _ in range(2):  # the faster of two: the first one warms up
+        _synchronize(device)
+        start = time.perf_counter()
+        problem.evaluate(model, part)
+        _synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds) * len(split) / count
 
 
 def _synchronize(device: torch.device) -> None:
