@@ -203,8 +203,10 @@ def parser() -> argparse.ArgumentParser:
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
     from .check import add_command as add_check
+    from .scaffold import add_command as add_init
 
     add_check(commands)
+    add_init(commands)
 
     resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory")
     resume.add_argument("directory")
