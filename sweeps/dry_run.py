@@ -72,7 +72,11 @@ def check_problem(spec: SweepSpec) -> CheckReport:
     problem = check.call("problem.options", "fix the options or the problem's __init__", make_problem, check.name,
                          **spec.problem.options)
     owner = type(problem).__name__
-    device = resolve_device(spec.training["device"])
+    try:
+        device = resolve_device(spec.training["device"])
+    except ValueError as error:
+        raise check.fail("training.device", str(error).partition(":")[0], "run the check where the trials' GPUs are "
+                         "(--address of their cluster), or set training.device to auto") from None
     training = spec.training
     T = problem.num_tasks
     splits = check.call(f"{owner}.load_data", "fix load_data (it runs here as on the trials' workers, in "
@@ -88,8 +92,11 @@ def check_problem(spec: SweepSpec) -> CheckReport:
                          f"make each item (x, (target_1, ..., target_{T})), one target per task")
     x, targets = check.call(f"{owner}.load_data", "make the items of a split batch together (same shapes)",
                             _first_batch, splits[0], training["batch_size"], device)
-    model = check.call(f"{owner}.build_model", "fix build_model", problem.build_model, seed=training["seed"]).to(device)
-    model.train()
+    model = check.call(f"{owner}.build_model", "fix build_model", problem.build_model, seed=training["seed"])
+    if not isinstance(model, torch.nn.Module):
+        raise check.fail(f"{owner}.build_model", f"returned a {type(model).__name__}",
+                         "return a torch.nn.Module (e.g. a MultiHeadNet of a trunk and one head per task)")
+    model = model.to(device).train()
     outputs, losses = _forward(check, owner, problem, model, x, targets)
     layer_path, layer, fast = _shared_layer(check, owner, problem, model, losses)
     _metrics(check, owner, problem, model, splits[1], training["batch_size"], device)
@@ -102,8 +109,10 @@ def check_problem(spec: SweepSpec) -> CheckReport:
         epochs=training["epochs"], steps_per_epoch=-(-len(splits[0]) // training["batch_size"]),
         validations=sum(1 for e in range(1, training["epochs"] + 1) if e % training["val_every"] == 0
                         or e == training["epochs"]),
-        val_seconds=_evaluation_seconds(problem, model, splits[1], device),
-        test_seconds=_evaluation_seconds(problem, model, splits[2], device))
+        val_seconds=check.call(f"{owner}.metrics", "fix it (the check timed the validation)", _evaluation_seconds,
+                               problem, model, splits[1], device),
+        test_seconds=check.call(f"{owner}.metrics", "fix it (the check timed the test)", _evaluation_seconds,
+                                problem, model, splits[2], device))
     base = spec.trial_base()
     for search in spec.searches:
         trial = first_trial(spec, search, base)
@@ -214,7 +223,8 @@ def _step(check: _Checker, where: str, row: str, problem: Problem, trial: Any, t
     except TrialConfigError as error:
         what, _, fix = error.what.partition("; ")
         raise check.fail(where, f"method {method!r}: {what}", fix or "fix the search's options") from None
-    training = fit(problem, balancer, model=model, **trial.training.model_dump())
+    training = check.call(where, f"fix the model for method {method!r}", fit, problem, balancer, model=model,
+                          **trial.training.model_dump())
     check.call(where, f"fix the problem for method {method!r}, or the search's options", training.step, x, targets)
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         raise check.fail(where, f"one step of method {method!r} made the model's parameters non-finite",

@@ -270,3 +270,16 @@ def test_on_a_cluster_it_runs_as_one_ray_task_with_the_shipped_code(tmp_path):
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stderr.startswith(f"gradnorm-tune: error: {broken}: Rings.metrics: compute() has no "
                                   "'quadrant/normalized_error'") and done.stderr.count("\n") == 1, done.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has the GPU the spec asks for")
+def test_a_spec_for_gpus_checked_without_one_says_where_to_run_it(place, capsys):
+    path = write_spec(place)
+    spec = yaml.safe_load(path.read_text())
+    spec["training"]["device"] = "cuda"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"gradnorm-tune: error: {path}: training.device: device is 'cuda' but no CUDA device is available; "
+                   "run the check where the trials' GPUs are (--address of their cluster), or set training.device "
+                   "to auto\n")

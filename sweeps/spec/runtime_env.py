@@ -131,12 +131,14 @@ def _driver_own_paths(env: Mapping[str, Any] | None, shipped: list[str]) -> list
     (a worker runs in its unpacked copy, and Ray adds the driver's directory only to a job
     without one), the driver's working directory, as ``''`` or as its path; kept where
     ``PYTHONPATH`` names it (a local Ray's workers inherit the driver's environment) or where
-    it is the shipped code itself."""
+    it is the shipped code itself, or where gradnorm-tune's own packages are found there (a
+    checkout run without installing it: the trials need it too)."""
     if not env or not env.get("working_dir"):
         return []
     cwd = os.getcwd()
     kept = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
     kept |= {os.path.abspath(p) for p in shipped}
+    kept.add(str(Path(__file__).resolve().parents[2]))  # the folder holding the sweeps package
     return [entry for entry in sys.path
             if os.path.abspath(entry or cwd) == cwd and os.path.abspath(entry or cwd) not in kept]
 
