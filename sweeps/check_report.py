@@ -70,7 +70,8 @@ class CheckReport:
                          f"{step.trials:>4} trial(s) of ~{duration(self.trial_seconds(step))}   ({step.label})")
         trials = sum(step.trials for step in self.steps)
         lines.append(f"  one evaluation: val ~{duration(self.val_seconds)}, test ~{duration(self.test_seconds)}")
-        lines.append(f"  estimated compute of the sweep: {trials} trials x {self.epochs} epochs, about {duration(total)} "
+        lines.append(f"  estimated compute of the sweep: {trials} trials x {self.epochs} epochs, "
+                     f"about {duration(total)} "
                      f"on {self.device} (steps, validations, one test pass each; not Ray's start of each trial)")
         return lines
 

@@ -187,7 +187,8 @@ MISTAKES = {
         "Rings.task_losses: torch warned: Using a target size (torch.Size([16])) that is different to the input size "
         "(torch.Size([16, 1]))"),
     "a non-finite loss": (
-        {"code": replaced("F.mse_loss(outputs[0], targets[0])", "F.mse_loss(outputs[0], targets[0].log() - 1e9 * 1e300)")},
+        {"code": replaced("F.mse_loss(outputs[0], targets[0])",
+                          "F.mse_loss(outputs[0], targets[0].log() - 1e9 * 1e300)")},
         "Rings.task_losses: task 'radius''s loss is inf on the first train batch; fix the loss or the data of task "
         "'radius'"),
     "a model with one output for two tasks": (

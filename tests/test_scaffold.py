@@ -130,7 +130,8 @@ EDITED_METHODS = '''
     def build_model(self, seed=0):
         """A deeper trunk; W its last Linear."""
         with seeded_init(seed):
-            trunk = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 16), nn.ReLU())
+            trunk = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                                  nn.Linear(32, 16), nn.ReLU())
             return MultiHeadNet(trunk, [nn.Linear(16, 1), nn.Linear(16, 3), nn.Linear(16, 1)])
 
 '''
