@@ -35,7 +35,8 @@ from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem, problem_tas
 from .problems import BinaryErrorRate, ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, Split
 from .problems import TASK_KINDS, higher_is_better
 from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, chance_mse, seeded_init
-from .training import EpochRecord, TrainConfig, Training, fit
+from .problems.data import iterate_batches
+from .training import EpochRecord, TrainConfig, Training, fit, resolve_device
 
 __all__ = [
     "BALANCERS",
@@ -75,11 +76,13 @@ __all__ = [
     "check_balancer_options",
     "fit",
     "higher_is_better",
+    "iterate_batches",
     "make_balancer",
     "make_problem",
     "map_array",
     "problem_tasks",
     "register",
+    "resolve_device",
     "resolve_shared_layer",
     "resolve_initial_losses",
     "seeded_init",

@@ -60,6 +60,8 @@ class TrainConfig:
 
 
 def resolve_device(device: str) -> torch.device:
+    """The device a run of ``device`` (``"auto"``, ``"cpu"``, ``"cuda[:N]"``) trains on here:
+    ``"auto"`` takes CUDA when there is one; CUDA without one is a one-line ValueError."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -214,20 +216,8 @@ class Training:
             seed=(self.config.seed, self.epoch),
         )
         for x, targets in batches:
-            self.optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, self.config.precision):
-                losses = self.problem.task_losses(self._forward(x), targets)
-            if self.config.precision == "bf16":
-                losses = losses.float()  # the balancer weighs float32 losses
             weight_totals += self.balancer.weights.to(self.device)
-            self.balancer.backward(losses)
-            clip_gradients(self.model, self.config.clip_grad_norm)
-            self.optimizer.step()
-            if self.balancer.wants_losses_after_step:  # FAMO: this batch's losses after the step
-                self.balancer.after_step(self._losses_after_step(x, targets))
-            if self.scheduler is not None:
-                self.scheduler.step()
-            totals += losses.detach().double()
+            totals += self.step(x, targets).double()
             steps += 1
         self.balancer.end_epoch()
         self.epoch += 1
@@ -248,6 +238,24 @@ class Training:
             mean_weights=(weight_totals / steps).tolist(),
             elapsed_seconds=self.elapsed_seconds,
         )
+
+    def step(self, x: Any, targets: Any) -> torch.Tensor:
+        """One optimisation step on the batch ``(x, targets)`` (on the device): the task losses,
+        the balancer's backward, gradient clipping, the optimizer's and the schedule's step (and
+        for FAMO the losses after the step). Returns the T losses, detached."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.config.precision):
+            losses = self.problem.task_losses(self._forward(x), targets)
+        if self.config.precision == "bf16":
+            losses = losses.float()  # the balancer weighs float32 losses
+        self.balancer.backward(losses)
+        clip_gradients(self.model, self.config.clip_grad_norm)
+        self.optimizer.step()
+        if self.balancer.wants_losses_after_step:  # FAMO: this batch's losses after the step
+            self.balancer.after_step(self._losses_after_step(x, targets))
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return losses.detach()
 
     def _forward(self, x: Any) -> Any:
         return self.model(x) if self._branch is None else self.model(x, branch=self._branch)

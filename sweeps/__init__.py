@@ -29,6 +29,14 @@ _EXPORTS = {
     "SearchSummary": "report",
     "TrialSummary": "report",
     "report": None,  # the package itself: summaries, selection, fronts, table, figures
+    "CheckError": "dry_run",
+    "CheckReport": "check_report",
+    "check_problem": "dry_run",
+    "run_check": "check",
+    "run_check_on_ray": "check",
+    "write_project": "scaffold",
+    "runs_link": "links",
+    "run_link": "links",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -40,7 +40,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
                       tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds, job=job)
-    print_ui_hint(state.tracking_uri)
+    print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return exit_status(state)
 
 
@@ -51,7 +51,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
                          quiet=not args.verbose, tracking_uri=args.tracking_uri,
                          tracking_patience=args.tracking_patience, job=job_of(args))
-    print_ui_hint(state.tracking_uri)
+    print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return exit_status(state)
 
 
@@ -73,6 +73,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.tracking_uri:
         state.tracking_uri = args.tracking_uri
     build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
+    print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return 0
 
 
@@ -100,10 +101,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = trial.to_dict()
     problem, training = trial.start()
     tracking_uri = args.tracking_uri or default_tracking_uri()
-    client = run_id = None
+    client = run_id = experiment_id = None
     if not args.no_mlflow:
         client = tracking_client(tracking_uri)
-        run_id = start_train_run(client, ensure_experiment(client, args.experiment, tracking_uri), config)
+        experiment_id = ensure_experiment(client, args.experiment, tracking_uri)
+        run_id = start_train_run(client, experiment_id, config)
     try:
         for record in training:
             metrics = epoch_metrics(record, problem.task_names, training.device.type)
@@ -119,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     if run_id is not None:
         finish_run(client, run_id)
-        print_ui_hint(tracking_uri)
+        print_ui_hint(tracking_uri, experiment_id, run_id, "this run (its metrics and weights)", tab="")
     return 0
 
 
@@ -147,14 +149,12 @@ def default_tracking_uri() -> str:
     return default()
 
 
-def print_ui_hint(tracking_uri: str) -> None:
-    from trainables import redact
+def print_ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | None = None,
+                  what: str = "this sweep's comparison (cost table, plots)", tab: str = "artifacts") -> None:
+    """How to open the record in the MLflow UI, with links to the runs and the run (sweeps.links)."""
+    from .links import ui_lines
 
-    if tracking_uri.startswith(("sqlite:", "file:")):
-        print(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000  "
-              f"then open http://127.0.0.1:5000")
-    else:
-        print(f"browse it: open {redact(tracking_uri)}")
+    print("\n".join(ui_lines(tracking_uri, experiment_id, run_id, what, tab)), flush=True)
 
 
 def retries(text: str) -> int:
@@ -213,6 +213,11 @@ def parser() -> argparse.ArgumentParser:
                             "a failed trial redoes at most this much (default: %(default)s)")
     cluster_flags(sweep)
     sweep.set_defaults(run=cmd_sweep)
+    from .check import add_command as add_check
+    from .scaffold import add_command as add_init
+
+    add_check(commands)
+    add_init(commands)
 
     resume = commands.add_parser("resume", help="finish an interrupted sweep from its directory (a path or a URI)")
     resume.add_argument("directory")

@@ -1,11 +1,13 @@
 """The MLflow UI of a finished sweep, seen in headless Chromium as a user would see it.
 
-A small sweep runs in-process (local Ray) against a real ``mlflow server --app-name basic-auth``
-on PostgreSQL (the ``mlflow_server`` fixture). The browser signs in with HTTP basic auth, opens
-the experiment's runs table (the sweep tags the experiment as model training, not GenAI), finds
-the sweep's comparison run there (its search runs nested under it), opens its Artifacts tab, and
-checks that the rendered ``cost_table.md`` is the artifact's table cell for cell and that
-``best_so_far.png`` is shown byte for byte. Without credentials the UI and the API answer 401.
+A small sweep runs through the command line, in-process (local Ray), against a real ``mlflow server
+--app-name basic-auth`` on PostgreSQL (the ``mlflow_server`` fixture), and its last lines give two
+links. The browser signs in with HTTP basic auth and starts where a user starts: the UI's home
+page, a click on the experiment (MLflow 3.17 opens it in its GenAI view, whatever the experiment's
+tags say). Then the printed links: the runs view, where the sweep's comparison run is the one
+top-level row with its search runs nested under it; and the comparison's artifacts, where the
+rendered ``cost_table.md`` is the artifact's table cell for cell and every plot is shown byte for
+byte. Without credentials the UI and the API answer 401.
 
 The test keeps a screenshot of the plot in ``tmp_path``; with ``GRADNORM_TUNE_UPDATE_SCREENSHOT=1``
 it also writes ``docs/mlflow_comparison.png`` (shown in the README).
@@ -24,11 +26,12 @@ import struct
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 from servers import mlflow_credentials
 
-from sweeps.runner import run_sweep
-from sweeps.spec import parse_spec
+from sweeps.cli import main
+from sweeps.state import SweepState
 from trainables import PARENT, ROLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,19 +75,31 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_server, tmp_path):
+def printed_link(out: str, label: str) -> str:
+    """The link on the sweep's last lines after ``label``."""
+    (line,) = [line for line in out.splitlines() if line.strip().startswith(f"MLflow, {label}: ")]
+    return line.split(": ", 1)[1].strip()
+
+
+def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_server, tmp_path, capsys):
     chromium = chromium_executable()
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
     uri = mlflow_server.uri
     user, password = mlflow_server.create_user("dashboard")
+    spec = tmp_path / "dashboard.yaml"
+    spec.write_text(yaml.safe_dump(SPEC, sort_keys=False))
 
     with mlflow_credentials(user, password):
-        state = run_sweep(parse_spec(SPEC, "test_dashboard"), storage=tmp_path / "runs", tracking_uri=uri)
+        assert main(["sweep", str(spec), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri]) == 0
+        out = capsys.readouterr().out
+        (directory,) = (tmp_path / "runs").iterdir()
+        state = SweepState.load(directory)
         client = MlflowClient(uri)
         comparison = client.get_run(state.comparison_run_id)
         table_md = Path(client.download_artifacts(comparison.info.run_id, "cost_table.md", str(tmp_path))).read_text()
-        plot = Path(client.download_artifacts(comparison.info.run_id, "best_so_far.png", str(tmp_path))).read_bytes()
         artifacts = sorted(item.path for item in client.list_artifacts(comparison.info.run_id))
+        plots = {name: Path(client.download_artifacts(comparison.info.run_id, name, str(tmp_path))).read_bytes()
+                 for name in artifacts if name.endswith(".png")}
         search_runs = client.search_runs(
             [state.experiment_id], filter_string=f"tags.`{PARENT}` = '{comparison.info.run_id}'")
     eid, run_id = state.experiment_id, comparison.info.run_id
@@ -93,9 +108,15 @@ def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_ser
     expected_table = markdown_table(table_md)
     assert expected_table[0][:3] == ["search", "trials", "compute s"], table_md
     assert [row[0] for row in expected_table[1:]] == list(SPEC["searches"])
-    assert {"cost_table.md", "cost_table.csv", "best_so_far.png"} <= set(artifacts)
+    assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "pareto.png"} <= set(artifacts)
+    assert any(name.startswith("weights_") for name in plots), artifacts
     search_names = sorted(run.info.run_name for run in search_runs)
     assert len(search_names) == len(SPEC["searches"])
+    # the sweep's last lines: the runs view, and the comparison's artifacts (sweeps.links)
+    runs_link = printed_link(out, "the experiment's runs")
+    comparison_link = printed_link(out, "this sweep's comparison (cost table, plots)")
+    assert runs_link == f"{uri}/#/experiments/{eid}/runs?workflowType=machine_learning", out
+    assert comparison_link == f"{uri}/#/experiments/{eid}/runs/{run_id}/artifacts?workflowType=machine_learning"
 
     expect = playwright.expect
     with playwright.sync_playwright() as driver:
@@ -121,10 +142,17 @@ def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_ser
             context.set_default_timeout(TIMEOUT_MS)
             page = context.new_page()
             try:
-                # the runs table (the sweep tags its experiment as model training, not GenAI)
-                page.goto(f"{uri}/#/experiments/{eid}/runs", wait_until="domcontentloaded")
+                # where a user starts: the UI's home page, and a click on the experiment
+                page.goto(f"{uri}/", wait_until="domcontentloaded")
+                experiment = page.get_by_role("link", name=SPEC["experiment"], exact=True)
+                expect(experiment).to_be_visible(timeout=TIMEOUT_MS)
+                close_assistant(page)
+                experiment.click()
+                expect(page).to_have_url(re.compile(rf"#/experiments/{eid}\b"), timeout=TIMEOUT_MS)
+                page.screenshot(path=tmp_path / "mlflow_experiment_clicked.png")
 
-                # one top-level row, the comparison run, with the search runs nested under it
+                # the printed link to the runs: one top-level row, the comparison run, its searches under it
+                page.goto(runs_link, wait_until="domcontentloaded")
                 link = page.get_by_role("link", name=run_name, exact=True)
                 expect(link).to_be_visible(timeout=TIMEOUT_MS)
                 close_assistant(page)
@@ -136,15 +164,12 @@ def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_ser
                 row.locator('button[data-component-id*="runnamecellrenderer"]').click()
                 for name in search_names:
                     expect(page.get_by_role("link", name=name, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+                page.screenshot(path=tmp_path / "mlflow_runs.png")
 
-                # the run's page, its Artifacts tab
-                link.click()
-                expect(page).to_have_url(re.compile(rf"#/experiments/{eid}/runs/{run_id}\b"), timeout=TIMEOUT_MS)
-                tab = page.get_by_role("tab", name="Artifacts")
-                expect(tab).to_be_visible(timeout=TIMEOUT_MS)
-                close_assistant(page)
-                tab.click()
+                # the printed link to the comparison: its Artifacts tab
+                page.goto(comparison_link, wait_until="domcontentloaded")
                 expect(page).to_have_url(re.compile(rf"/runs/{run_id}/artifacts\b"), timeout=TIMEOUT_MS)
+                close_assistant(page)
                 for name in artifacts:
                     expect(page.get_by_text(name, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
 
@@ -157,18 +182,20 @@ def test_comparison_run_and_its_artifacts_in_the_mlflow_ui(local_ray, mlflow_ser
                 assert [[cell.strip() for cell in row] for row in shown] == expected_table
                 page.screenshot(path=tmp_path / "mlflow_cost_table.png")
 
-                # best_so_far.png: an <img> that has loaded the artifact's bytes
-                page.get_by_text("best_so_far.png", exact=True).click()
-                width, height = png_size(plot)
-                page.wait_for_function(
-                    "([w, h]) => [...document.images].some(i => i.complete && i.naturalWidth === w"
-                    " && i.naturalHeight === h && i.src.startsWith('blob:'))",
-                    arg=[width, height], timeout=TIMEOUT_MS)
-                image = page.locator("img[src^='blob:']").filter(visible=True).first
-                assert image.evaluate("i => i.naturalWidth") == width > 0
-                shown_bytes = base64.b64decode(image.evaluate(FETCH_BASE64))
-                assert shown_bytes == plot, "the image shown is not the best_so_far.png artifact"
-                page.screenshot(path=tmp_path / "mlflow_comparison.png")
+                # every plot: an <img> that has loaded the artifact's bytes
+                for name, plot in plots.items():
+                    page.get_by_text(name, exact=True).click()
+                    width, height = png_size(plot)
+                    page.wait_for_function(
+                        "([w, h]) => [...document.images].some(i => i.complete && i.naturalWidth === w"
+                        " && i.naturalHeight === h && i.src.startsWith('blob:'))",
+                        arg=[width, height], timeout=TIMEOUT_MS)
+                    image = page.locator("img[src^='blob:']").filter(visible=True).first
+                    assert image.evaluate("i => i.naturalWidth") == width > 0
+                    shown_bytes = base64.b64decode(image.evaluate(FETCH_BASE64))
+                    assert shown_bytes == plot, f"the image shown is not the {name} artifact"
+                    if name == "best_so_far.png":
+                        page.screenshot(path=tmp_path / "mlflow_comparison.png")
             except Exception:
                 page.screenshot(path=tmp_path / "failure.png")
                 print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'} ({page.url})")

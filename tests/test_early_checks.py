@@ -90,6 +90,16 @@ def user_problem(code: str, attribute: str = "P", **options):
     return change
 
 
+def with_search(change, **search):
+    """``change``, and the gradnorm search given ``search``'s options."""
+    def changed_too(spec: dict, module: str) -> dict:
+        spec = change(spec, module)
+        spec["searches"]["gn"].update(search)
+        return spec
+    changed_too.code = change.code
+    return changed_too
+
+
 LONG = "s" * 300
 CASES = {
     "infinite lr": (changed("training.lr", float("inf")),
@@ -131,6 +141,13 @@ CASES = {
         user_problem(MISNAMED_LAYER.format(cls="Misnamed"), "Misnamed"),
         "problem.shared_layer: problem '{module}:Misnamed' sets shared_layer 'trunk.9': no module 'trunk.9' in the "
         "model (closest: "),
+    "a method option the problem cannot serve": (
+        with_search(user_problem(MISNAMED_LAYER.format(cls="NoChance").replace('shared_layer = "trunk.9"',
+                                                                               'shared_layer = None'), "NoChance"),
+                    initial_losses="chance"),
+        "searches.gn: method 'gradnorm': initial_losses: 'chance' needs problem 'misnamed' does not define "
+        "chance_losses(): override Problem.chance_losses() to return one chance-level loss per task; fix the "
+        "search's options"),
     "a task name MLflow refuses in keys": (
         user_problem(MISNAMED_LAYER.format(cls="Plus").replace('shared_layer = "trunk.9"', 'shared_layer = None'),
                      "Plus", tasks=["a+b", "c"]),

@@ -133,6 +133,8 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
     rebuilt = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.splitlines() if line.startswith("|")] == table
+    assert rebuilt.rstrip().splitlines()[-1].endswith(  # and links to it in MLflow (sweeps.links)
+        f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts?workflowType=machine_learning")
     assert len(client.get_metric_history(state.comparison_run_id, "grid/compute_seconds")) == 1
 
 

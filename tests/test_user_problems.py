@@ -150,7 +150,18 @@ BAD = {
                                      "gradnorm-tune sweep --working-dir DIR"),
     "module does not import": ({}, "broken", "problem.name: cannot import module 'waves_problems' of problem "
                                              "'waves_problems:Waves' (ModuleNotFoundError: No module named "
-                                             "'waves_missing_dependency'); ship its code"),
+                                             "'waves_missing_dependency'); install 'waves_missing_dependency' "
+                                             "where the trials run (on every node), or ship it with the sweep too"),
+    "misspelled module, shipped": (
+        {"problem": {"name": "wave_problems.problem:Waves"}}, "code",
+        "problem.name: cannot import module 'wave_problems.problem' of problem 'wave_problems.problem:Waves' "
+        "(ModuleNotFoundError: No module named 'wave_problems'); did you mean 'waves_problems.problems'? fix "
+        "problem.name: the working_dir {code} has no module 'wave_problems.problem' (its modules: waves_problems, "
+        "waves_problems.problems)"),
+    "misspelled attribute, shipped": (
+        {"problem": {"name": f"{PACKAGE}.problems:Wavs"}}, "code",
+        "problem.name: module 'waves_problems.problems' has no attribute 'Wavs' (problem "
+        "'waves_problems.problems:Wavs'); did you mean 'Waves'? Problem classes in it: Scaled, Waves"),
     "missing attribute": ({"problem": {"name": f"{PACKAGE}:Wave"}}, "code",
                           "problem.name: module 'waves_problems' has no attribute 'Wave'"),
     "not a problem": ({"problem": {"name": f"{PACKAGE}:not_a_problem"}}, "code",
@@ -178,6 +189,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_reaches_mlflow(case, tmp_path,
         shipped = str(write_package(tmp_path / "code", broken=True))
     elif shipped == "code":
         shipped = str(write_package(tmp_path / "code"))
+        expected = expected.replace("{code}", shipped)
     elif shipped == "missing":
         shipped, expected = str(tmp_path / "nowhere"), f"{expected}{tmp_path / 'nowhere'} does not exist"
     path = tmp_path / "spec.yaml"
@@ -317,3 +329,26 @@ def test_with_runtime_env_overrides_the_spec_and_keeps_it_for_a_resume(tmp_path,
     changed = base.with_runtime_env(working_dir="other")
     assert changed.runtime_env == {"env_vars": {"A": "1"}, "working_dir": str(other)} == changed.raw["runtime_env"]
     assert base.runtime_env == {"env_vars": {"A": "1"}}
+
+
+def test_the_driver_imports_a_shipped_problem_as_a_worker_does_not_from_its_own_directory(
+        tmp_path, monkeypatch, forget_package):
+    """With a working_dir, a worker runs in its unpacked copy and Ray does not add the driver's
+    directory to its path: a module that only the driver's working directory holds (on its path as
+    '' under ``python -m``, or imported from there before) is not the shipped problem."""
+    own = write_package(tmp_path / "own")  # the driver's working directory holds the package...
+    shipped = tmp_path / "shipped"
+    (shipped / "other").mkdir(parents=True)  # ...the shipped working_dir does not
+    (shipped / "other" / "__init__.py").write_text("")
+    monkeypatch.chdir(own)
+    monkeypatch.syspath_prepend("")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    data = dict(spec("s"), runtime_env={"working_dir": str(shipped)})
+    __import__(PACKAGE)  # imported from the driver's own directory before the spec is read
+    with pytest.raises(SpecError, match=rf"cannot import module '{PACKAGE}'.*No module named '{PACKAGE}'.*fix "
+                                        rf"problem\.name: the working_dir {shipped} has no module '{PACKAGE}' "
+                                        r"\(its modules: other\)"):
+        parse_spec(data)
+    assert sys.modules[PACKAGE].__file__.startswith(str(own)) and "" in sys.path  # the driver's as it was
+    # without a working_dir Ray adds the driver's directory to the workers' path: found there
+    assert parse_spec(spec("s")).task_names == ["low", "high"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from torch import nn
 
 from gradnorm_core import Balancer, MultiHeadNet, Problem, TrainConfig, Training, fit, make_balancer, make_problem
 from gradnorm_core import METHODS, BalancerOptionError, check_balancer_options, resolve_initial_losses
@@ -208,14 +209,20 @@ class TrialConfig(TrialBase):
     label: str = "-"
     repeat: int | None = Field(None, ge=0)
 
-    def build(self) -> tuple[Problem, MultiHeadNet, Balancer]:
-        """The problem, a fresh model and its balancer; bad names or values raise TrialConfigError."""
+    def build(self, problem: Problem | None = None, *, model: nn.Module | None = None,
+              data: bool = True) -> tuple[Problem, MultiHeadNet, Balancer]:
+        """The problem, a fresh model and its balancer; bad names or values raise TrialConfigError.
+
+        ``problem``: one already made from this config (its data loaded once for several trials'
+        builds); ``model``: one already built (else ``problem.build_model(training.seed)``).
+        ``data=False`` reads no data (the sweep's driver, before Ray starts): GradNorm's
+        ``initial_losses: "chance"`` is then only checked to be defined by the problem."""
         try:
-            problem = make_problem(self.problem.name, **self.problem.options)
-            model = problem.build_model(seed=self.training.seed)
+            problem = problem if problem is not None else make_problem(self.problem.name, **self.problem.options)
+            model = model if model is not None else problem.build_model(seed=self.training.seed)
             options = self.balancer.options
             if "initial_losses" in options:  # "first_step" (the default): dropped; "chance": the problem's
-                initial = resolve_initial_losses(options.pop("initial_losses"), problem)
+                initial = resolve_initial_losses(options.pop("initial_losses"), problem, read_data=data)
                 if initial is not None:
                     options["initial_losses"] = initial
             for key, fill in FROM_PROBLEM.items():  # what the method takes from the problem itself

@@ -17,19 +17,25 @@ CHANCE = "chance"
 INITIAL_LOSS_RULES: tuple[str, ...] = (FIRST_STEP, CHANCE)
 
 
-def resolve_initial_losses(value: object, problem: "Problem") -> list[float] | None:
+def resolve_initial_losses(value: object, problem: "Problem", *, read_data: bool = True) -> list[float] | None:
     """GradNorm's ``initial_losses`` option, resolved for ``problem``.
 
     * ``"first_step"`` (or None) -> None: GradNorm takes the losses of its first step;
     * ``"chance"`` -> ``problem.chance_losses()``, checked to be T finite positive numbers;
     * a list (or tuple) of T numbers -> those numbers as floats (GradNorm checks their signs).
 
-    Anything else raises a one-line ValueError starting ``initial_losses:``.
+    Anything else raises a one-line ValueError starting ``initial_losses:``. With
+    ``read_data=False`` (a check before any data is read), ``"chance"`` is only checked to be
+    defined by the problem, and gives None.
     """
+    from ..problems.base import Problem
+
     count = problem.num_tasks
     if value is None or (isinstance(value, str) and value == FIRST_STEP):
         return None
     if isinstance(value, str) and value == CHANCE:
+        if not read_data and type(problem).chance_losses is not Problem.chance_losses:
+            return None  # defined: computing it reads the train split
         return _chance_losses(problem)
     if getattr(value, "ndim", None) == 1 and hasattr(value, "tolist"):  # a 1-D tensor or array
         value = value.tolist()

@@ -56,11 +56,15 @@ class ProblemNameError(ValueError):
     ``"import"`` (the module does not import), ``"exit"`` (importing it ends the process:
     ``sys.exit``, argparse), ``"attribute"`` (no such attribute),
     ``"not_a_factory"``, ``"not_a_problem"`` (the factory returned something else),
-    ``"option"`` (unknown or missing option), ``"build"`` (the factory raised).
+    ``"option"`` (unknown or missing option), ``"build"`` (the factory raised). ``missing``: for
+    an import that failed on a module not found, that module's name (the named module, a package
+    above it, or one it imports).
     """
 
-    def __init__(self, what: str, fix: str, *, kind: str, field: str = "name", option: str | None = None) -> None:
+    def __init__(self, what: str, fix: str, *, kind: str, field: str = "name", option: str | None = None,
+                 missing: str | None = None) -> None:
         self.what, self.fix, self.kind, self.field, self.option = _one_line(what), _one_line(fix), kind, field, option
+        self.missing = missing
         super().__init__(f"{self.what}; {self.fix}")
 
 
@@ -134,7 +138,8 @@ def _import_module(module: str, name: str) -> Any:
                                f"(SystemExit {error.code!r}{detail})", EXIT_FIX, kind="exit") from None
     except Exception as error:  # noqa: BLE001 - any failure to import is the user's to fix
         raise ProblemNameError(
-            f"cannot import module {module!r} of problem {name!r} ({first_line(error)})", IMPORT_FIX, kind="import"
+            f"cannot import module {module!r} of problem {name!r} ({first_line(error)})", IMPORT_FIX, kind="import",
+            missing=error.name if isinstance(error, ModuleNotFoundError) else None,
         ) from None
     sys.stderr.write(said.getvalue())
     return imported

@@ -189,6 +189,12 @@ class SearchType(SpecModel):
         """What the type varied in a trial (``alpha=1.3``), ``"-"`` if nothing."""
         return "-"
 
+    def own_first(self, num_tasks: int) -> dict[str, Any]:
+        """One configuration of the type's own, to check its trials with before Ray starts: the
+        first it lists; a type with an Optuna space overrides it (the low end of each range)."""
+        points = self.own_points(num_tasks, 0)
+        return dict(points[0]) if points else {}
+
     def check(self, num_tasks: int, task_names: Sequence[str], problem_name: str) -> None:
         """The checks that need the problem's tasks; raise a :func:`problem` located below the
         search."""
@@ -229,6 +235,18 @@ class SearchType(SpecModel):
         if isinstance(self.lr, list):
             return [{**point, "lr": rate} for point in points for rate in self.lr]
         return points
+
+    def first_point(self, num_tasks: int, seed: int) -> dict[str, Any] | None:
+        """A point to check the search's trials with before Ray starts: its first listed point,
+        or, where Optuna draws them, the low end of every range (:meth:`own_first`, and a range
+        network ``lr``); None for a search of no trials."""
+        if not self.draws():
+            points = self.trial_points(num_tasks, seed)
+            return dict(points[0]) if points else None
+        point = self.own_first(num_tasks)
+        if isinstance(self.lr, LearningRateRange):
+            point["lr"] = self.lr.low
+        return point
 
     def searcher(self, seed: int, metric: str, mode: str, num_tasks: int = 0) -> Any:
         """The Ray Tune searcher that picks the trials (Optuna's TPE, seeded, over the type's

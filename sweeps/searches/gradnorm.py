@@ -172,6 +172,18 @@ class GradNormSearch(SearchType):
             return [{"alpha": alpha, "initial_losses": rule} for alpha in self.alpha for rule in self._rules]
         return [{"alpha": alpha} for alpha in self.alpha]
 
+    def own_first(self, num_tasks: int) -> dict[str, Any]:
+        """The first listed point, or (search: optuna) the low end of each range and the L(0)
+        rule that asks the most of the problem."""
+        if isinstance(self.alpha, list):
+            return super().own_first(num_tasks)
+        point: dict[str, Any] = {"alpha": self.alpha.low}
+        if isinstance(self.weight_lr, LearningRateRange):
+            point["weight_lr"] = self.weight_lr.low
+        if len(self._rules) > 1:  # the rule that asks the most of the problem: the latest in gradnorm_core's list
+            point["initial_losses"] = max(self._rules, key=initial_loss_rules().index)
+        return point
+
     def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """A point's ``alpha`` and ``initial_losses`` as they are; its ``weight_lr`` (the spec's
         word) is GradNorm's ``lr``, the learning rate of its weights."""

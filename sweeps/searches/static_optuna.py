@@ -70,6 +70,10 @@ class StaticOptunaSearch(SearchType):
             raise ValueError(f"search {self.name!r}: static_optuna needs the number of tasks, got {num_tasks}")
         return {f"{_WEIGHT}{i}": tune.loguniform(self.weights.low, self.weights.high) for i in range(num_tasks)}
 
+    def own_first(self, num_tasks: int) -> dict[str, Any]:
+        """Every weight at the low end of its range (equal weights, once normalised)."""
+        return {f"{_WEIGHT}{i}": self.weights.low for i in range(num_tasks)}
+
     def point_balancer(self, point: Mapping[str, Any]) -> dict[str, Any]:
         """The drawn ``weight_0 .. weight_{T-1}``, normalised to sum to T."""
         count = sum(key.startswith(_WEIGHT) for key in point)

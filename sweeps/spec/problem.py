@@ -121,6 +121,25 @@ IMPORT_FIX = ("ship its code with the sweep: runtime_env: {working_dir: DIR} in 
               "gradnorm-tune sweep --working-dir DIR (or runtime_env.py_modules), or install its package")
 
 
+def _import_fix(name: str, missing: str | None) -> str:
+    """The fix of a problem module that does not import. Where the spec ships code: the named
+    module (or a package above it) not found there gives the closest of the modules it holds;
+    another module not found is a dependency to install or ship. Otherwise: how to ship it."""
+    from .runtime_env import SHIPPED, shipped_modules
+
+    module = name.partition(":")[0].strip()
+    shipped = SHIPPED.get()
+    if not shipped or missing is None:
+        return IMPORT_FIX
+    if not (module == missing or module.startswith(f"{missing}.")):
+        return (f"install {missing!r} where the trials run (on every node), or ship it with the sweep too "
+                "(runtime_env.py_modules)")
+    modules = shipped_modules(shipped)
+    where = f"the working_dir {shipped[0]}" if len(shipped) == 1 else f"the shipped code ({', '.join(shipped)})"
+    listed = ", ".join(modules[:12]) + (", ..." if len(modules) > 12 else "") if modules else "none"
+    return f"{did_you_mean(module, modules)}fix problem.name: {where} has no module {module!r} (its modules: {listed})"
+
+
 def _task_names(name: str, options: dict[str, Any]) -> tuple[str, ...]:
     """The problem's task names; a bad name or option raises the spec's one-line error. A user's
     problem (``module:attribute``, an entry point) is imported and constructed (no data)."""
@@ -160,7 +179,7 @@ def _located(error: Any, name: str, options: dict[str, Any]) -> Exception:
     if error.kind == "unknown":
         return problem(error.what, f"{did_you_mean(name, known_names())}{error.fix}", ("name",))
     if error.kind == "import":
-        return problem(error.what, IMPORT_FIX, ("name",))
+        return problem(error.what, _import_fix(name, error.missing), ("name",))
     if error.kind == "option" and error.option is not None:
         if error.what.startswith("unknown option"):
             parameters = inspect.signature(resolve_problem(name)).parameters

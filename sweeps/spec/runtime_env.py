@@ -8,27 +8,34 @@ are what the spec keeps, so a resume from anywhere finds the same code.
 
 :func:`code_on_path` puts that local code on ``sys.path`` while the spec's problem is validated,
 so that a ``module:attribute`` problem shipped with the sweep can be imported for its task names
-(its constructor loads no data); the modules imported from there are forgotten afterwards.
+(its constructor loads no data), as a Ray worker imports it: with a ``working_dir``, not from the
+driver's own working directory. The modules imported from there are forgotten afterwards.
+:func:`shipped_modules` lists what the shipped code holds, for a did-you-mean.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import inspect
 import os
 import sys
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..validation import describe, did_you_mean, one_line, problem
 
-__all__ = ["RAY_DOCS", "check_runtime_env", "code_on_path", "local_code_paths", "runtime_env_keys"]
+__all__ = ["RAY_DOCS", "SHIPPED", "check_runtime_env", "code_on_path", "local_code_paths", "runtime_env_keys",
+           "shipped_modules"]
 
 RAY_DOCS = "https://docs.ray.io/en/latest/ray-core/handling-dependencies.html"
 #: what Ray unpacks as a working_dir, besides a directory
 ARCHIVES = (".zip", ".tar.gz", ".tgz", ".tar.xz")
+#: the local code paths of the runtime_env that :func:`code_on_path` holds importable now
+SHIPPED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("shipped", default=())
 
 
 def runtime_env_keys() -> list[str]:
@@ -119,25 +126,84 @@ def local_code_paths(env: Mapping[str, Any] | None) -> list[str]:
     return paths
 
 
+def _driver_own_paths(env: Mapping[str, Any] | None, shipped: list[str]) -> list[str]:
+    """The ``sys.path`` entries a Ray worker of this job would not have: with a ``working_dir``
+    (a worker runs in its unpacked copy, and Ray adds the driver's directory only to a job
+    without one), the driver's working directory, as ``''`` or as its path; kept where
+    ``PYTHONPATH`` names it (a local Ray's workers inherit the driver's environment) or where
+    it is the shipped code itself, or where gradnorm-tune's own packages are found there (a
+    checkout run without installing it: the trials need it too)."""
+    if not env or not env.get("working_dir"):
+        return []
+    cwd = os.getcwd()
+    kept = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    kept |= {os.path.abspath(p) for p in shipped}
+    kept.add(str(Path(__file__).resolve().parents[2]))  # the folder holding the sweeps package
+    return [entry for entry in sys.path
+            if os.path.abspath(entry or cwd) == cwd and os.path.abspath(entry or cwd) not in kept]
+
+
+def _found_elsewhere(name: str, location: str) -> bool:
+    """Whether the import system, on the current ``sys.path``, finds the top-level module
+    ``name`` at ``location`` (e.g. through an installed or editable package)."""
+    for finder in sys.meta_path:
+        try:
+            spec = finder.find_spec(name, None)
+        except Exception:  # noqa: BLE001 - a finder that cannot answer
+            continue
+        if spec is not None:
+            return spec.origin is not None and os.path.abspath(spec.origin) == os.path.abspath(location)
+    return False
+
+
+def _set_aside(roots: set[str]) -> dict[str, Any]:
+    """The modules imported from the folders ``roots`` that the import system would not find
+    there again (with ``roots`` off ``sys.path``), each with its submodules: a worker lacks them."""
+    tops = set()
+    for name, module in list(sys.modules.items()):
+        location = getattr(module, "__file__", None)
+        if "." in name or not location:
+            continue
+        folder = os.path.dirname(os.path.abspath(location))
+        if os.path.basename(location).startswith("__init__."):
+            folder = os.path.dirname(folder)
+        if folder in roots and not _found_elsewhere(name, location):
+            tops.add(name)
+    return {name: module for name, module in list(sys.modules.items()) if name.partition(".")[0] in tops}
+
+
 @contextlib.contextmanager
 def code_on_path(env: Mapping[str, Any] | None) -> Iterator[None]:
-    """Inside: the ``runtime_env``'s local code importable in this process (put first on
-    ``sys.path``, as Ray puts it on its workers'). Afterwards ``sys.path`` is as it was and the
-    modules imported from there are forgotten: the driver needed only the task names, and the
-    next spec (another working_dir, the same package name) imports its own."""
-    paths = [path for path in local_code_paths(env) if path not in sys.path]
-    if not paths:
-        yield
+    """Inside: the ``runtime_env``'s local code importable in this process as on a Ray worker
+    (put first on ``sys.path``, as Ray puts it on its workers'), the driver's own directory off
+    the path where a worker lacks it (:func:`_driver_own_paths`) and the modules imported from
+    there set aside; :data:`SHIPPED` holds the shipped paths. Afterwards ``sys.path`` and the
+    modules are as they were, those imported from the shipped code forgotten: the driver needed
+    only the task names, and the next spec (another working_dir, the same package name) imports
+    its own."""
+    shipped = local_code_paths(env)
+    hidden = _driver_own_paths(env, shipped)
+    paths = [path for path in shipped if path not in sys.path]
+    if not paths and not hidden:
+        token = SHIPPED.set(tuple(shipped))
+        try:
+            yield
+        finally:
+            SHIPPED.reset(token)
         return
-    before = set(sys.modules)
-    sys.path[:0] = paths
+    saved_path = list(sys.path)
+    sys.path[:] = paths + [entry for entry in sys.path if entry not in hidden]
     importlib.invalidate_caches()
+    set_aside = _set_aside({os.path.abspath(entry or os.getcwd()) for entry in hidden})
+    for name in set_aside:
+        del sys.modules[name]
+    before = set(sys.modules)
+    token = SHIPPED.set(tuple(shipped))
     try:
         yield
     finally:
-        for path in paths:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(path)
+        SHIPPED.reset(token)
+        sys.path[:] = saved_path
         roots = tuple(os.path.join(path, "") for path in paths)
         for name in set(sys.modules) - before:
             if name.partition(".")[0] in before:  # a new submodule of a package imported before: kept
@@ -145,4 +211,37 @@ def code_on_path(env: Mapping[str, Any] | None) -> Iterator[None]:
             location = getattr(sys.modules[name], "__file__", None) or ""
             if location.startswith(roots):
                 del sys.modules[name]
+        sys.modules.update(set_aside)
         importlib.invalidate_caches()
+
+
+def shipped_modules(paths: tuple[str, ...] | list[str], depth: int = 3) -> list[str]:
+    """The modules importable from the shipped ``paths`` (folders or .zip files): ``a`` for
+    ``a.py`` or a package ``a/``, ``a.b`` for its module ``b``, down to ``depth`` levels."""
+    names: list[str] = []
+
+    def walk(folder: str, prefix: str, level: int) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            stem, ext = os.path.splitext(entry.name)
+            if entry.is_file() and ext == ".py" and stem.isidentifier() and stem != "__init__":
+                names.append(prefix + stem)
+            elif entry.is_dir() and entry.name.isidentifier() and not entry.name.startswith("__") and any(
+                    name.endswith(".py") for name in os.listdir(entry.path)):
+                names.append(prefix + entry.name)
+                if level < depth:
+                    walk(entry.path, f"{prefix}{entry.name}.", level + 1)
+
+    for path in paths:
+        if os.path.isdir(path):
+            walk(path, "", 1)
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    parts = member.removesuffix("/__init__.py").removesuffix(".py").split("/")
+                    if member.endswith(".py") and len(parts) <= depth and all(p.isidentifier() for p in parts):
+                        names.append(".".join(parts))
+    return sorted(set(names), key=names.index)

@@ -1,0 +1,178 @@
+"""``gradnorm-tune init NAME``: a new user's problem and sweep from the templates, and the README's
+walk-through (init, check, sweep) run as written, through the command line, the sweep on the local
+Ray the CLI starts, shrunk to 2 trials.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from sweeps.cli import main
+from trainables import ROLE
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SECTION = "## Your own model in a sweep"
+
+
+def readme_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index(SECTION)
+    end = text.find("\n## ", start + len(SECTION))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def walk_through() -> list[list[str]]:
+    """The commands of the section's first bash block, comments left out."""
+    block = re.findall(r"```bash\n(.*?)```", readme_section(), flags=re.DOTALL)[0]
+    return [line.split("#")[0].split() for line in block.splitlines() if line.strip()]
+
+
+def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    assert command[0] == "gradnorm-tune", command
+    env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}  # this checkout's code
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([str(BIN / "gradnorm-tune"), *command[1:]], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def normalized(report: str) -> list[str]:
+    """A check's report without what changes from run to run: where it ran, the numbers."""
+    lines = [line for line in report.strip().splitlines() if not line.startswith("  ran on:")]
+    lines = [re.sub(r"~?\d[\d,.]*\s*(ms|s|min|h)\b", "T", line) for line in lines]
+    return [" ".join(re.sub(r"\d[\d,.]*", "N", line).split()) for line in lines]
+
+
+def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path):
+    init, check, sweep = walk_through()
+    assert init[:2] == ["gradnorm-tune", "init"] and check[:2] == ["gradnorm-tune", "check"]
+    assert sweep[:2] == ["gradnorm-tune", "sweep"]
+    done = run(init, tmp_path)
+    assert done.returncode == 0, done.stderr
+    name = init[2]
+    assert sorted(path.name for path in (tmp_path / name).iterdir()) == [f"{name}.py", "sweep.yaml"]
+    assert f"next: gradnorm-tune check {name}/sweep.yaml, then gradnorm-tune sweep {name}/sweep.yaml" in done.stdout
+
+    done = run(check, tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    shown = re.findall(r"```text\n(check of .*?)```", readme_section(), flags=re.DOTALL)[0]
+    assert normalized(done.stdout) == normalized(shown), done.stdout  # the README's report, but for the numbers
+    assert f"  ran on: host {os.uname().nodename}, pid " in done.stdout
+    assert f", in {tmp_path / name}, device cpu" in done.stdout  # in the shipped working_dir
+
+    # the sweep as written, shrunk to 2 trials of 2 epochs (GradNorm at one alpha, equal weights)
+    path = tmp_path / name / "sweep.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["problem"]["options"].update(num_train=256, num_val=64, num_test=64)
+    spec["training"]["epochs"] = 2
+    spec["searches"] = {"gradnorm": {"type": "gradnorm", "alpha": [1.0]}, "equal": {"type": "equal"}}
+    spec["recommended_static"] = False
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    done = run(sweep + ["--storage", str(tmp_path / "runs")], tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # the default store: ./mlflow.db
+    experiment = client.get_experiment_by_name(name)
+    trials = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'trial'")
+    assert sorted(run.info.status for run in trials) == ["FINISHED", "FINISHED"]
+    (comparison,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'comparison'")
+    last = done.stdout.rstrip().splitlines()[-3:]
+    assert last[0].startswith(f"browse it: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} ")
+    eid, run_id = experiment.experiment_id, comparison.info.run_id
+    assert last[1] == f"  MLflow, the experiment's runs: http://127.0.0.1:5000/#/experiments/{eid}/runs?" \
+                      "workflowType=machine_learning"
+    assert last[2].endswith(f"/#/experiments/{eid}/runs/{run_id}/artifacts?workflowType=machine_learning")
+
+
+def test_every_field_of_the_spec_and_the_problem_is_commented(tmp_path, capsys):
+    assert main(["init", "rings", "--dir", str(tmp_path)]) == 0
+    spec = (tmp_path / "rings" / "sweep.yaml").read_text()
+    keys = [line for line in spec.splitlines() if re.match(r"^\s*[a-z_]+:", line)]
+    assert len(keys) >= 20 and all("#" in line for line in keys), [line for line in keys if "#" not in line]
+    module = ast.parse((tmp_path / "rings" / "rings.py").read_text())
+    assert ast.get_docstring(module)
+    (cls,) = [node for node in module.body if isinstance(node, ast.ClassDef)]
+    assert cls.name == "Rings"
+    methods = [node for node in cls.body if isinstance(node, ast.FunctionDef)]
+    assert {m.name for m in methods} >= {"__init__", "load_data", "build_model", "task_losses", "metrics",
+                                         "chance_losses"}
+    assert all(ast.get_docstring(m) for m in methods), [m.name for m in methods if not ast.get_docstring(m)]
+    lines = (tmp_path / "rings" / "rings.py").read_text().splitlines()
+    for node in cls.body:  # each class attribute: a comment on its line or the lines above it
+        if isinstance(node, ast.Assign):
+            above = lines[node.lineno - 4:node.lineno]
+            assert any("#" in line for line in above), lines[node.lineno - 1]
+    assert "EDIT" in ast.get_docstring(methods[1]) and "EDIT" in ast.get_docstring(methods[2])
+
+
+EDITED = '''
+TASKS = {"total": "regression", "largest": "classification", "positive": "binary"}
+'''
+EDITED_METHODS = '''
+    def load_data(self):
+        """Three tasks now: the sum, the largest of the first three, and whether the first is positive."""
+        generator = torch.Generator().manual_seed(self.seed)
+        splits = []
+        for size in self.sizes:
+            x = torch.rand(size, 6, generator=generator) * 2 - 1
+            targets = (x.sum(dim=1, keepdim=True), x[:, :3].argmax(dim=1), (x[:, :1] > 0).float())
+            splits.append(Split(x, targets))
+        return tuple(splits)
+
+    def build_model(self, seed=0):
+        """A deeper trunk; W its last Linear."""
+        with seeded_init(seed):
+            trunk = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(),
+                                  nn.Linear(32, 16), nn.ReLU())
+            return MultiHeadNet(trunk, [nn.Linear(16, 1), nn.Linear(16, 3), nn.Linear(16, 1)])
+
+'''
+
+
+def test_a_user_edits_the_two_methods_and_the_check_follows(tmp_path, monkeypatch, capsys):
+    """TASKS, load_data and build_model edited (a binary third task, another trunk): the losses,
+    metrics and chance losses follow the kinds, and the check passes on the new problem."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "tri"]) == 0
+    problem = tmp_path / "tri" / "tri.py"
+    text = problem.read_text()
+    text = re.sub(r"^TASKS = .*$", EDITED.strip(), text, count=1, flags=re.MULTILINE)
+    start, end = text.index("    def load_data(self):"), text.index("    def task_losses(")
+    text = text[:start] + EDITED_METHODS.lstrip("\n") + text[end:]
+    text = text.replace('shared_layer = "trunk.2"', 'shared_layer = "trunk.4"')
+    problem.write_text(text)
+    spec = yaml.safe_load((tmp_path / "tri" / "sweep.yaml").read_text())
+    spec["problem"]["options"].update(num_train=256, num_val=64, num_test=64)
+    (tmp_path / "tri" / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    capsys.readouterr()
+    assert main(["check", "tri/sweep.yaml"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "  tasks: 3: total (regression), largest (classification), positive (classification)\n" in out
+    assert "  GradNorm's W: trunk.4 (Linear, 528 parameters): fast path" in out
+    assert "targets (64, 1), (64,), (64, 1)" in out
+    assert " 27 trial(s)" in out  # the static grid: 3 levels, 3 tasks
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("2rings", "init: '2rings' is not a Python module name; give a Python name"),
+    ("class", "init: 'class' cannot name a module (a keyword or a private name)"),
+    ("numpy", "init: 'numpy' is the name of a module Python already imports"),
+    ("taken", "init: {dir}/taken exists; choose another name or --dir (nothing is overwritten)"),
+])
+def test_a_bad_name_or_a_taken_folder_is_one_line_and_writes_nothing(name, expected, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("kept")
+    before = sorted(str(path) for path in tmp_path.rglob("*"))
+    assert main(["init", name, "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gradnorm-tune: error: {expected.format(dir=tmp_path)}") and err.count("\n") == 1, err
+    assert sorted(str(path) for path in tmp_path.rglob("*")) == before
+    assert (tmp_path / "taken" / "mine.txt").read_text() == "kept"
