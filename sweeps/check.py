@@ -41,12 +41,12 @@ def add_command(commands: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .cli import _spec_path
+    from .cli import spec_path
     from .dry_run import CheckError
     from .spec import load_spec
 
     shipped = None if args.working_dir is None else {"working_dir": str(Path(args.working_dir).expanduser().resolve())}
-    spec = load_spec(_spec_path(args.spec), runtime_env=shipped)
+    spec = load_spec(spec_path(args.spec), runtime_env=shipped)
     try:
         report = run_check_on_ray(spec, args.address, quiet=not args.verbose) if args.address else run_check(spec)
     except CheckError as error:

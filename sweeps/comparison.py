@@ -9,6 +9,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from trainables import log_comparison
+
 from . import report
 from .spec import SweepSpec
 from .state import SweepState
@@ -39,18 +41,12 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
                  for p in primaries}))
         for name, weights in report.recommended_weights(summaries).items():
             (folder / f"recommended_weights_{name}.json").write_text(json.dumps(weights))
-        client.log_artifacts(run_id, str(folder))
-    for name, figure in report.comparison_figures(summaries).items():
-        client.log_figure(run_id, figure, name)  # shown in the MLflow UI's artifacts of the comparison run
-    logged = client.get_run(run_id).data.metrics  # a rebuilt report logs no value twice
-    values = {f"sweep/{key}": value for key, value in report.sweep_timing(summaries, state).items()}
-    for row in rows:
-        for key in ROW_METRICS:
-            value = row.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[f"{row['search']}/{key}"] = float(value)
-    for name, value in values.items():
-        if name not in logged:
-            client.log_metric(run_id, name, value)
+        values = {f"sweep/{key}": value for key, value in report.sweep_timing(summaries, state).items()}
+        for row in rows:
+            for key in ROW_METRICS:
+                value = row.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    values[f"{row['search']}/{key}"] = float(value)
+        log_comparison(client, run_id, folder, report.comparison_figures(summaries), values)
     print(table, flush=True)
     return table

@@ -16,6 +16,8 @@ end that a tracking outage missed is simply written again later.
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 from mlflow.entities import RunTag
 from mlflow.tracking import MlflowClient
@@ -27,6 +29,7 @@ __all__ = [
     "delete_orphan_trial_runs",
     "end_comparison_run",
     "end_search_run",
+    "log_comparison",
     "log_search_weights",
     "reopen_run",
 ]
@@ -50,6 +53,20 @@ def end_comparison_run(client: MlflowClient, run_id: str, outcome: str, counts: 
     tags = [RunTag(OUTCOME, outcome)] + [RunTag(COUNTS.format(name), str(count)) for name, count in counts.items()]
     client.log_batch(run_id, tags=tags)
     client.set_terminated(run_id, "KILLED" if outcome == "interrupted" else "FINISHED")
+
+
+def log_comparison(client: MlflowClient, run_id: str, folder: str | Path, figures: dict[str, Any],
+                   metrics: dict[str, float]) -> None:
+    """The comparison's record on its run: the files in ``folder`` as artifacts, each matplotlib
+    figure with ``log_figure`` (the MLflow UI shows it in the run's artifacts), and ``metrics``
+    that the run does not hold yet (a rebuilt report logs no value twice)."""
+    client.log_artifacts(run_id, str(folder))
+    for name, figure in figures.items():
+        client.log_figure(run_id, figure, name)
+    logged = client.get_run(run_id).data.metrics
+    for name, value in metrics.items():
+        if name not in logged:
+            client.log_metric(run_id, name, value)
 
 
 def reopen_run(client: MlflowClient, run_id: str) -> None:

@@ -23,7 +23,7 @@ from mlflow.entities import Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from .config import epochs_of, method_of
+from .config import method_of
 from .tracking_store import TrackingError, is_local_store
 
 TAG_PREFIX = "gradnorm_tune."

@@ -55,7 +55,7 @@ class LearnedLogScales(Balancer):
     def backward(self, losses: torch.Tensor) -> None:
         self.check_losses(losses)
         self._place(losses.device, torch.promote_types(losses.dtype, torch.float32))
-        s_old, sign = self._s, self.SIGN
+        s_old = self._s
         (self._scales(s_old) * losses).sum().backward()
         self._step_scales(losses.detach().tolist())
 
