@@ -21,7 +21,7 @@ demo: install
 
 # The tests' servers (Ray nodes, PostgreSQL, MLflow) live in a loopback-only network namespace.
 test: install
-	scripts/on-loopback $(PY) -m pytest -q
+	scripts/on-loopback $(PY) -m pytest -q --durations=15
 
 bench: install
 	$(PY) bench/step_overhead.py

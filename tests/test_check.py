@@ -269,8 +269,10 @@ def test_on_a_cluster_it_runs_as_one_ray_task_with_the_shipped_code(tmp_path):
     done = subprocess.run([str(BIN / "gradnorm-tune"), "check", str(broken), "--address", "local"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stderr.startswith(f"gradnorm-tune: error: {broken}: Rings.metrics: compute() has no "
-                                  "'quadrant/normalized_error'") and done.stderr.count("\n") == 1, done.stderr
+    # Ray's C++ core prints its own warning where the machine has no route out (loopback-only CI)
+    stderr = "".join(line for line in done.stderr.splitlines(keepends=True) if "network_util.cc" not in line)
+    assert stderr.startswith(f"gradnorm-tune: error: {broken}: Rings.metrics: compute() has no "
+                             "'quadrant/normalized_error'") and stderr.count("\n") == 1, done.stderr
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has the GPU the spec asks for")
