@@ -18,6 +18,8 @@ job status|logs|stop`` follow a job later.
 
 from __future__ import annotations
 
+import re
+
 import asyncio
 import json
 import os
@@ -96,9 +98,17 @@ def job_client(address: str | None):
                          "its dashboard (ray start --head --dashboard-host ...) or fix --address") from None
 
 
+# Ray's job client: ray.exceptions.AuthenticationError for a refused token; any other refusal a
+# RuntimeError whose message begins with the HTTP status (the client keeps no status attribute).
+_STATUS = re.compile(r"^Request failed with status code (\d{3})\b")
+
+
 def _reason(error: BaseException) -> str:
+    from ray.exceptions import AuthenticationError
+
     text = " ".join(str(error).split())
-    if "uthenticat" in text or "401" in text or "403" in text:
+    status = _STATUS.match(text) if isinstance(error, RuntimeError) else None
+    if isinstance(error, AuthenticationError) or (status and status.group(1) in ("401", "403")):
         return ("the cluster asks for its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
                 "(or RAY_AUTH_TOKEN_PATH) to the head's token")
     return text[:300] or type(error).__name__
