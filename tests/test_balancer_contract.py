@@ -18,6 +18,7 @@ from torch import nn
 
 from gradnorm_core import BALANCERS, METHODS, Balancer, make_balancer
 from gradnorm_core.problems import MultiHeadNet
+from balancer_fixtures import fit_and_resume
 
 T = 3
 SCALES = (1.0, 10.0, 0.1)  # losses of different sizes, so that balancing has something to do
@@ -232,3 +233,11 @@ def test_no_gradient_reaches_the_weights(method):
         unchanged = after.clone()
         after.add_(1.0)  # a copy: changing it changes nothing
         assert torch.equal(balancer.weights, unchanged)
+
+
+@methods
+def test_a_training_run_through_fit_is_finite_and_resumes_exactly_from_its_state(method):
+    """The same contract through the training loop: 3 epochs of ``fit``, stopped after the first
+    and resumed from ``Training.state_dict``, give the uninterrupted records."""
+    records = fit_and_resume(method, **{key: value for key, value in required_options(method).items()})
+    assert all(len(record["weights"]) == 3 for record in records)
