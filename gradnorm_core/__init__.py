@@ -36,7 +36,8 @@ from .problems import BinaryErrorRate, ErrorRate, MeanAbsoluteError, Metric, Met
 from .problems import TASK_KINDS, higher_is_better
 from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, chance_mse, seeded_init
 from .problems.data import iterate_batches
-from .training import EpochRecord, TrainConfig, Training, fit, resolve_device
+from .train_config import TrainConfig, resolve_device
+from .training import EpochRecord, Training, fit
 
 __all__ = [
     "BALANCERS",

@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import fit, make_balancer, make_problem, resolve_initial_losses
-from .training import TrainConfig
+from . import TrainConfig, fit, make_balancer, make_problem, resolve_initial_losses
 
 # options whose values are names, kept as strings; every other option must be a number
 STRING_OPTIONS = ("initial_losses", "optimizer")

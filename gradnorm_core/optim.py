@@ -1,6 +1,6 @@
 """The training loop's optimisation settings: optimizer, learning-rate schedule, gradient clipping,
 precision, and when to validate and test. They are fields of
-:class:`~gradnorm_core.training.TrainConfig`; :class:`~gradnorm_core.training.Training` uses
+:class:`~gradnorm_core.train_config.TrainConfig`; :class:`~gradnorm_core.training.Training` uses
 the helpers here.
 
 * ``optimizer``: ``"adam"`` (default), ``"adamw"`` (decoupled weight decay) or ``"sgd"``

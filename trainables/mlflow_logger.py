@@ -6,7 +6,8 @@ again by the trial id tag: a trial never gets two runs, and an epoch is logged a
 
 When the tracking server cannot be reached, updates wait in order in a buffer and are retried
 every ``retry_seconds`` while the trials go on; the experiment's end waits up to
-``patience_seconds`` for the server. Every write is idempotent (a run is found by its tag before
+``patience_seconds`` for the server (the buffer and its writer thread are
+:class:`~trainables.write_queue.WriteQueue`). Every write is idempotent (a run is found by its tag before
 one is created; a metric point carries its report time, so writing it twice stores it once), so
 a write whose answer was lost can be retried safely. :meth:`MlflowTrialLogger.reconcile` finally
 compares every trial's runs with its checkpointed history and writes what is missing: the
@@ -20,7 +21,6 @@ about 30 ms, longer than the epochs of a small problem).
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -45,6 +45,7 @@ from .tracking import (
 )
 from .tracking_store import first_line
 from .updates import TrialUpdate, last_line, tune_error_text
+from .write_queue import WriteQueue
 
 
 class MlflowTrialLogger(tune.Callback):
@@ -68,16 +69,7 @@ class MlflowTrialLogger(tune.Callback):
         self._runs: dict[str, str] = {}
         self._status: dict[str, str] = {}
         self._last_epoch: dict[str, int] = {}
-        self._pending: list[TrialUpdate] = []
-        self._retry_at = 0.0
-        self._outage_since: float | None = None
-        self._end_deadline: float | None = None  # set when the experiment ends: all waiting shares it
-        self.outages = 0
-        self.last_error = ""
-        self._lock = threading.Lock()  # one writer at a time: the thread, or a flush
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread: threading.Thread | None = None
+        self._writes: WriteQueue[TrialUpdate] = WriteQueue(self._write, retry_seconds, patience_seconds)
 
     @property
     def client(self) -> MlflowClient:
@@ -88,17 +80,26 @@ class MlflowTrialLogger(tune.Callback):
     @property
     def pending(self) -> int:
         """Updates not yet written (the server was unreachable)."""
-        return len(self._pending)
+        return len(self._writes)
+
+    @property
+    def outages(self) -> int:
+        """How many times the tracking server went away."""
+        return self._writes.outages
+
+    @property
+    def last_error(self) -> str:
+        """The last failed write's error, one line."""
+        return self._writes.last_error
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks with the experiment; a restored one starts with a new client
         # and finds its runs again by tag. Unwritten updates are rebuilt from the checkpoints.
-        return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {},
-                "_pending": [], "_retry_at": 0.0, "_outage_since": None, "_end_deadline": None,
-                "_lock": None, "_wake": None, "_closed": False, "_thread": None}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_status": {}, "_last_epoch": {}, "_writes": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _lock=threading.Lock(), _wake=threading.Event())
+        self.__dict__.update(state)
+        self._writes = WriteQueue(self._write, self.retry_seconds, self.patience_seconds)
 
     def search_of(self, config: dict[str, Any]) -> str:
         """The trial's search, which must have a run in ``parents``."""
@@ -211,69 +212,21 @@ class MlflowTrialLogger(tune.Callback):
             if errored and update.error is None:
                 update.error = first_line(result.error)
             updates.append(update)
-        self._pending.extend(updates)
+        self._writes.extend(updates)
         self.flush()
 
     def close(self) -> None:
         """Stop the writer thread (after the last flush; what is still pending stays pending)."""
-        self._closed = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._writes.close()
 
     def flush(self) -> None:
         """Write the buffered updates, retrying until ``patience_seconds`` after the experiment's end
         (the first flush marks it: the end and the reconcile after it wait once, not twice)."""
-        if self._end_deadline is None:
-            self._end_deadline = time.monotonic() + self.patience_seconds
-        deadline = self._end_deadline
-        while True:
-            with self._lock:
-                self._retry_at = 0.0
-                self._write_pending()
-            if not self._pending or time.monotonic() >= deadline:
-                return
-            time.sleep(min(self.retry_seconds, max(0.0, deadline - time.monotonic())))
+        self._writes.flush()
 
     def queue(self, update: TrialUpdate) -> None:
         self.search_of(update.config)
-        self._pending.append(update)
-        if self._closed:
-            return
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._write_loop, name="mlflow-trial-logger", daemon=True)
-            self._thread.start()
-        self._wake.set()
-
-    def _write_loop(self) -> None:
-        """The writer thread: writes what is queued, in order; after a failure, waits
-        ``retry_seconds`` (or the next update) and tries again; ends at :meth:`close`."""
-        while not self._closed:
-            self._wake.wait(timeout=self.retry_seconds)
-            self._wake.clear()
-            with self._lock:
-                self._write_pending()
-
-    def _write_pending(self) -> None:
-        if time.monotonic() < self._retry_at:
-            return
-        while self._pending:
-            try:
-                self._write(self._pending[0])
-            except Exception as error:  # noqa: BLE001 - kept and retried, whatever the cause
-                self._retry_at = time.monotonic() + self.retry_seconds
-                self.last_error = first_line(error)
-                if self._outage_since is None:
-                    self._outage_since = time.time()
-                    self.outages += 1
-                    print(f"  [mlflow] tracking server unreachable ({self.last_error}); "
-                          f"keeping updates and retrying every {self.retry_seconds:g} s", flush=True)
-                return
-            self._pending.pop(0)
-        if self._outage_since is not None:
-            print(f"  [mlflow] tracking server back after {time.time() - self._outage_since:.0f} s; "
-                  "buffered updates written", flush=True)
-            self._outage_since = None
+        self._writes.put(update)
 
     def _write(self, update: TrialUpdate) -> None:
         trial_id = update.trial_id

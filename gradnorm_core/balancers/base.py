@@ -109,22 +109,25 @@ class Balancer(ABC):
             )
         self.step_count = int(state["step_count"])
 
-    def check_losses(self, losses: torch.Tensor) -> None:
+    def check_losses(self, losses: torch.Tensor, *, after_step: bool = False) -> None:
         """Raise a one-line error unless ``losses`` is a finite 1-D tensor of ``num_tasks`` losses.
 
-        Called by ``backward`` before it changes anything, so a bad step leaves no trace.
+        Called by ``backward`` before it changes anything, so a bad step leaves no trace. With
+        ``after_step`` (the losses :meth:`after_step` is given, evaluated without a graph) no
+        gradient is needed, and the messages say where they come from.
         """
+        where, when = ("after_step: ", "after") if after_step else ("", "at")
         if not isinstance(losses, torch.Tensor):
             raise TypeError(
-                f"losses must be a 1-D tensor of {self.num_tasks} task losses "
+                f"{where}losses must be a 1-D tensor of {self.num_tasks} task losses "
                 f"(e.g. torch.stack([loss_1, ...])), got {type(losses).__name__}"
             )
         if losses.dim() != 1 or losses.shape[0] != self.num_tasks:
             raise ValueError(
-                f"losses must have shape ({self.num_tasks},), one loss per task, "
+                f"{where}losses must have shape ({self.num_tasks},), one loss per task, "
                 f"got shape {tuple(losses.shape)}"
             )
-        if not losses.requires_grad:
+        if not after_step and not losses.requires_grad:
             raise ValueError(
                 "losses do not require grad: compute them from the model's outputs "
                 "with autograd enabled (not under torch.no_grad())"
@@ -134,8 +137,8 @@ class Balancer(ABC):
             task = int((~finite).nonzero()[0, 0])
             value = float(losses.detach()[task])
             raise NonFiniteLossError(
-                f"losses[{task}] is {value} at step {self.step_count}: task {task}'s loss is not "
-                f"finite; the balancer's state is unchanged (lower the learning rate or check "
+                f"{where}losses[{task}] is {value} {when} step {self.step_count}: task {task}'s loss is "
+                f"not finite; the balancer's state is unchanged (lower the learning rate or check "
                 f"that task's data)"
             )
 
@@ -150,6 +153,36 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
     return number
+
+
+def check_numbers(name: str, values: Any, count: int | None = None, *, minimum: float | None = None) -> list[float]:
+    """``values`` as a list of finite floats, one per task: a sequence (no string) of numbers,
+    ``count`` of them where given (else at least one), each ``>= minimum`` where given. Anything
+    else raises a one-line error naming ``name``, or the entry ``name[i]`` at fault."""
+    shape = f"{name} must be a list of {'' if count is None else f'{count} '}numbers, one per task (e.g. [1.0, 0.5])"
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{shape}, got {values!r}")
+    try:
+        items = list(values)
+    except TypeError:
+        raise TypeError(f"{shape}, got {values!r}") from None
+    if count is not None and len(items) != count:
+        raise ValueError(f"{name} must hold {count} numbers, one per task, got {values!r}")
+    if not items:
+        raise ValueError(f"{name} must have one entry per task, got an empty sequence")
+    numbers = []
+    for index, item in enumerate(items):
+        if isinstance(item, (bool, str, bytes)):
+            raise TypeError(f"{name}[{index}] must be a number, got {item!r}")
+        try:
+            number = float(item)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name}[{index}] must be a number, got {item!r}") from None
+        if not math.isfinite(number) or (minimum is not None and number < minimum):
+            bound = "" if minimum is None else f" >= {minimum:g}"
+            raise ValueError(f"{name}[{index}] must be a finite number{bound}, got {item!r}")
+        numbers.append(number)
+    return numbers
 
 
 class VectorOptimizer:

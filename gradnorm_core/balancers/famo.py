@@ -8,35 +8,13 @@ from typing import Any, Literal
 
 import torch
 
-from .base import Balancer, NonFiniteLossError, VectorOptimizer, check_positive
+from .base import Balancer, NonFiniteLossError, VectorOptimizer, check_numbers, check_positive
 from .registry import register
 
 #: when FAMO's logits learn: from the losses re-evaluated on the same batch after the optimizer's
 #: step (the public code), or from the next step's losses on the next batch (no extra forward)
 UPDATES = ("same_batch", "next_batch")
 Update = Literal["same_batch", "next_batch"]
-
-
-def _check_min_losses(min_losses: Sequence[float] | None, num_tasks: int) -> list[float]:
-    """``min_losses`` as T floats (zeros for ``None``), or a one-line error naming it."""
-    if min_losses is None:
-        return [0.0] * num_tasks
-    if isinstance(min_losses, (str, bytes)) or not hasattr(min_losses, "__len__"):
-        raise TypeError(f"min_losses must be a list of {num_tasks} numbers, one per task, got {min_losses!r}")
-    if len(min_losses) != num_tasks:
-        raise ValueError(f"min_losses must hold {num_tasks} numbers, one per task, got {min_losses!r}")
-    values = []
-    for index, item in enumerate(min_losses):
-        if isinstance(item, (bool, str, bytes)):
-            raise TypeError(f"min_losses[{index}] must be a number, got {item!r}")
-        try:
-            value = float(item)
-        except (TypeError, ValueError):
-            raise TypeError(f"min_losses[{index}] must be a number, got {item!r}") from None
-        if not math.isfinite(value):
-            raise ValueError(f"min_losses[{index}] must be a finite number, got {item!r}")
-        values.append(value)
-    return values
 
 
 @register("famo")
@@ -128,7 +106,7 @@ class FAMO(Balancer):
         super().__init__(num_tasks)
         self.lr = check_positive("lr", lr)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
-        self.min_losses = _check_min_losses(min_losses, num_tasks)
+        self.min_losses = [0.0] * num_tasks if min_losses is None else check_numbers("min_losses", min_losses, num_tasks)
         self.eps = check_positive("eps", eps, allow_zero=True)
         if update not in UPDATES:
             raise ValueError(f"update must be one of {', '.join(map(repr, UPDATES))}, got {update!r}")
@@ -216,18 +194,8 @@ class FAMO(Balancer):
                 "FAMO.after_step needs a backward(losses) on this batch first: call it once after each "
                 "optimizer step, with the same batch's losses re-evaluated"
             )
-        if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (self.num_tasks,):
-            got = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
-            raise ValueError(f"after_step: losses must be a tensor of shape ({self.num_tasks},), one loss "
-                             f"per task, got {got}")
+        self.check_losses(losses, after_step=True)
         values = losses.detach().tolist()
-        bad = next((i for i, v in enumerate(values) if not math.isfinite(v)), None)
-        if bad is not None:
-            raise NonFiniteLossError(
-                f"after_step: losses[{bad}] is {values[bad]} after step {self.step_count}: task {bad}'s loss "
-                f"is not finite; the balancer's state is unchanged (lower the learning rate or check that "
-                f"task's data)"
-            )
         log_gaps, floored = self._log_gaps(values, "after_step: "), self._gaps(values)[1]
         self._logits = self._stepped(self._log_gaps(self._pending), log_gaps)
         self._pending = None

@@ -1,5 +1,9 @@
 """GradNorm: Chen, Badrinarayanan, Lee, Rabinovich, "GradNorm: Gradient Normalization for Adaptive
-Loss Balancing in Deep Multitask Networks", ICML 2018."""
+Loss Balancing in Deep Multitask Networks", ICML 2018.
+
+The balancer and its weight update are here; how the norms n_i are measured is
+:mod:`.gradient_norms`'s (any W) and :mod:`.linear_fast_path`'s (a shared ``nn.Linear``), and how
+L_i(0) is chosen and checked :mod:`.initial_losses`'s."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import torch
 from torch import nn
 
 from .base import Balancer, VectorOptimizer, check_positive
-from .initial_losses import CHANCE, FIRST_STEP
+from .gradient_norms import (
+    average_over_processes, check_every_task_reaches_w, check_shared_params, task_gradient_norms,
+)
+from .initial_losses import check_initial_losses, check_positive_initial_losses
 from .linear_fast_path import LinearTaskGradients
 from .registry import register
 from .shared_layer import build_on_shared_layer
@@ -92,12 +99,12 @@ class GradNorm(Balancer):
         if self.min_weight >= 1.0:
             raise ValueError(f"min_weight must be in (0, 1), got {min_weight!r}")
         self._weight_optimizer = VectorOptimizer(optimizer, self.lr)
-        self.shared_params = self._check_shared_params(shared_params)
+        self.shared_params = check_shared_params(shared_params)
         # The weights live on the host as float64 (the update is O(T) scalar work); `_weights`
         # is their copy on the losses' device and dtype, for the network's backward pass.
         self._host_weights = [1.0] * num_tasks
         self._weights = torch.ones(num_tasks)
-        self.initial_losses = self._check_initial_losses(initial_losses)
+        self.initial_losses = check_initial_losses(initial_losses, num_tasks)
         self.last_norms: torch.Tensor | None = None
         self._fast: LinearTaskGradients | None = None
 
@@ -146,50 +153,24 @@ class GradNorm(Balancer):
         if self._fast is not None:
             self._fast.check_ready()
         if self.initial_losses is None:
-            _check_nonzero_initial_losses(losses.detach())
+            check_positive_initial_losses(losses.detach())
         self._follow(losses)
         weights = self._weights
         if self._fast is not None:
             (weights * losses).sum().backward()
             norms = self._fast.weighted_norms(dtype=weights.dtype) / weights
         else:
-            norms = self._task_gradient_norms(losses)
+            norms = task_gradient_norms(losses, self.shared_params)
             (weights * losses).sum().backward()
         if self.step_count == 0:
-            _check_every_task_reaches_w(norms)
+            check_every_task_reaches_w(norms)
 
-        losses, norms = _average_over_processes(losses.detach(), norms)
+        losses, norms = average_over_processes(losses.detach(), norms)
         if self.initial_losses is None:
             self.initial_losses = losses.double().cpu()
         self._update_weights(losses, norms, self.initial_losses)
         self.last_norms = norms
         self.step_count += 1
-
-    def _task_gradient_norms(self, losses: torch.Tensor) -> torch.Tensor:
-        squares = []
-        used = [False] * len(self.shared_params)
-        for task in range(self.num_tasks):
-            grads = torch.autograd.grad(
-                losses[task], self.shared_params, retain_graph=True, allow_unused=True
-            )
-            if all(g is None for g in grads):
-                raise ValueError(
-                    f"losses[{task}] does not depend on shared_params: pass the parameters of "
-                    f"the last layer that all tasks share"
-                )
-            total = losses.new_zeros(())
-            for index, grad in enumerate(grads):
-                if grad is not None:
-                    used[index] = True
-                    total = total + grad.to(total.dtype).square().sum()
-            squares.append(total)
-        if not all(used):
-            unused = [i for i, u in enumerate(used) if not u]
-            raise ValueError(
-                f"shared_params[{unused[0]}] is not used by any task loss: pass only the "
-                f"parameters of the last layer that all tasks share"
-            )
-        return torch.stack(squares).sqrt()
 
     def _update_weights(self, losses: torch.Tensor, norms: torch.Tensor, initial: torch.Tensor) -> None:
         """Steps 2 to 6 of the contract, on the host in float64, from L_i(t) and n_i."""
@@ -234,84 +215,3 @@ class GradNorm(Balancer):
         self._set_weights(torch.as_tensor(state["weights"]).double().tolist())
         initial = state["initial_losses"]
         self.initial_losses = None if initial is None else torch.as_tensor(initial).double().cpu()
-
-    @staticmethod
-    def _check_shared_params(shared_params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
-        if isinstance(shared_params, torch.Tensor):
-            shared_params = [shared_params]
-        params = list(shared_params)
-        if not params:
-            raise ValueError(
-                "shared_params is empty: pass the parameters of the last shared layer, "
-                "e.g. model.trunk[-1].parameters()"
-            )
-        for index, param in enumerate(params):
-            if not isinstance(param, torch.Tensor):
-                raise TypeError(f"shared_params[{index}] is a {type(param).__name__}, not a tensor")
-            if not param.is_leaf or not param.requires_grad:
-                raise ValueError(
-                    f"shared_params[{index}] must be a leaf tensor that requires grad (a model "
-                    f"parameter), not an intermediate activation"
-                )
-        return params
-
-    def _check_initial_losses(
-        self, initial_losses: Sequence[float] | torch.Tensor | str | None
-    ) -> torch.Tensor | None:
-        if isinstance(initial_losses, str):
-            if initial_losses == FIRST_STEP:
-                return None
-            if initial_losses == CHANCE:
-                raise ValueError(
-                    f"initial_losses '{CHANCE}' needs the problem: pass "
-                    f"initial_losses=problem.chance_losses() (or resolve_initial_losses(value, "
-                    f"problem))"
-                )
-            raise ValueError(
-                f"initial_losses must be '{FIRST_STEP}', '{CHANCE}' or {self.num_tasks} numbers, "
-                f"got {initial_losses!r}"
-            )
-        if initial_losses is None:
-            return None
-        initial = torch.as_tensor(initial_losses, dtype=torch.float64).detach().cpu().clone()
-        if initial.shape != (self.num_tasks,):
-            raise ValueError(
-                f"initial_losses must have {self.num_tasks} values, one per task, "
-                f"got shape {tuple(initial.shape)}"
-            )
-        if not bool(torch.isfinite(initial).all()):
-            raise ValueError("initial_losses must be finite")
-        _check_nonzero_initial_losses(initial)
-        return initial
-
-
-def _check_nonzero_initial_losses(initial: torch.Tensor) -> None:
-    bad = (initial <= 0).nonzero()
-    if bad.numel():
-        task = int(bad[0, 0])
-        raise ValueError(
-            f"initial loss of task {task} is {float(initial[task])}, but GradNorm divides by it: "
-            f"pass initial_losses with positive values (e.g. the losses of an untrained model)"
-        )
-
-
-def _check_every_task_reaches_w(norms: torch.Tensor) -> None:
-    dead = (norms == 0).nonzero()
-    if dead.numel():
-        task = int(dead[0, 0])
-        raise ValueError(
-            f"losses[{task}] has a zero gradient at the shared parameters on the first step: "
-            f"W must be the last layer that every task's loss depends on"
-        )
-
-
-def _average_over_processes(*vectors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    distributed = torch.distributed
-    if not (distributed.is_available() and distributed.is_initialized()):
-        return vectors
-    world = distributed.get_world_size()
-    if world == 1:
-        return vectors
-    packed = torch.stack([v.to(torch.float64) for v in vectors])
-    distributed.all_reduce(packed)
-    return tuple((packed / world).unbind(0))

@@ -1,10 +1,15 @@
-"""GradNorm's L_i(0), the loss each task's progress is measured against: by rule or given."""
+"""GradNorm's L_i(0), the loss each task's progress is measured against: by rule or given. How a
+trial's option is resolved for its problem (:func:`resolve_initial_losses`), and how GradNorm
+checks the value it is given (:func:`check_initial_losses`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from numbers import Real
 from typing import TYPE_CHECKING
+
+import torch
 
 if TYPE_CHECKING:
     from ..problems.base import Problem
@@ -76,3 +81,41 @@ def _chance_losses(problem: "Problem") -> list[float]:
                 f"'{FIRST_STEP}' or a list of positive numbers"
             )
     return values
+
+
+def check_initial_losses(value: Sequence[float] | torch.Tensor | str | None, num_tasks: int) -> torch.Tensor | None:
+    """GradNorm's ``initial_losses`` as given to its constructor: None (or ``"first_step"``) -> None,
+    the losses of the first step; T finite positive numbers -> a float64 CPU tensor of them.
+    ``"chance"`` needs the problem (:func:`resolve_initial_losses`); it and anything else raise a
+    one-line ValueError."""
+    if isinstance(value, str):
+        if value == FIRST_STEP:
+            return None
+        if value == CHANCE:
+            raise ValueError(
+                f"initial_losses '{CHANCE}' needs the problem: pass initial_losses=problem.chance_losses() "
+                f"(or resolve_initial_losses(value, problem))"
+            )
+        raise ValueError(f"initial_losses must be '{FIRST_STEP}', '{CHANCE}' or {num_tasks} numbers, got {value!r}")
+    if value is None:
+        return None
+    initial = torch.as_tensor(value, dtype=torch.float64).detach().cpu().clone()
+    if initial.shape != (num_tasks,):
+        raise ValueError(
+            f"initial_losses must have {num_tasks} values, one per task, got shape {tuple(initial.shape)}"
+        )
+    if not bool(torch.isfinite(initial).all()):
+        raise ValueError("initial_losses must be finite")
+    check_positive_initial_losses(initial)
+    return initial
+
+
+def check_positive_initial_losses(initial: torch.Tensor) -> None:
+    """A one-line ValueError for an L_i(0) <= 0 (GradNorm divides by it)."""
+    bad = (initial <= 0).nonzero()
+    if bad.numel():
+        task = int(bad[0, 0])
+        raise ValueError(
+            f"initial loss of task {task} is {float(initial[task])}, but GradNorm divides by it: "
+            f"pass initial_losses with positive values (e.g. the losses of an untrained model)"
+        )

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from .base import Balancer
+from .base import Balancer, check_numbers
 from .registry import register
-
-
-def _check_weights(weights: Sequence[float]) -> list[float]:
-    """Return ``weights`` as a list of floats, or raise a one-line error naming ``weights``."""
-    if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
-        raise TypeError(
-            f"weights must be a sequence of numbers, one per task (e.g. [1.0, 0.5]), got {weights!r}"
-        )
-    try:
-        items = list(weights)
-    except TypeError:
-        raise TypeError(
-            f"weights must be a sequence of numbers, one per task (e.g. [1.0, 0.5]), got {weights!r}"
-        ) from None
-    if not items:
-        raise ValueError("weights must have one entry per task, got an empty sequence")
-    values = []
-    for index, item in enumerate(items):
-        if isinstance(item, (bool, str, bytes)):
-            raise TypeError(f"weights[{index}] must be a number, got {item!r}")
-        try:
-            value = float(item)
-        except (TypeError, ValueError):
-            raise TypeError(f"weights[{index}] must be a number, got {item!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"weights[{index}] must be a finite number >= 0, got {item!r}")
-        values.append(value)
-    if not any(value > 0 for value in values):
-        raise ValueError(
-            f"weights must have at least one entry > 0 (all zero would train nothing), got {values}"
-        )
-    return values
 
 
 @register("static")
@@ -71,7 +38,9 @@ class StaticWeights(Balancer):
         return cls(weights)
 
     def __init__(self, weights: Sequence[float]) -> None:
-        values = _check_weights(weights)
+        values = check_numbers("weights", weights, minimum=0.0)
+        if not any(value > 0 for value in values):
+            raise ValueError(f"weights must have at least one entry > 0 (all zero would train nothing), got {values}")
         super().__init__(len(values))
         self._values = values
         self._weights = torch.tensor(values, dtype=torch.float32)

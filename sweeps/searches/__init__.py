@@ -14,7 +14,8 @@ from pydantic import Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from ..validation import NAME_FIX, NAME_PATTERN, describe, did_you_mean, problem, relocate, spec_error
-from .base import SearchType, tasks_context
+from .base import SearchType
+from .options import tasks_context
 from .dwa import DwaSearch
 from .equal import EqualSearch
 from .famo import FamoSearch

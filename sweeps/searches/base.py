@@ -11,7 +11,7 @@ Every type takes the network's learning rate ``lr`` (see :class:`SearchType`): o
 here, for how a searched ``training.lr`` enters a type's trials, whatever the type.
 
 Validation may be given a context (``num_tasks``, ``task_names``, ``problem``; see
-:func:`tasks_context`); fixes that depend on the problem use it.
+:func:`~.options.tasks_context`); fixes that depend on the problem use it.
 """
 
 from __future__ import annotations
@@ -24,28 +24,12 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..validation import NAME_FIX, describe, Fix, fmt, Name, problem, SpecModel
 from .early_stopping import SCHEDULER_FIX, AshaScheduler
-from .options import (LearningRateRange, NonNegative, Optimizer, Positive, learning_rate, number_list,
-                      optuna_searcher, own_optimizer, tasks_context, weights_label)
+from .options import LearningRateRange, number_list, optuna_searcher
 
 if typing.TYPE_CHECKING:
     from trainables import TrialBase, TrialConfig
 
-__all__ = [
-    "GRID",
-    "ONE",
-    "OPTUNA",
-    "LearningRateRange",
-    "NonNegative",
-    "Optimizer",
-    "Positive",
-    "SearchType",
-    "learning_rate",
-    "number_list",
-    "optuna_searcher",
-    "own_optimizer",
-    "tasks_context",
-    "weights_label",
-]
+__all__ = ["GRID", "ONE", "OPTUNA", "SearchType"]
 
 #: How a type picks its own configurations (:meth:`SearchType.space`): one fixed configuration,
 #: a list of them (a grid), or drawn by Optuna from a space.

@@ -7,7 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..validation import Fix, problem
-from .base import SearchType, learning_rate
+from .base import SearchType
+from .options import learning_rate
 
 __all__ = ["FamoSearch"]
 

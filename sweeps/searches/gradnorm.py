@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from ..validation import Fix, did_you_mean, fmt, problem, SpecModel
-from .base import GRID, OPTUNA, LearningRateRange, Optimizer, SearchType, number_list, own_optimizer
+from ..validation import Fix, did_you_mean, problem
+from .base import GRID, OPTUNA, SearchType
+from .options import LearningRateRange, Optimizer, Range, number_list, own_optimizer
 
 if TYPE_CHECKING:
     from trainables import TrialConfig
@@ -28,7 +29,7 @@ def initial_loss_rules() -> tuple[str, ...]:
     return tuple(INITIAL_LOSS_RULES)
 
 
-class AlphaRange(SpecModel):
+class AlphaRange(Range):
     """The alphas Optuna draws from: ``low <= alpha <= high``."""
 
     KEY_NOUN: ClassVar[str] = "alpha range key"
@@ -36,14 +37,6 @@ class AlphaRange(SpecModel):
 
     low: Annotated[float, Fix(_RANGE_FIX, missing="give e.g. 'low: 0.0'")] = Field(ge=0)
     high: Annotated[float, Fix(_RANGE_FIX, missing="give e.g. 'high: 3.0'")] = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> AlphaRange:
-        if not self.low < self.high:
-            raise problem(
-                f"low ({fmt(self.low)}) must be below high ({fmt(self.high)})", "swap them or widen the range"
-            )
-        return self
 
 
 class GradNormSearch(SearchType):

@@ -1,6 +1,8 @@
 """The option types and helpers several search types share: numbers, a method's own optimizer and
-learning rate, lists of numbers, learning-rate ranges, the Optuna searcher, the validation
-context. Imports neither Ray nor MLflow nor Optuna at import time."""
+learning rate, lists of numbers, ranges ``{low, high}`` (learning rates here; GradNorm's alphas
+and static_optuna's weights in their modules), the Optuna searcher, the validation context. Its
+one owner: the search types import these from here. Imports neither Ray nor MLflow nor Optuna at
+import time."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ __all__ = [
     "LearningRateRange",
     "NonNegative",
     "Optimizer",
+    "OwnOptimizerOptions",
     "Positive",
+    "Range",
     "learning_rate",
     "number_list",
     "optuna_searcher",
@@ -44,6 +48,19 @@ def learning_rate(what: str) -> Fix:
 def own_optimizer(lr: float | None, optimizer: str | None) -> dict[str, Any]:
     """The balancer options ``lr`` and ``optimizer`` of the given ones."""
     return {key: value for key, value in (("lr", lr), ("optimizer", optimizer)) if value is not None}
+
+
+class OwnOptimizerOptions(SpecModel):
+    """The options of a method that learns parameters of its own (log-scales, log-variances):
+    optional ``weight_lr`` and ``optimizer``, its balancer's ``lr`` and ``optimizer``. A search
+    type takes them by listing this class before :class:`~.base.SearchType` among its bases (and
+    may re-declare ``weight_lr`` to name its parameters in the fix)."""
+
+    weight_lr: Annotated[float | None, learning_rate("the log-scales' learning rate")] = Field(None, gt=0)
+    optimizer: Optimizer = None
+
+    def balancer_options(self) -> dict[str, Any]:
+        return own_optimizer(self.weight_lr, self.optimizer)
 
 
 _NUMBERS: TypeAdapter[list[float]] = TypeAdapter(Annotated[list[NonNegative], Field(min_length=1)], config=STRICT)
@@ -74,10 +91,26 @@ def weights_label(config: TrialConfig) -> str:
     return "weights=[" + ", ".join(f"{w:.4g}" for w in weights) + "]"
 
 
+class Range(SpecModel):
+    """A range ``{low, high}`` with ``low < high``. A subclass declares ``low`` and ``high`` with their
+    bounds and fixes (and ``KEY_NOUN``, ``SHAPE_FIX``); the order is checked here."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if not self.low < self.high:
+            raise problem(
+                f"low ({fmt(self.low)}) must be below high ({fmt(self.high)})", "swap them or widen the range"
+            )
+        return self
+
+
 _LR_RANGE_FIX = "give learning rates to search as {low, high} with 0 < low < high (drawn log-uniform)"
 
 
-class LearningRateRange(SpecModel):
+class LearningRateRange(Range):
     """Learning rates Optuna draws from, log-uniform: ``0 < low <= lr <= high`` (the network's,
     for a search's ``lr``; the task weights', for GradNorm's ``weight_lr``)."""
 
@@ -86,14 +119,6 @@ class LearningRateRange(SpecModel):
 
     low: Annotated[float, Fix(_LR_RANGE_FIX, missing="give e.g. 'low: 0.001'")] = Field(gt=0)
     high: Annotated[float, Fix(_LR_RANGE_FIX, missing="give e.g. 'high: 0.1'")] = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> LearningRateRange:
-        if not self.low < self.high:
-            raise problem(
-                f"low ({fmt(self.low)}) must be below high ({fmt(self.high)})", "swap them or widen the range"
-            )
-        return self
 
 
 def optuna_searcher(space: dict[str, Any], seed: int, metric: str, mode: str) -> Any:

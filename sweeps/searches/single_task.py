@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import PrivateAttr, model_validator
 
 from ..validation import problem
-from .base import GRID, SearchType, weights_label
+from .base import GRID, SearchType
+from .options import weights_label
 
 if TYPE_CHECKING:
     from trainables import TrialConfig

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ..validation import Fix, problem
-from .base import NonNegative, SearchType, weights_label
+from .base import SearchType
+from .options import NonNegative, weights_label
 
 if TYPE_CHECKING:
     from trainables import TrialConfig

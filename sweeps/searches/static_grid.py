@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from ..validation import describe, Fix, problem
-from .base import GRID, SearchType, number_list, weights_label
+from .base import GRID, SearchType
+from .options import number_list, weights_label
 
 if TYPE_CHECKING:
     from trainables import TrialConfig

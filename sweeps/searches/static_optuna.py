@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from ..validation import Fix, fmt, problem, SpecModel
-from .base import OPTUNA, SearchType, weights_label
+from ..validation import Fix
+from .base import OPTUNA, SearchType
+from .options import Range, weights_label
 
 if TYPE_CHECKING:
     from trainables import TrialConfig
@@ -20,7 +21,7 @@ _RANGE_FIX = "give the weights' range as {low, high} with 0 < low < high (drawn 
 _WEIGHT = "weight_"  # the point's key of task i's drawn weight: weight_0, weight_1, ...
 
 
-class WeightRange(SpecModel):
+class WeightRange(Range):
     """The range each task's weight is drawn from, log-uniform, before normalisation."""
 
     KEY_NOUN: ClassVar[str] = "weight range key"
@@ -28,12 +29,6 @@ class WeightRange(SpecModel):
 
     low: Annotated[float, Fix(_RANGE_FIX, missing="give e.g. 'low: 0.1'")] = Field(gt=0)
     high: Annotated[float, Fix(_RANGE_FIX, missing="give e.g. 'high: 10'")] = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> WeightRange:
-        if not self.low < self.high:
-            raise problem(f"low ({fmt(self.low)}) must be below high ({fmt(self.high)})", "swap them or widen the range")
-        return self
 
 
 def normalised_weights(drawn: list[float]) -> list[float]:

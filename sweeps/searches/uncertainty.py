@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Optimizer, SearchType, learning_rate, own_optimizer
+from .base import SearchType
+from .options import OwnOptimizerOptions, learning_rate
 
 __all__ = ["UncertaintySearch"]
 
 
-class UncertaintySearch(SearchType):
+class UncertaintySearch(OwnOptimizerOptions, SearchType):
     """One configuration; optional ``weight_lr`` and ``optimizer`` of the learned log-variances.
     Each task's kind (regression or classification, which sets its factor) comes from the
     problem (``Problem.task_kinds()``), filled in by the trial itself."""
@@ -20,7 +21,3 @@ class UncertaintySearch(SearchType):
 
     type: Literal["uncertainty"] = "uncertainty"
     weight_lr: Annotated[float | None, learning_rate("the log-variances' learning rate")] = Field(None, gt=0)
-    optimizer: Optimizer = None
-
-    def balancer_options(self) -> dict[str, Any]:
-        return own_optimizer(self.weight_lr, self.optimizer)

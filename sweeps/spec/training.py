@@ -1,4 +1,4 @@
-"""The ``training`` of a spec: the fields of :class:`gradnorm_core.training.TrainConfig`, checked
+"""The ``training`` of a spec: the fields of :class:`gradnorm_core.TrainConfig`, checked
 as a trial checks them (:class:`trainables.TrialConfig`'s ``training``: strict, finite, in
 TrainConfig's ranges, a seed NumPy and Optuna take)."""
 
