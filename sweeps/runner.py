@@ -1,6 +1,8 @@
 """Run a sweep spec: every search at once, as one Ray Tune experiment sharing the cluster's trial
 slots, under one MLflow comparison run (one run per search under it, one per trial under that),
-then the comparison of what each search cost and found, and the sweep's verdict.
+then the comparison of what each search cost and found, and the sweep's verdict. This module
+starts a sweep (or resumes one) and hands it to :mod:`sweeps.finish` once Ray runs; the MLflow
+record's and Tune's modules are imported while Ray starts (see :data:`WHILE_RAY_STARTS`).
 
 A sweep lives in one directory (``<storage>/<name>-<time>``) that holds ``sweep.json`` (see
 :mod:`sweeps.state`), the Tune experiment ``trials/`` and the failed trials' ``logs/``.
@@ -17,44 +19,28 @@ from __future__ import annotations
 
 import math
 import os
-import time
 import uuid
 from pathlib import Path
 
 import ray
-from mlflow.tracking import MlflowClient
 
-from trainables import (
-    MlflowTrialLogger,
-    create_comparison_run,
-    create_search_run,
-    default_tracking_uri,
-    delete_orphan_trial_runs,
-    end_comparison_run,
-    end_search_run,
-    ensure_experiment,
-    epochs_of,
-    outcome_of,
-    redact,
-    reopen_run,
-    search_of,
-)
+from trainables import default_tracking_uri
 
-from .comparison import build_comparison
-from .events import SweepEvents
-from .experiment import recommend_from, run_experiment, trial_totals
-from .searcher import RECOMMENDED, RECOMMENDED_TYPE
 from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
 from .session import quiet_logs
 from .shipping import check_code_shipped, check_workers_import
 from .signals import StopSignals
 from .spec import SweepSpec, parse_spec
-from .state import SweepError, SweepInterrupted, SweepState, SweepUnfinished
+from .state import SweepError, SweepState
 from .storage import check_nodes_see_storage, check_storage, storage_root
 from .storage import new_directory
-from .verdict import Verdict
 
-__all__ = ["SweepState", "finish_sweep", "resume_sweep", "run_sweep"]
+__all__ = ["SweepState", "resume_sweep", "run_sweep"]
+
+#: What a sweep imports while Ray starts (see :func:`sweeps.session.connect`): the rest of its
+#: run (MLflow's record, Ray Tune, the trainable and torch) and the Optuna searcher. Importing this
+#: module imports none of them, so that bad input fails fast.
+WHILE_RAY_STARTS = ("sweeps.finish", "trainables.tracking", "ray.tune.search.optuna")
 
 
 def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patience: float) -> None:
@@ -95,7 +81,8 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_ur
     elif job is None:
         check_code_shipped(spec)  # to a cluster: the problem's code goes with the sweep
     tracking_uri = tracking_uri or default_tracking_uri()
-    client = connect(tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env)
+    client = connect(tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
+                     then=WHILE_RAY_STARTS)
     try:
         check_cluster_fits(spec.resources.cpu, spec.resources.gpu)
         if address:
@@ -104,6 +91,10 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_ur
     except SweepError:
         ray.shutdown()
         raise
+    from trainables import create_comparison_run, ensure_experiment  # (imported while Ray started)
+
+    from .finish import finish_sweep
+
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         directory = new_directory(root, spec.name)
         experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
@@ -132,165 +123,14 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
         state.save()
     spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
     check_runtime_env(spec.runtime_env)
-    client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env)
+    client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
+                     then=WHILE_RAY_STARTS)
     if job is not None:
         check_workers_import(spec)
+    from .finish import finish_sweep  # (imported while Ray started)
+
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
         return finish_sweep(state, spec, client, stop, max_failures, tracking_patience)
 
 
-def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> None:
-    """One MLflow run per search under the comparison run, created once, before any trial; on a
-    resume, the comparison and the unfinished searches' runs go back to RUNNING."""
-    seed = int(spec.training["seed"])
-    plan = [(search.name, search.type, search.parent_params(spec.num_tasks, seed)) for search in spec.searches]
-    if recommend_from(spec):
-        plan.append((RECOMMENDED, RECOMMENDED_TYPE, {"weights_from": recommend_from(spec)}))
-    reopen_run(client, state.comparison_run_id)
-    for name, kind, params in plan:
-        entry = state.searches.setdefault(name, {"status": "pending"})
-        if "parent_run_id" not in entry:
-            entry["parent_run_id"] = create_search_run(client, state.experiment_id, state.comparison_run_id,
-                                                       state.sweep_id, name, kind, params)
-            if "grid_size" in params:
-                entry |= {"grid_size": params["grid_size"], "sampled": bool(params.get("grid_sampled"))}
-            state.save()
-        elif entry["status"] not in ("done", "skipped"):
-            reopen_run(client, entry["parent_run_id"])
-
-
-def print_plan(state: SweepState, spec: SweepSpec) -> None:
-    for search in spec.searches:
-        entry = state.searches[search.name]
-        grid = ""
-        if "grid_size" in entry:
-            grid = f" of a {entry['grid_size']}-point grid" + (", sampled at random" if entry["sampled"] else "")
-        stopping = f", {search.scheduler.describe(int(spec.training['epochs']))}" if search.scheduler else ""
-        print(f"search {search.name} ({search.type}): {search.trial_count(spec.num_tasks)} trial(s){grid}{stopping}",
-              flush=True)
-    if recommend_from(spec):
-        count = spec.recommending_search.repeats
-        print(f"search {RECOMMENDED} ({RECOMMENDED_TYPE}): {count} trial(s), once {recommend_from(spec)} has ended",
-              flush=True)
-    at_once = spec.resources.max_concurrent or "as many as fit"
-    print(f"all searches share the trial slots: {at_once} at once, "
-          f"{spec.resources.cpu:g} CPU / {spec.resources.gpu:g} GPU each", flush=True)
-
-
-def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop: StopSignals, max_failures: int,
-                 tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
-    """Run the sweep's trials (a resumed sweep keeps the checkpoint interval it started with),
-    settle the record, and end with the comparison and the verdict."""
-    logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, {}, state.sweep_id,
-                               patience_seconds=tracking_patience, logs=str(state.logs_dir))
-    try:
-        open_searches(state, spec, client)
-        logger.parents.update({name: entry["parent_run_id"] for name, entry in state.searches.items()})
-        print_plan(state, spec)
-        totals = trial_totals(spec)
-        with SweepEvents(state, logger, totals) as events:
-            start = time.time()
-            try:
-                results = run_experiment(state, spec, stop, max_failures, checkpoint_seconds)
-            finally:
-                state.wall_seconds += time.time() - start
-                state.save()
-            verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
-        delete_orphans(client, state, set(events.trials))
-        build_comparison(state, spec, client)
-        state.outcome, state.counts = verdict.outcome, verdict.counts
-        end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
-        state.save()
-    except SweepInterrupted as interrupted:
-        if state.outcome != "interrupted" and not interrupted.at_once:  # stopped outside Tune's run
-            end_unfinished(state, client, Verdict().counts)
-        raise
-    finally:
-        logger.close()
-    weights = state.searches.get(RECOMMENDED, {}).get("weights")
-    if weights is not None:
-        print(f"recommended static weights (time-averaged GradNorm weights of the best alpha): {weights}")
-    print(verdict.line(), flush=True)
-    return state
-
-
-def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: MlflowTrialLogger, results,
-           events: SweepEvents, totals: dict[str, int], signum: int | None) -> Verdict:
-    """After Tune's run (``results``, and the trials as the callbacks last saw them): every
-    trial's run made to match its checkpoints and its outcome, each search's run ended; the
-    verdict, or :class:`SweepInterrupted` / :class:`SweepUnfinished` when the sweep did not get
-    to its end."""
-    statuses = events.statuses
-    logger.reconcile(results, statuses)  # the checkpoints are the record: whatever the tracking server missed
-    if logger.pending:
-        raise SweepUnfinished(
-            f"tracking server {redact(state.tracking_uri)} unreachable for {logger.patience_seconds:.0f} s "
-            f"({logger.last_error}); the trials are checkpointed: bring the server back and run: "
-            f"{state.resume_command}")
-    verdict = Verdict()
-    ended = {name: 0 for name in totals}
-    unfinished = 0
-    for trial_id, trial in events.trials.items():
-        config = trial.config or {}
-        search = search_of(config)
-        if search not in ended:
-            continue
-        if statuses.get(trial_id) not in ("TERMINATED", "ERROR"):
-            unfinished += 1  # cut off by the interruption (or never started): resume continues it
-            continue
-        ended[search] += 1
-        outcome = events.ended.get(trial_id) or outcome_of(epochs_of(config), trial.last_result,
-                                                             errored=statuses[trial_id] == "ERROR", ended=True)
-        verdict.add(search, outcome)
-    source = recommend_from(spec)
-    if source and ended[source] == totals[source] and source in verdict.without_result and ended[RECOMMENDED] == 0:
-        totals[RECOMMENDED] = 0  # every trial of its source failed: there are no weights to recommend
-        state.searches[RECOMMENDED]["status"] = "skipped"
-    if signum is not None or unfinished or any(ended[name] < total for name, total in totals.items()):
-        interrupt(state, client, verdict, ended, totals, unfinished, signum)
-    for name, entry in state.searches.items():
-        if totals.get(name, 0):
-            verdict.expect(name)
-        if entry["status"] == "skipped":
-            end_search_run(client, entry["parent_run_id"], "KILLED")
-            continue
-        entry["result"] = name not in verdict.without_result
-        entry["status"] = "done"
-        entry.setdefault("ended_at", time.time())
-        end_search_run(client, entry["parent_run_id"], "FINISHED" if entry["result"] else "FAILED",
-                       entry["ended_at"])
-    state.save()
-    return verdict
-
-
-def interrupt(state: SweepState, client: MlflowClient, verdict: Verdict, ended: dict[str, int],
-              totals: dict[str, int], unfinished: int, signum: int | None) -> None:
-    """The sweep stopped before its end: :class:`SweepInterrupted` says how to finish it, after
-    :func:`end_unfinished` (the trials cut off already ended KILLED)."""
-    end_unfinished(state, client, verdict.counts | {"killed": unfinished})
-    done, total = sum(ended.values()), sum(totals.values())
-    raise SweepInterrupted(f"sweep interrupted with {done} of {total} trials ended; finish it with: "
-                           f"{state.resume_command}", signum)
-
-
-def end_unfinished(state: SweepState, client: MlflowClient, counts: dict[str, int]) -> None:
-    """An interrupted sweep's unfinished searches' runs and its comparison run end KILLED, the
-    comparison tagged ``interrupted`` (``resume`` puts them back to RUNNING)."""
-    for entry in state.searches.values():
-        if entry["status"] not in ("done", "skipped") and "parent_run_id" in entry:
-            end_search_run(client, entry["parent_run_id"], "KILLED")
-    end_comparison_run(client, state.comparison_run_id, "interrupted", counts)
-    state.outcome, state.counts = "interrupted", counts
-    state.save()
-
-
-def delete_orphans(client: MlflowClient, state: SweepState, known: set) -> None:
-    """Delete the trial runs of trials the restored experiment never knew: a driver killed after
-    a trial started but before Tune's next experiment checkpoint leaves that trial's run behind,
-    and the searcher, restored from the same checkpoint, hands its configuration out again to a
-    new trial that redoes it."""
-    deleted = delete_orphan_trial_runs(client, state.experiment_id, state.sweep_id, {t for t in known if t})
-    if deleted:
-        print(f"  {deleted} trial run(s) of trials started after the killed driver's last experiment "
-              "checkpoint were redone by new trials after the resume; their MLflow runs were deleted", flush=True)

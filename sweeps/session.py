@@ -6,17 +6,23 @@ largest node, before any MLflow run exists)."""
 from __future__ import annotations
 
 import glob
+import importlib
 import logging
 import os
 import socket
+import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import ray
-from mlflow.tracking import MlflowClient
 
 from trainables import TrackingError, check_tracking_server, first_line
 
 from .state import SweepError
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "check_runtime_env", "connect",
            "quiet_logs", "start_ray", "tracking_client"]
@@ -24,13 +30,15 @@ __all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "
 
 def quiet_logs() -> None:
     """Only our progress lines and errors: Ray's, MLflow's and Optuna's loggers quiet (the
-    environment is left alone: ``gradnorm-tune`` sets its few variables once at start-up)."""
+    environment is left alone: ``gradnorm-tune`` sets its few variables once at start-up).
+    Optuna sets its own level when it is first imported: it is quieted here once imported (a
+    sweep imports it while Ray starts, see :func:`connect`)."""
     logging.getLogger("ray").setLevel(logging.CRITICAL)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if "optuna" in sys.modules:
+        optuna = sys.modules["optuna"]
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def check_ray_address(address: str | None) -> None:
@@ -109,9 +117,12 @@ def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None 
             ray.init(address=address, log_to_driver=not quiet, logging_level=level, **options)
         else:
             # a new Ray of our own, even when `ray start` left a cluster on this machine
-            # (plain ray.init() would join that one); --ray-address auto joins it on purpose
+            # (plain ray.init() would join that one); --ray-address auto joins it on purpose. Ray
+            # starts one idle worker per CPU for a new driver; Tune's trials never use them (Tune
+            # gives each trial's actor a runtime_env of its own, so new workers start for it), and
+            # on a small machine their start-up takes CPU from the sweep's own: not started.
             ray.init(address="local", include_dashboard=False, log_to_driver=not quiet,
-                     logging_level=level, **options)
+                     logging_level=level, _system_config={"prestart_worker_first_driver": False}, **options)
     except Exception as error:  # noqa: BLE001
         if runtime_env:  # e.g. a working_dir over Ray's size limit: Ray packs and uploads it in ray.init
             if ray.is_initialized():
@@ -189,13 +200,29 @@ def tracking_client(uri: str) -> MlflowClient:
         raise SweepError(str(error)) from None
 
 
-def connect(tracking_uri: str, ray_address: str | None, quiet: bool,
-            runtime_env: dict | None = None) -> MlflowClient:
-    """The tracking store checked and Ray started (as a job with ``runtime_env``), side by side (a
-    fresh SQLite store takes about 3 s to create its tables, Ray about 4 s to start); either
-    failing stops the sweep before any trial runs."""
+#: Modules that ``ray.init`` imports on its first call (Ray 2.60) and that MLflow and Ray Tune import
+#: too: imported before :func:`connect` starts its two threads, so that they never import one
+#: package at once (two threads importing a package and one of its modules at once can deadlock
+#: on Python's import locks).
+SHARED_WITH_RAY_INIT = ("click", "socketserver", "opentelemetry.metrics", "opentelemetry.sdk.resources",
+                        "opentelemetry.trace", "ray._common.usage.usage_lib", "ray.dashboard")
+
+
+def connect(tracking_uri: str, ray_address: str | None, quiet: bool, runtime_env: dict | None = None,
+            then: Sequence[str] = ()) -> MlflowClient:
+    """The tracking store checked and Ray started (as a job with ``runtime_env``), side by side:
+    Ray on this thread (``ray.init`` ties the lives of the processes it starts to the thread that
+    starts them, and sets its SIGTERM handler on the main thread only), and on another the store
+    (a fresh SQLite store takes seconds to create its tables) and then the modules ``then`` that
+    the sweep needs next (MLflow's and Tune's imports take seconds too), while Ray's processes
+    start. Either failing stops the sweep before any trial runs."""
+    for name in SHARED_WITH_RAY_INIT:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another version of Ray or MLflow: the list is a precaution only
+            pass
     with ThreadPoolExecutor(max_workers=1) as pool:
-        checking = pool.submit(tracking_client, tracking_uri)
+        checking = pool.submit(_check_and_import, tracking_uri, then, quiet)
         started_here = not ray.is_initialized() or bool(runtime_env)
         try:
             start_ray(ray_address, quiet, runtime_env)
@@ -208,3 +235,15 @@ def connect(tracking_uri: str, ray_address: str | None, quiet: bool,
             if started_here:
                 ray.shutdown()  # nothing of the sweep ran: no Ray of ours is left behind
             raise
+
+
+def _check_and_import(tracking_uri: str, modules: Sequence[str], quiet: bool) -> MlflowClient:
+    importlib.import_module("mlflow")  # (which sets its loggers' levels as it is imported: quieted after)
+    if quiet:
+        quiet_logs()
+    client = tracking_client(tracking_uri)
+    for name in modules:
+        importlib.import_module(name)
+    if quiet:
+        quiet_logs()  # (Optuna's level, once it is imported)
+    return client

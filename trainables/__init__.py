@@ -16,7 +16,7 @@ _EXPORTS = {
     "MAX_SEED": "config",
     "TrialBase": "config",
     "TrialConfig": "config",
-    "TrialConfigError": "config",
+    "TrialConfigError": "config_errors",  # (config's own, without the torch that config imports)
     "epochs_of": "config",
     "label_of": "config",
     "logs_of": "config",

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:  # MLflow is imported where a client is made: the URI, settings and errors need none
+    from mlflow.tracking import MlflowClient
 
 
 class TrackingError(RuntimeError):
@@ -44,6 +46,8 @@ def tracking_client(uri: str) -> MlflowClient:
     (``MLFLOW_HTTP_REQUEST_TIMEOUT``, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``, ...), which
     ``gradnorm-tune`` sets once at start-up (see :data:`CLIENT_SETTINGS`); nothing here changes them.
     """
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(uri)
 
 
