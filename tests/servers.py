@@ -73,38 +73,81 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def answers(what: str, process: subprocess.Popen, log: Path, url: str, headers: dict[str, str] | None = None) -> bool:
+    """Whether ``url`` answers 200; raises with the end of ``log`` if ``what`` (its process) has exited."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{what} exited: {Path(log).read_text()[-1500:]}")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def finish(process: subprocess.Popen, output: Callable[[], str], timeout: float = 300) -> int:
+    """The exit status of a command the test started in its own session; past ``timeout``, the
+    command and everything it started are killed and the test fails with the end of its ``output()``."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        import pytest
+
+        pytest.fail(f"{Path(str(process.args[0])).name} did not end in {timeout:g} s:\n{output()[-3000:]}")
+
+
+def stop_groups(processes: list[subprocess.Popen], grace: float = 15.0, first: int = signal.SIGTERM) -> None:
+    """Stop processes started each in its own session, and everything they started, by their
+    PIDs: all asked at once (their process groups), then all waited for, at most ``grace``
+    seconds together; then whatever is left of their sessions is killed."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, first)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        kill_session(process.pid)  # a leader may be gone while its children linger
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+
+
 def stop_group(process: subprocess.Popen, grace: float = 15.0, first: int = signal.SIGTERM) -> None:
     """Stop a process started in its own session, and everything it started, by its PID."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, first)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # the leader may be gone while its children linger
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(5)
+    stop_groups([process], grace, first)
 
 
-def group_alive(pgid: int) -> list[int]:
-    """PIDs still in a process group."""
+def session_alive(sid: int) -> list[int]:
+    """PIDs still in the session that process ``sid`` started (``start_new_session``): its
+    process groups too (a Ray node's workers each lead a group of their own)."""
     alive = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
             fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             alive.append(int(stat.split("/")[2]))
     return alive
 
 
-def node_id_of(pgid: int) -> str | None:
-    """The Ray node id of the node whose processes are in this group (from its raylet's command line)."""
-    for pid in group_alive(pgid):
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a session, until none is left (a process may fork meanwhile)."""
+    for _ in range(100):
+        alive = session_alive(sid)
+        if not alive:
+            return
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def node_id_of(sid: int) -> str | None:
+    """The Ray node id of the node whose processes are in this session (from its raylet's command line)."""
+    for pid in session_alive(sid):
         try:
             arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -116,9 +159,9 @@ def node_id_of(pgid: int) -> str | None:
 
 
 def listening_addresses(pids: set[int]) -> set[str]:
-    """``host:port`` of the TCP sockets these processes, or their process groups, listen on."""
+    """``host:port`` of the TCP sockets these processes, or the sessions they lead, listen on."""
     output = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
-    pids = {pid for pgid in pids for pid in group_alive(pgid)} | set(pids)
+    pids = {pid for sid in pids for pid in session_alive(sid)} | set(pids)
     found = set()
     for line in output.splitlines():
         if any(f"pid={pid}," in line for pid in pids):
@@ -201,7 +244,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_group(self.process, first=signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
+            # SIGQUIT: PostgreSQL's immediate shutdown (no checkpoint: the data folder goes next)
+            stop_group(self.process, first=signal.SIGQUIT)
             self.log.close()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -251,18 +295,13 @@ class MlflowServer:
         return self
 
     def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {self.log_path.read_text()[-1500:]}")
-        try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers("mlflow server", self.process, self.log_path, f"{self.uri}/health")
 
     def stop(self) -> None:
+        """Killed at once, as a crash would: its background job runners ignore SIGTERM (a
+        graceful stop waits for them in vain), and its data is in PostgreSQL already."""
         if self.process is not None:
-            # its background job runners ignore SIGTERM; the data is in PostgreSQL already
-            stop_group(self.process, grace=5)
+            stop_group(self.process, first=signal.SIGKILL)
 
     def request(self, method: str, path: str, body: dict | None = None,
                 auth: tuple[str, str] | None = None) -> tuple[int, dict]:
@@ -291,6 +330,26 @@ class MlflowServer:
 def mlflow_credentials(username: str, password: str):
     """MLflow clients in this process authenticate as this user inside the block."""
     return temporary_environment(MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
+
+
+@contextlib.contextmanager
+def ray_credentials(env: dict[str, str]):
+    """Ray clients in this process authenticate with ``env`` (a :class:`RayCluster`'s) inside the block.
+
+    Ray reads its authentication mode and token once per process and keeps them: a process that
+    started a local Ray before (without a token) would present none to the cluster, and
+    ``ray.init`` would retry for about 20 s before failing. So both are read again on entering the
+    block and after it, unless a Ray runs in this process (``ray.init`` is then not called, and
+    what that Ray uses is left alone)."""
+    import ray
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    with temporary_environment(**env):
+        if not ray.is_initialized():
+            reset_auth_token_state()
+        yield
+    if not ray.is_initialized():
+        reset_auth_token_state()
 
 
 class RayCluster:
@@ -346,26 +405,32 @@ class RayCluster:
                      if self.dashboard_port else ["--include-dashboard=false"])
         self.head = self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
                                               *dashboard])
-        wait_until(lambda: self.alive_nodes() == 1, 60, "the Ray head", interval=0.5)
+        self._wait_started(self.head, "head")
         self.head_node_id = node_id_of(self.head.pid)
         if self.dashboard_port:
             wait_until(self._jobs_ready, 60, "the Ray job server", interval=0.5)
         return self
 
     def _jobs_ready(self) -> bool:
-        request = urllib.request.Request(f"{self.job_address}/api/version",
-                                         headers={"Authorization": f"Bearer {self.token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers("ray head", self.head, self.logs / "head.log", f"{self.job_address}/api/version",
+                       {"Authorization": f"Bearer {self.token}"})
+
+    def _wait_started(self, node: subprocess.Popen, name: str) -> None:
+        """``ray start`` says "Ray runtime started." once its node is registered with the head
+        (it waits for the node in the GCS's node table first): its log is read, no client is started."""
+        def started() -> bool:
+            text = (self.logs / f"{name}.log").read_text()
+            if node.poll() is not None:
+                raise RuntimeError(f"ray {name} exited: {text[-1500:]}")
+            return "Ray runtime started." in text
+        wait_until(started, 120, f"the Ray {name} to start", interval=0.1)
 
     def add_worker(self, cpus: int = 2) -> subprocess.Popen:
-        worker = self._start_node(f"worker-{len(self.workers)}", [f"--address={self.address}", f"--num-cpus={cpus}"])
+        """A worker node, once the head has registered it."""
+        name = f"worker-{len(self.workers)}"
+        worker = self._start_node(name, [f"--address={self.address}", f"--num-cpus={cpus}"])
         self.workers.append(worker)
-        node = wait_until(lambda: node_id_of(worker.pid), 60, "the Ray worker's raylet", interval=0.5)
-        wait_until(lambda: node in self.alive_node_ids(), 60, "the Ray worker to join", interval=0.5)
+        self._wait_started(worker, name)
         return worker
 
     def alive_nodes(self) -> int:
@@ -384,14 +449,12 @@ class RayCluster:
 
     def kill_worker(self, worker: subprocess.Popen) -> None:
         """SIGKILL every process of the worker node (raylet, its Ray workers, agents)."""
-        os.killpg(worker.pid, signal.SIGKILL)
+        kill_session(worker.pid)
         worker.wait(10)
-        wait_until(lambda: not group_alive(worker.pid), 20, "the worker node's processes to die")
+        wait_until(lambda: not session_alive(worker.pid), 20, "the worker node's processes to die")
 
     def stop(self) -> None:
-        for process in [*self.workers, self.head]:
-            if process is not None:
-                stop_group(process, grace=5)
+        stop_groups([process for process in [*self.workers, self.head] if process is not None], grace=5)
         shutil.rmtree(self.logs, ignore_errors=True)
 
 
@@ -428,13 +491,7 @@ class S3Server:
         return self
 
     def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"moto server exited: {(self.root / 'moto.log').read_text()[-1500:]}")
-        try:
-            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers("moto server", self.process, self.root / "moto.log", f"{self.endpoint}/moto-api/")
 
     def client(self):
         import boto3
