@@ -3,11 +3,14 @@ killed, a signal, the tracking server down) then lands while the trial runs, how
 the machine, and the test says when the trial may go on.
 
 In a spec, ``problem: {name: "fault_gate:gated", options: {problem: NAME, gate: DIR, after: K,
-hold: [...], ...NAME's options}}`` is problem ``NAME`` whose training waits at its step K + 1
-(the first of an epoch, where K is a whole number of epochs' steps) until the file ``DIR/open``
-exists. Each wait is an *arrival*, numbered across every trial in the order they come (a file
-``DIR/arrival-N`` each); ``hold`` lists the arrivals that wait (default: all), the others go on.
-A trial restored from a checkpoint counts its steps again from there.
+hold: ..., ...NAME's options}}`` is problem ``NAME`` whose training stops at its step K + 1 (the
+first of an epoch, where K is a whole number of epochs' steps; a trial restored from a checkpoint
+counts its steps again from there), and there:
+
+- ``hold: null``: every trial, each time, waits until the file ``DIR/open`` exists;
+- ``hold: [n, ...]``: the n-th trial to get there (in the order they come; a file
+  ``DIR/trial-n`` each, holding its Tune trial id) waits until ``DIR/open`` or ``DIR/open-n``
+  exists; other trials, and a held trial once restored, go on.
 
 The tests import :class:`Gate`; the trials import :func:`gated` (from the tests' folder on the
 Python path, or from a copy of this file shipped with the sweep's ``working_dir``).
@@ -27,7 +30,7 @@ from gradnorm_core import Problem, make_problem
 
 
 def gated(problem: str, gate: str, after: int, hold: list[int] | None = None, **options: Any) -> Problem:
-    """``make_problem(problem, **options)``, held at its training step ``after + 1`` (see above)."""
+    """``make_problem(problem, **options)``, stopped at its training step ``after + 1`` (see above)."""
     inner = make_problem(problem, **options)
     task_losses = inner.task_losses
     steps = 0
@@ -45,16 +48,30 @@ def gated(problem: str, gate: str, after: int, hold: list[int] | None = None, **
 
 
 def wait_at(gate: Path, hold: list[int] | None) -> None:
+    if hold is None:
+        wait_for(gate / "open")
+        return
+    from ray import tune
+
+    trial = tune.get_context().get_trial_id()
+    if any(path.read_text() == trial for path in gate.glob("trial-*")):
+        return  # restored: it was here before
     number = 1
-    while True:  # the next free arrival number, taken atomically
+    while True:  # the next trial number, taken atomically
         try:
-            os.close(os.open(gate / f"arrival-{number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            descriptor = os.open(gate / f"trial-{number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
             number += 1
-    if hold is None or number in hold:
-        while not (gate / "open").exists():
-            time.sleep(0.05)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(trial)
+    if number in hold:
+        wait_for(gate / "open", gate / f"open-{number}")
+
+
+def wait_for(*paths: Path) -> None:
+    while not any(path.exists() for path in paths):
+        time.sleep(0.05)
 
 
 class Gate:
@@ -66,17 +83,14 @@ class Gate:
 
     def problem(self, name: str, after: int, hold: list[int] | None = None, module: str = "fault_gate",
                 **options: Any) -> dict[str, Any]:
-        """A spec's ``problem``: ``name`` with ``options``, held at this gate after ``after`` steps
-        (``module``: where the trials import this module from)."""
+        """A spec's ``problem``: ``name`` with ``options``, stopped at this gate after ``after``
+        steps (``module``: where the trials import this module from)."""
         return {"name": f"{module}:gated",
                 "options": {"problem": name, "gate": str(self.path), "after": after, "hold": hold, **options}}
 
-    def open(self) -> None:
-        (self.path / "open").touch()
-
-    @property
-    def arrivals(self) -> int:
-        return len(list(self.path.glob("arrival-*")))
+    def open(self, number: int | None = None) -> None:
+        """Every trial goes on, or (``number``) the n-th one held."""
+        (self.path / ("open" if number is None else f"open-{number}")).touch()
 
     @staticmethod
     def ship(folder: Path) -> Path:

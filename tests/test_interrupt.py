@@ -3,8 +3,10 @@ end KILLED with their last checkpoint, the comparison says it was interrupted, a
 finishes it to the same record as an uninterrupted sweep's. A second signal stops it at once, and
 ``resume`` repairs what that left. Real Ray, real MLflow (SQLite), the real command line.
 
-The trial a signal is meant for is held at a gate (tests/fault_gate.py) after its first epoch,
-so the signal lands while it runs, however fast the machine."""
+The trial a signal is meant for waits at a gate (tests/fault_gate.py) after its first epoch, so
+that the signal lands while it runs, however fast the machine; once the sweep has said it is
+stopping, the trial goes on (Tune then stops it after at most a result or two, where it would
+wait 10 s for a trial that does not answer before killing it)."""
 
 from __future__ import annotations
 
@@ -26,12 +28,12 @@ from trainables import OUTCOME, ROLE, SEARCH, TRIAL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-EPOCHS = 4
+EPOCHS = 6  # a trial let go after its 1st epoch is stopped long before its last
 STEPS = 2048 // 64  # an epoch's training steps
 
 
 def spec(experiment: str, gate: Gate, hold: list[int] | None) -> dict:
-    # one trial at a time; the arrivals in ``hold`` wait at the gate after their first epoch
+    # one trial at a time; those in ``hold`` (the n-th to start) wait at the gate after their first epoch
     return {
         "name": "stop",
         "experiment": experiment,
@@ -69,6 +71,11 @@ class Command:
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
+
+    def stopping(self, name: str) -> None:
+        """Waits until the sweep says that it handles signal ``name`` (or has ended)."""
+        wait_until(lambda: f"{name} received" in self.out or self.process.poll() is not None, 60,
+                   f"the sweep to handle {name}", interval=0.05)
 
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout)
@@ -124,11 +131,14 @@ def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     path = tmp_path / "stop.yaml"
-    path.write_text(yaml.safe_dump(spec("stopped", Gate(tmp_path / "gate"), hold=[3])))  # the last trial
+    gate = Gate(tmp_path / "gate")
+    path.write_text(yaml.safe_dump(spec("stopped", gate, hold=[3])))  # the last trial
     driver = Command(tmp_path, "sweep", str(path), uri)
     try:
         caught = running_with_epochs(client, "stopped", TRIALS)
         driver.signal(signal.SIGINT)
+        driver.stopping("SIGINT")
+        gate.open(3)
         code = driver.wait(120)
     finally:
         driver.kill()
@@ -178,13 +188,15 @@ def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_bo
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     path = tmp_path / "stop.yaml"
-    # held: the first trial (1st arrival), and the next one to start after the first resume (3rd:
-    # the first trial, restored, arrives 2nd and goes on)
-    path.write_text(yaml.safe_dump(spec("terminated", Gate(tmp_path / "gate"), hold=[1, 3])))
+    gate = Gate(tmp_path / "gate")
+    # held: the first trial, and the second (which starts after the first resume)
+    path.write_text(yaml.safe_dump(spec("terminated", gate, hold=[1, 2])))
     driver = Command(tmp_path, "sweep", str(path), uri)
     try:
         caught = running_with_epochs(client, "terminated", 1)
         driver.signal(signal.SIGTERM)
+        driver.stopping("SIGTERM")
+        gate.open(1)
         code = driver.wait(120)
     finally:
         driver.kill()
@@ -199,8 +211,7 @@ def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_bo
     try:
         running_with_epochs(client, "terminated", 2, epochs=1)
         resumed.signal(signal.SIGINT)
-        wait_until(lambda: "SIGINT received" in resumed.out or resumed.process.poll() is not None, 60,
-                   "the resumed sweep to handle the first SIGINT", interval=0.05)
+        resumed.stopping("SIGINT")
         resumed.signal(signal.SIGINT)
         code = resumed.wait(60)
     finally:

@@ -8,7 +8,9 @@ mount namespace with a private empty folder over the user's project (its code an
 a local storage folder, as a second machine would: a trial can only import what the job's
 runtime_env ships, and only checkpoints in S3 survive a node. The trials wait at a gate
 (tests/fault_gate.py, shipped in the user's package) after their 2nd epoch, and again 2 epochs
-after a restore, until the test opens it: the node dies, and the stop comes, mid-trial.
+after a restore, until the sweep has said it is stopping: the node dies, and the stop comes,
+mid-trial (let go, a trial is stopped after a result or two: Tune would wait 10 s for a trial that
+does not answer before killing it).
 
 Why moto: it is the S3-compatible server that installs from PyPI (``moto[server]``) and runs
 offline in-process-free as ``python -m moto.server``; MinIO and Ceph come as binaries or
@@ -38,7 +40,7 @@ pytestmark = pytest.mark.skipif(not can_hide_folders(), reason="needs root and u
                                                                "mount namespace (make test runs as root)")
 
 BIN = Path(sys.executable).parent
-EPOCHS = 5
+EPOCHS = 8  # held at the start of the 5th after a restore, it is stopped long before its last
 STEPS = 1024 // 64  # an epoch's training steps
 ALPHAS = [0.5, 1.5]
 TRIALS = len(ALPHAS) + 1
@@ -156,6 +158,9 @@ def test_a_submitted_sweep_survives_a_worker_node_and_a_stop_with_its_state_in_s
 
     wait_until(caught_goes_on, 180, "the caught trial to go on from its checkpoint on the new worker")
     os.killpg(submit.pid, signal.SIGINT)  # Ctrl-C: the cluster stops the job, the sweep ends resumable
+    wait_until(lambda: "SIGTERM received" in laptop.output() or submit.poll() is not None, 120,
+               "the job's sweep to say that it stops")
+    world["gate"].open()
     code = finish(submit, laptop.output)
     output = laptop.output()
     assert code == 143, output[-3000:]
@@ -170,7 +175,6 @@ def test_a_submitted_sweep_survives_a_worker_node_and_a_stop_with_its_state_in_s
     # bucket's credentials for that) and the sweep resumed as a new job
     status = subprocess.Popen([BIN / "gradnorm-tune", "job", "status", job_id, "--address", cluster.job_address],
                               env=laptop.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    world["gate"].open()
     resumed = laptop.start("submit", "--resume", directory, env=laptop.s3_env)
     status_out, status_err = status.communicate(timeout=120)
     assert status.returncode == 143, status_out + status_err  # the sweep's, after a stop
