@@ -23,15 +23,8 @@ import pytest
 import yaml
 from fault_gate import Gate
 from mlflow.tracking import MlflowClient
-from servers import (
-    finish,
-    is_loopback,
-    listening_addresses,
-    mlflow_credentials,
-    node_id_of,
-    ray_credentials,
-    wait_until,
-)
+from ray_cluster import node_id_of, ray_credentials
+from servers import finish, is_loopback, listening_addresses, mlflow_credentials, wait_until
 
 from trainables import PARENT, RESTARTS, ROLE, SEARCH, TRIAL_ID
 

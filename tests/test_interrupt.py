@@ -127,21 +127,28 @@ def everything(client: MlflowClient, experiment: str) -> list:
     return client.search_runs([found.experiment_id], max_results=100)
 
 
+def interrupted(tmp_path: Path, experiment: str, uri: str, hold: list[int], signum: int):
+    """``gradnorm-tune sweep`` whose trials in ``hold`` wait at a gate, and ``signum`` sent while the
+    first of them waits there (it goes on once the sweep says it stops): the command, ended, its
+    exit status and that trial's run."""
+    gate = Gate(tmp_path / "gate")
+    path = tmp_path / "stop.yaml"
+    path.write_text(yaml.safe_dump(spec(experiment, gate, hold)))
+    driver = Command(tmp_path, "sweep", str(path), uri)
+    try:
+        caught = running_with_epochs(MlflowClient(uri), experiment, hold[0])
+        driver.signal(signum)
+        driver.stopping(signal.Signals(signum).name)
+        gate.open(hold[0])
+        return driver, driver.wait(120), caught
+    finally:
+        driver.kill()
+
+
 def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record(local_ray, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    path = tmp_path / "stop.yaml"
-    gate = Gate(tmp_path / "gate")
-    path.write_text(yaml.safe_dump(spec("stopped", gate, hold=[3])))  # the last trial
-    driver = Command(tmp_path, "sweep", str(path), uri)
-    try:
-        caught = running_with_epochs(client, "stopped", TRIALS)
-        driver.signal(signal.SIGINT)
-        driver.stopping("SIGINT")
-        gate.open(3)
-        code = driver.wait(120)
-    finally:
-        driver.kill()
+    driver, code, caught = interrupted(tmp_path, "stopped", uri, [TRIALS], signal.SIGINT)  # the last trial
     out, err = driver.out, driver.err
     assert code == 130, out[-2000:] + err[-2000:]
     assert "SIGINT received: stopping the sweep cleanly" in out
@@ -187,19 +194,8 @@ def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record
 def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_both(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    path = tmp_path / "stop.yaml"
-    gate = Gate(tmp_path / "gate")
     # held: the first trial, and the second (which starts after the first resume)
-    path.write_text(yaml.safe_dump(spec("terminated", gate, hold=[1, 2])))
-    driver = Command(tmp_path, "sweep", str(path), uri)
-    try:
-        caught = running_with_epochs(client, "terminated", 1)
-        driver.signal(signal.SIGTERM)
-        driver.stopping("SIGTERM")
-        gate.open(1)
-        code = driver.wait(120)
-    finally:
-        driver.kill()
+    driver, code, caught = interrupted(tmp_path, "terminated", uri, [1, 2], signal.SIGTERM)
     assert code == 143, driver.out[-2000:] + driver.err[-2000:]
     assert client.get_run(caught.info.run_id).info.status == "KILLED"
     assert not [run for run in everything(client, "terminated") if run.info.status == "RUNNING"]

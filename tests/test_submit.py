@@ -31,7 +31,8 @@ import pytest
 import yaml
 from fault_gate import Gate
 from mlflow.tracking import MlflowClient
-from servers import RayCluster, can_hide_folders, finish, mlflow_credentials, node_id_of, wait_until
+from ray_cluster import RayCluster, can_hide_folders, node_id_of
+from servers import finish, mlflow_credentials, wait_until
 from user_problem_pkg import PACKAGE, write_package
 
 from trainables import RESTARTS, ROLE, SEARCH, TRIAL_ID
