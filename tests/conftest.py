@@ -58,7 +58,7 @@ def mlflow_server(postgres, tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A Ray head with 1 CPU and a worker node with 2, started with ``ray start``."""
-    from servers import RayCluster
+    from ray_cluster import RayCluster
 
     cluster = RayCluster(head_cpus=1).start()
     try:

@@ -3,15 +3,10 @@
 - :class:`Postgres`: Debian's PostgreSQL in a throwaway data directory.
 - :class:`MlflowServer`: ``mlflow server`` with MLflow's basic-auth app, on PostgreSQL, serving
   artifacts from a local folder (clients upload through the server, as in ``docker/``).
-- :class:`RayCluster`: a head and worker nodes started with ``ray start --block``, token
-  authentication on, each node in its own session so that killing a node kills all of its
-  processes; optionally the head's job server (Ray Jobs), and nodes that each see the machine
-  through their own mount namespace, with private empty folders over given paths (as a second
-  machine would not see this one's files).
 - :class:`S3Server`: moto's standalone S3-compatible server, with a bucket.
 
-Run under ``scripts/on-loopback`` (``make test`` does) so that Ray, which advertises an interface
-address rather than 127.0.0.1 for a cluster, has only loopback to advertise.
+Also what the tests that start processes share: waiting on polled state, stopping a process and
+everything it started, the addresses they listen on. A Ray cluster is :mod:`ray_cluster`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import ipaddress
 import json
 import os
 import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -73,52 +67,82 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str, inter
         time.sleep(interval)
 
 
+def answers(what: str, process: subprocess.Popen, log: Path, url: str, headers: dict[str, str] | None = None) -> bool:
+    """Whether ``url`` answers 200; raises with the end of ``log`` if ``what`` (its process) has exited."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{what} exited: {Path(log).read_text()[-1500:]}")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def finish(process: subprocess.Popen, output: Callable[[], str], timeout: float = 300) -> int:
+    """The exit status of a command the test started in its own session; past ``timeout``, the
+    command and everything it started are killed and the test fails with the end of its ``output()``."""
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        import pytest
+
+        pytest.fail(f"{Path(str(process.args[0])).name} did not end in {timeout:g} s:\n{output()[-3000:]}")
+
+
+def stop_groups(processes: list[subprocess.Popen], grace: float = 15.0, first: int = signal.SIGTERM) -> None:
+    """Stop processes started each in its own session, and everything they started, by their
+    PIDs: all asked at once (their process groups), then all waited for, at most ``grace``
+    seconds together; then whatever is left of their sessions is killed."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, first)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        kill_session(process.pid)  # a leader may be gone while its children linger
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+
+
 def stop_group(process: subprocess.Popen, grace: float = 15.0, first: int = signal.SIGTERM) -> None:
     """Stop a process started in its own session, and everything it started, by its PID."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, first)
-        try:
-            process.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-    # the leader may be gone while its children linger
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(5)
+    stop_groups([process], grace, first)
 
 
-def group_alive(pgid: int) -> list[int]:
-    """PIDs still in a process group."""
+def session_alive(sid: int) -> list[int]:
+    """PIDs still in the session that process ``sid`` started (``start_new_session``): its
+    process groups too (a Ray node's workers each lead a group of their own)."""
     alive = []
     for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
             fields = Path(stat).read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             alive.append(int(stat.split("/")[2]))
     return alive
 
 
-def node_id_of(pgid: int) -> str | None:
-    """The Ray node id of the node whose processes are in this group (from its raylet's command line)."""
-    for pid in group_alive(pgid):
-        try:
-            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for argument in arguments:
-            if argument.startswith(b"--node_id="):
-                return argument.split(b"=", 1)[1].decode()
-    return None
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of a session, until none is left (a process may fork meanwhile)."""
+    for _ in range(100):
+        alive = session_alive(sid)
+        if not alive:
+            return
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 def listening_addresses(pids: set[int]) -> set[str]:
-    """``host:port`` of the TCP sockets these processes, or their process groups, listen on."""
+    """``host:port`` of the TCP sockets these processes, or the sessions they lead, listen on."""
     output = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
-    pids = {pid for pgid in pids for pid in group_alive(pgid)} | set(pids)
+    pids = {pid for sid in pids for pid in session_alive(sid)} | set(pids)
     found = set()
     for line in output.splitlines():
         if any(f"pid={pid}," in line for pid in pids):
@@ -201,7 +225,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_group(self.process, first=signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown
+            # SIGQUIT: PostgreSQL's immediate shutdown (no checkpoint: the data folder goes next)
+            stop_group(self.process, first=signal.SIGQUIT)
             self.log.close()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -235,7 +260,10 @@ class MlflowServer:
             "auth_cache_ttl_seconds = 60\n"
         )
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config), "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin[1],
-               "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key}
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key,
+               # no job runner (a second MLflow process, for MLflow's GenAI jobs, which nothing here
+               # uses): the server starts in about half the time
+               "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             env.pop(key, None)
         self.starts += 1
@@ -251,18 +279,13 @@ class MlflowServer:
         return self
 
     def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {self.log_path.read_text()[-1500:]}")
-        try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers("mlflow server", self.process, self.log_path, f"{self.uri}/health")
 
     def stop(self) -> None:
+        """Killed at once, as a crash would: its data is in PostgreSQL already, and nothing is
+        gained by waiting for it (with its job runner on, SIGTERM waited 5 s in vain)."""
         if self.process is not None:
-            # its background job runners ignore SIGTERM; the data is in PostgreSQL already
-            stop_group(self.process, grace=5)
+            stop_group(self.process, first=signal.SIGKILL)
 
     def request(self, method: str, path: str, body: dict | None = None,
                 auth: tuple[str, str] | None = None) -> tuple[int, dict]:
@@ -293,114 +316,6 @@ def mlflow_credentials(username: str, password: str):
     return temporary_environment(MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
 
 
-class RayCluster:
-    """A Ray head and workers started with ``ray start --block`` on 127.0.0.1, token auth on.
-
-    ``jobs``: the head runs the dashboard, whose job server takes Ray Jobs at :attr:`job_address`.
-    ``hidden``: every node runs in its own mount namespace with an empty tmpfs over each of these
-    folders and over Ray's temp folder (needs root: :func:`can_hide_folders`). ``env``: more
-    environment for every node."""
-
-    def __init__(self, head_cpus: int = 1, *, jobs: bool = False, hidden: tuple[Path, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.dashboard_port = free_port() if jobs else None
-        self.token = secrets.token_hex(32)
-        self.head_cpus = head_cpus
-        self.hidden, self.node_env = tuple(hidden), dict(env or {})
-        self.head: subprocess.Popen | None = None
-        self.workers: list[subprocess.Popen] = []
-        self.logs = Path(tempfile.mkdtemp(prefix="gradnorm-ray-"))
-
-    @property
-    def address(self) -> str:
-        return f"{HOST}:{self.port}"
-
-    @property
-    def job_address(self) -> str:
-        return f"http://{HOST}:{self.dashboard_port}"
-
-    @property
-    def env(self) -> dict[str, str]:
-        """What every node and every driver needs: Ray refuses clients without the token."""
-        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
-
-    def _start_node(self, name: str, args: list[str]) -> subprocess.Popen:
-        env = {**os.environ, **self.env, **self.node_env, "RAY_USAGE_STATS_ENABLED": "0",
-               "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # a job's entrypoint finds gradnorm-tune
-        env.pop("RAY_ADDRESS", None)
-        command = [str(BIN / "ray"), "start", "--block", "--node-ip-address", HOST, "--disable-usage-stats",
-                   f"--dashboard-agent-listen-port={free_port()}", *args]
-        if self.hidden:
-            # its own mount namespace (unshare execs: the same PID, the same process group)
-            # and its own Ray temp folder (sockets, logs, unpacked runtime_envs), as on its own machine
-            mounts = " && ".join([f"mount -t tmpfs -o size=1m,mode=0755 hidden {shlex.quote(str(path))}"
-                                  for path in self.hidden] + ["mkdir -p /tmp/ray", "mount -t tmpfs ray /tmp/ray"])
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       f'{mounts} && exec "$@"', name, *command]
-        with open(self.logs / f"{name}.log", "w") as log:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-
-    def start(self) -> RayCluster:
-        dashboard = (["--include-dashboard=true", "--dashboard-host", HOST, f"--dashboard-port={self.dashboard_port}"]
-                     if self.dashboard_port else ["--include-dashboard=false"])
-        self.head = self._start_node("head", ["--head", f"--port={self.port}", f"--num-cpus={self.head_cpus}",
-                                              *dashboard])
-        wait_until(lambda: self.alive_nodes() == 1, 60, "the Ray head", interval=0.5)
-        self.head_node_id = node_id_of(self.head.pid)
-        if self.dashboard_port:
-            wait_until(self._jobs_ready, 60, "the Ray job server", interval=0.5)
-        return self
-
-    def _jobs_ready(self) -> bool:
-        request = urllib.request.Request(f"{self.job_address}/api/version",
-                                         headers={"Authorization": f"Bearer {self.token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def add_worker(self, cpus: int = 2) -> subprocess.Popen:
-        worker = self._start_node(f"worker-{len(self.workers)}", [f"--address={self.address}", f"--num-cpus={cpus}"])
-        self.workers.append(worker)
-        node = wait_until(lambda: node_id_of(worker.pid), 60, "the Ray worker's raylet", interval=0.5)
-        wait_until(lambda: node in self.alive_node_ids(), 60, "the Ray worker to join", interval=0.5)
-        return worker
-
-    def alive_nodes(self) -> int:
-        return len(self.alive_node_ids())
-
-    def alive_node_ids(self) -> set[str]:
-        """Nodes the head lists as active (``ray status``)."""
-        if self.head.poll() is not None:
-            raise RuntimeError(f"ray head exited: {(self.logs / 'head.log').read_text()[-1500:]}")
-        result = subprocess.run([BIN / "ray", "status", f"--address={self.address}"], capture_output=True,
-                                text=True, env={**os.environ, **self.env}, timeout=60, check=False)
-        if result.returncode != 0:
-            return set()
-        active = result.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0]
-        return {line.split("node_", 1)[1].strip() for line in active.splitlines() if "node_" in line}
-
-    def kill_worker(self, worker: subprocess.Popen) -> None:
-        """SIGKILL every process of the worker node (raylet, its Ray workers, agents)."""
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(10)
-        wait_until(lambda: not group_alive(worker.pid), 20, "the worker node's processes to die")
-
-    def stop(self) -> None:
-        for process in [*self.workers, self.head]:
-            if process is not None:
-                stop_group(process, grace=5)
-        shutil.rmtree(self.logs, ignore_errors=True)
-
-
-def can_hide_folders() -> bool:
-    """Whether this process may give a child its own mount namespace with private mounts (root)."""
-    return os.geteuid() == 0 and shutil.which("unshare") is not None and subprocess.run(
-        ["unshare", "--mount", "true"], capture_output=True, check=False).returncode == 0
-
-
 class S3Server:
     """moto's standalone S3-compatible server (``moto[server]``) on 127.0.0.1, in its own session."""
 
@@ -428,13 +343,7 @@ class S3Server:
         return self
 
     def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"moto server exited: {(self.root / 'moto.log').read_text()[-1500:]}")
-        try:
-            with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers("moto server", self.process, self.root / "moto.log", f"{self.endpoint}/moto-api/")
 
     def client(self):
         import boto3

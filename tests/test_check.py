@@ -258,16 +258,29 @@ def test_on_a_cluster_it_runs_as_one_ray_task_with_the_shipped_code(tmp_path):
     the working_dir; the task imports the problem from Ray's unpacked copy, and a mistake found
     there is the same one line."""
     path = write_spec(tmp_path)
+    broken = write_spec(tmp_path / "broken", code=MISTAKES["metrics missing a task's normalized error"][0]["code"])
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": os.pathsep.join(
         filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([str(BIN / "gradnorm-tune"), "check", str(path), "--address", "local"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"check of {path}: problem {MODULE}:Rings\n  ran on: a Ray task on node " in done.stdout, done.stdout
-    assert "_ray_pkg_" in done.stdout and "GradNorm's W: trunk.2 (Linear" in done.stdout
-    broken = write_spec(tmp_path / "broken", code=MISTAKES["metrics missing a task's normalized error"][0]["code"])
-    done = subprocess.run([str(BIN / "gradnorm-tune"), "check", str(broken), "--address", "local"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=300)
+    # the good problem and the broken one checked side by side, each on a Ray of its own
+    checks = {}
+    for name, spec in (("good", path), ("broken", broken)):
+        with open(tmp_path / f"{name}.out", "w") as out, open(tmp_path / f"{name}.err", "w") as err:
+            checks[name] = subprocess.Popen([str(BIN / "gradnorm-tune"), "check", str(spec), "--address", "local"],
+                                            cwd=tmp_path, env=env, stdout=out, stderr=err)
+    try:
+        codes = {name: check.wait(300) for name, check in checks.items()}
+    finally:
+        for check in checks.values():
+            if check.poll() is None:
+                check.kill()
+                check.wait(10)
+    done = {name: subprocess.CompletedProcess(checks[name].args, code, (tmp_path / f"{name}.out").read_text(),
+                                              (tmp_path / f"{name}.err").read_text()) for name, code in codes.items()}
+    assert done["good"].returncode == 0, done["good"].stdout[-3000:] + done["good"].stderr[-3000:]
+    assert f"check of {path}: problem {MODULE}:Rings\n  ran on: a Ray task on node " in done["good"].stdout, \
+        done["good"].stdout
+    assert "_ray_pkg_" in done["good"].stdout and "GradNorm's W: trunk.2 (Linear" in done["good"].stdout
+    done = done["broken"]
     assert done.returncode == 2, done.stdout[-3000:] + done.stderr[-3000:]
     # Ray's C++ core prints its own warning where the machine has no route out (loopback-only CI)
     stderr = "".join(line for line in done.stderr.splitlines(keepends=True) if "network_util.cc" not in line)

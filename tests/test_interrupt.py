@@ -1,7 +1,12 @@
 """Interrupting a sweep: SIGINT or SIGTERM stops it cleanly (exit 130 or 143), the trials cut off
 end KILLED with their last checkpoint, the comparison says it was interrupted, and ``resume``
 finishes it to the same record as an uninterrupted sweep's. A second signal stops it at once, and
-``resume`` repairs what that left. Real Ray, real MLflow (SQLite), the real command line."""
+``resume`` repairs what that left. Real Ray, real MLflow (SQLite), the real command line.
+
+The trial a signal is meant for waits at a gate (tests/fault_gate.py) after its first epoch, so
+that the signal lands while it runs, however fast the machine; once the sweep has said it is
+stopping, the trial goes on (Tune then stops it after at most a result or two, where it would
+wait 10 s for a trial that does not answer before killing it)."""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import yaml
+from fault_gate import Gate
 from mlflow.tracking import MlflowClient
 from servers import wait_until
 
@@ -23,15 +28,16 @@ from trainables import OUTCOME, ROLE, SEARCH, TRIAL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-EPOCHS = 5
+EPOCHS = 6  # a trial let go after its 1st epoch is stopped long before its last
+STEPS = 2048 // 64  # an epoch's training steps
 
 
-def spec(experiment: str) -> dict:
-    # one trial at a time, about 0.4 s an epoch: the last trial can be caught mid-way
+def spec(experiment: str, gate: Gate, hold: list[int] | None) -> dict:
+    # one trial at a time; those in ``hold`` (the n-th to start) wait at the gate after their first epoch
     return {
         "name": "stop",
         "experiment": experiment,
-        "problem": {"name": "fault_problems:Faulty", "options": {"num_train": 16000}},
+        "problem": gate.problem("fault_problems:Faulty", after=STEPS, hold=hold, num_train=2048),
         "training": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.01, "seed": 0, "device": "cpu"},
         "resources": {"cpu": 1, "max_concurrent": 1},
         "searches": {"grid": {"type": "static_grid", "levels": [[1], [0.5, 2]]}, "equal": {"type": "equal"}},
@@ -41,13 +47,44 @@ def spec(experiment: str) -> dict:
 TRIALS = 3
 
 
-def start(tmp_path: Path, command: str, target: str, uri: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", command, target, "--tracking-uri", uri,
-                             *(["--storage", str(tmp_path / "runs"), "--checkpoint-seconds", "0"]
-                               if command == "sweep" else [])],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+class Command:
+    """``gradnorm-tune sweep|resume`` in a process of its own, its output in files (read while it runs)."""
+
+    def __init__(self, tmp_path: Path, command: str, target: str, uri: str) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
+        env.pop("RAY_ADDRESS", None)
+        count = len(list(tmp_path.glob("*.out")))
+        self.out_path, self.err_path = tmp_path / f"{command}-{count}.out", tmp_path / f"{command}-{count}.err"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sweeps.cli", command, target, "--tracking-uri", uri,
+                 *(["--storage", str(tmp_path / "runs"), "--checkpoint-seconds", "0"] if command == "sweep" else [])],
+                cwd=tmp_path, env=env, stdout=out, stderr=err)
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def err(self) -> str:
+        return self.err_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stopping(self, name: str) -> None:
+        """Waits until the sweep says that it handles signal ``name`` (or has ended)."""
+        wait_until(lambda: f"{name} received" in self.out or self.process.poll() is not None, 60,
+                   f"the sweep to handle {name}", interval=0.05)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """Killed, if it still runs (a test that failed half-way leaves nothing behind)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
 
 def trial_runs(client: MlflowClient, experiment: str) -> list:
@@ -90,24 +127,30 @@ def everything(client: MlflowClient, experiment: str) -> list:
     return client.search_runs([found.experiment_id], max_results=100)
 
 
+def interrupted(tmp_path: Path, experiment: str, uri: str, hold: list[int], signum: int):
+    """``gradnorm-tune sweep`` whose trials in ``hold`` wait at a gate, and ``signum`` sent while the
+    first of them waits there (it goes on once the sweep says it stops): the command, ended, its
+    exit status and that trial's run."""
+    gate = Gate(tmp_path / "gate")
+    path = tmp_path / "stop.yaml"
+    path.write_text(yaml.safe_dump(spec(experiment, gate, hold)))
+    driver = Command(tmp_path, "sweep", str(path), uri)
+    try:
+        caught = running_with_epochs(MlflowClient(uri), experiment, hold[0])
+        driver.signal(signum)
+        driver.stopping(signal.Signals(signum).name)
+        gate.open(hold[0])
+        return driver, driver.wait(120), caught
+    finally:
+        driver.kill()
+
+
 def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record(local_ray, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    run_sweep(parse_spec(spec("whole"), "whole"), storage=tmp_path / "whole", tracking_uri=uri, checkpoint_seconds=0)
-    expected = records(client, "whole")
-    assert len(expected) == TRIALS and all(r["status"] == "FINISHED" for r in expected.values())
-
-    path = tmp_path / "stop.yaml"
-    path.write_text(yaml.safe_dump(spec("stopped")))
-    driver = start(tmp_path, "sweep", str(path), uri)
-    try:
-        caught = running_with_epochs(client, "stopped", TRIALS)
-        driver.send_signal(signal.SIGINT)
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == 130, out[-2000:] + err[-2000:]
+    driver, code, caught = interrupted(tmp_path, "stopped", uri, [TRIALS], signal.SIGINT)  # the last trial
+    out, err = driver.out, driver.err
+    assert code == 130, out[-2000:] + err[-2000:]
     assert "SIGINT received: stopping the sweep cleanly" in out
     # the sweep's one line last; at most a warning of Ray's own before it (Ray's core logs, not ours)
     lines = err.strip().splitlines()
@@ -124,9 +167,21 @@ def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record
     assert comparison.data.tags[OUTCOME] == "interrupted" and comparison.data.tags["gradnorm_tune.killed_trials"] == "1"
 
     (directory,) = (tmp_path / "runs").iterdir()
-    resumed = start(tmp_path, "resume", str(directory), uri)
-    out, err = resumed.communicate(timeout=240)
-    assert resumed.returncode == 0, out[-2000:] + err[-2000:]
+    resumed = Command(tmp_path, "resume", str(directory), uri)
+    try:
+        # meanwhile, here, the same sweep uninterrupted (its own store: one writer to each SQLite file)
+        whole_uri = f"sqlite:///{tmp_path / 'whole.db'}"
+        whole = Gate(tmp_path / "open-gate")
+        whole.open()
+        run_sweep(parse_spec(spec("whole", whole, hold=None), "whole"), storage=tmp_path / "whole",
+                  tracking_uri=whole_uri, checkpoint_seconds=0)
+        expected = records(MlflowClient(whole_uri), "whole")
+        assert len(expected) == TRIALS and all(r["status"] == "FINISHED" for r in expected.values())
+        code = resumed.wait(240)
+    finally:
+        resumed.kill()
+    out, err = resumed.out, resumed.err
+    assert code == 0, out[-2000:] + err[-2000:]
     assert "sweep complete: 3 of 3 trials ended as planned (exit 0)" in out
     # each trial once, all its epochs, the same numbers: the record of an uninterrupted sweep
     assert {key: {k: v for k, v in r.items() if k != "status"} for key, r in records(client, "stopped").items()} == \
@@ -139,37 +194,33 @@ def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record
 def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_both(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    path = tmp_path / "stop.yaml"
-    path.write_text(yaml.safe_dump(spec("terminated")))
-    driver = start(tmp_path, "sweep", str(path), uri)
-    try:
-        caught = running_with_epochs(client, "terminated", 1)
-        driver.send_signal(signal.SIGTERM)
-        out, err = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == 143, out[-2000:] + err[-2000:]
+    # held: the first trial, and the second (which starts after the first resume)
+    driver, code, caught = interrupted(tmp_path, "terminated", uri, [1, 2], signal.SIGTERM)
+    assert code == 143, driver.out[-2000:] + driver.err[-2000:]
     assert client.get_run(caught.info.run_id).info.status == "KILLED"
     assert not [run for run in everything(client, "terminated") if run.info.status == "RUNNING"]
 
-    # resumed, then stopped twice in a row: the second signal ends it at once
+    # resumed, then stopped twice in a row: the second signal, sent once the first is being
+    # handled, ends it at once
     (directory,) = (tmp_path / "runs").iterdir()
-    resumed = start(tmp_path, "resume", str(directory), uri)
+    resumed = Command(tmp_path, "resume", str(directory), uri)
     try:
         running_with_epochs(client, "terminated", 2, epochs=1)
-        resumed.send_signal(signal.SIGINT)
-        time.sleep(0.05)
-        resumed.send_signal(signal.SIGINT)
-        out, err = resumed.communicate(timeout=60)
+        resumed.signal(signal.SIGINT)
+        resumed.stopping("SIGINT")
+        resumed.signal(signal.SIGINT)
+        code = resumed.wait(60)
     finally:
-        if resumed.poll() is None:
-            resumed.kill()
-    assert resumed.returncode == 130, out[-2000:] + err[-2000:]
+        resumed.kill()
+    assert code == 130, resumed.out[-2000:] + resumed.err[-2000:]
+    assert "gradnorm-tune: stopped at once" in resumed.err, resumed.err
 
-    finished = start(tmp_path, "resume", str(directory), uri)
-    out, err = finished.communicate(timeout=240)
-    assert finished.returncode == 0, out[-2000:] + err[-2000:]
+    finished = Command(tmp_path, "resume", str(directory), uri)
+    try:
+        code = finished.wait(240)
+    finally:
+        finished.kill()
+    assert code == 0, finished.out[-2000:] + finished.err[-2000:]
     runs = everything(client, "terminated")
     assert not [run for run in runs if run.info.status != "FINISHED"], [
         (run.data.tags[ROLE], run.info.status) for run in runs]

@@ -6,7 +6,11 @@ with basic auth, a Ray head (no CPUs: trials run on workers) with its job server
 authentication, and a worker node. The head and every worker see the machine through their own
 mount namespace with a private empty folder over the user's project (its code and spec) and over
 a local storage folder, as a second machine would: a trial can only import what the job's
-runtime_env ships, and only checkpoints in S3 survive a node.
+runtime_env ships, and only checkpoints in S3 survive a node. The trials wait at a gate
+(tests/fault_gate.py, shipped in the user's package) after their 2nd epoch, and again 2 epochs
+after a restore, until the sweep has said it is stopping: the node dies, and the stop comes,
+mid-trial (let go, a trial is stopped after a result or two: Tune would wait 10 s for a trial that
+does not answer before killing it).
 
 Why moto: it is the S3-compatible server that installs from PyPI (``moto[server]``) and runs
 offline in-process-free as ``python -m moto.server``; MinIO and Ceph come as binaries or
@@ -25,8 +29,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fault_gate import Gate
 from mlflow.tracking import MlflowClient
-from servers import RayCluster, can_hide_folders, mlflow_credentials, node_id_of, wait_until
+from ray_cluster import RayCluster, can_hide_folders, node_id_of
+from servers import finish, mlflow_credentials, wait_until
 from user_problem_pkg import PACKAGE, write_package
 
 from trainables import RESTARTS, ROLE, SEARCH, TRIAL_ID
@@ -35,18 +41,21 @@ pytestmark = pytest.mark.skipif(not can_hide_folders(), reason="needs root and u
                                                                "mount namespace (make test runs as root)")
 
 BIN = Path(sys.executable).parent
-EPOCHS = 10
-ALPHAS = [0.5, 1.0, 1.5]
+EPOCHS = 8  # held at the start of the 5th after a restore, it is stopped long before its last
+STEPS = 1024 // 64  # an epoch's training steps
+ALPHAS = [0.5, 1.5]
 TRIALS = len(ALPHAS) + 1
 EXPERIMENT = "submit/waves"
 
 
-def spec(endpoint: str, **change) -> dict:
+def spec(endpoint: str, gate: Gate | None = None, **change) -> dict:
+    """The sweep; with a ``gate``, its trials wait there after 2 epochs (see above)."""
+    options = {"num_train": STEPS * 64, "num_val": 500, "num_test": 500}
     return {
         "name": "waves-s3",
         "experiment": EXPERIMENT,
-        # about 0.4 s an epoch on 2 busy cores: long enough to be caught mid-trial
-        "problem": {"name": f"{PACKAGE}:Waves", "options": {"num_train": 8000, "num_val": 500, "num_test": 500}},
+        "problem": {"name": f"{PACKAGE}:Waves", "options": options} if gate is None else
+        gate.problem(f"{PACKAGE}:Waves", after=2 * STEPS, module=f"{PACKAGE}.fault_gate", **options),
         "runtime_env": {"working_dir": "."},  # the project folder: the spec's own
         "storage": {"uri": "s3://sweeps/runs", "endpoint": endpoint},
         "training": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.01, "seed": 0, "device": "cpu"},
@@ -62,7 +71,9 @@ def world(tmp_path_factory, s3_server, mlflow_server):
     """The user's project (on this machine only), the bucket, an MLflow account, the cluster."""
     root = tmp_path_factory.mktemp("submit")
     project = write_package(root / "project")
-    (project / "sweep.yaml").write_text(yaml.safe_dump(spec(s3_server.endpoint), sort_keys=False))
+    Gate.ship(project / PACKAGE)
+    gate = Gate(root / "gate")  # beside the project: every node sees it
+    (project / "sweep.yaml").write_text(yaml.safe_dump(spec(s3_server.endpoint, gate), sort_keys=False))
     runs = root / "runs"  # a local storage folder: no node sees what is written here
     runs.mkdir()
     s3_server.create_bucket("sweeps")
@@ -73,7 +84,7 @@ def world(tmp_path_factory, s3_server, mlflow_server):
     cluster = RayCluster(head_cpus=0, jobs=True, hidden=(project, runs), env=node_env).start()
     try:
         cluster.add_worker(cpus=2)
-        yield {"root": root, "project": project, "runs": runs, "cluster": cluster, "user": user}
+        yield {"root": root, "project": project, "runs": runs, "cluster": cluster, "user": user, "gate": gate}
     finally:
         cluster.stop()
 
@@ -107,14 +118,6 @@ class Laptop:
 
     def output(self, index: int = -1) -> str:
         return self.logs[index].read_text()
-
-
-def finish(process: subprocess.Popen, laptop: Laptop, timeout: float = 300) -> int:
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail(f"gradnorm-tune did not end in {timeout} s:\n{laptop.output()[-3000:]}")
 
 
 def trial_runs(client: MlflowClient) -> list:
@@ -156,23 +159,28 @@ def test_a_submitted_sweep_survives_a_worker_node_and_a_stop_with_its_state_in_s
 
     wait_until(caught_goes_on, 180, "the caught trial to go on from its checkpoint on the new worker")
     os.killpg(submit.pid, signal.SIGINT)  # Ctrl-C: the cluster stops the job, the sweep ends resumable
-    code = finish(submit, laptop)
+    wait_until(lambda: "SIGTERM received" in laptop.output() or submit.poll() is not None, 120,
+               "the job's sweep to say that it stops")
+    world["gate"].open()
+    code = finish(submit, laptop.output)
     output = laptop.output()
     assert code == 143, output[-3000:]
     job_id = re.search(r"submitted job (\S+)", output).group(1)
     directory = re.search(r"sweep waves-s3 in (s3://\S+)", output).group(1)  # streamed from the head
     assert "stopping job" in output and f"gradnorm-tune submit --resume {directory}" in output
-    # (in a process of its own: Ray keeps the first token a process reads, for good)
-    status = subprocess.run([BIN / "gradnorm-tune", "job", "status", job_id, "--address", cluster.job_address],
-                            env=laptop.env, capture_output=True, text=True, timeout=120)
-    assert status.returncode == 143, status.stdout + status.stderr  # the sweep's, after a stop
-    assert status.stdout == f"job {job_id}: STOPPED (exit status 143)\n", status.stdout
     stopped = trial_runs(client)
     assert stopped and all(run.info.status != "RUNNING" for run in stopped), [r.info.status for r in stopped]
 
-    # the sweep's directory is read back from S3 (the laptop needs the bucket's credentials for that)
+    # the stopped job's status (in a process of its own: Ray keeps the first token a process reads,
+    # for good), asked while the sweep's directory is read back from S3 (the laptop needs the
+    # bucket's credentials for that) and the sweep resumed as a new job
+    status = subprocess.Popen([BIN / "gradnorm-tune", "job", "status", job_id, "--address", cluster.job_address],
+                              env=laptop.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     resumed = laptop.start("submit", "--resume", directory, env=laptop.s3_env)
-    code = finish(resumed, laptop)
+    status_out, status_err = status.communicate(timeout=120)
+    assert status.returncode == 143, status_out + status_err  # the sweep's, after a stop
+    assert status_out == f"job {job_id}: STOPPED (exit status 143)\n", status_out
+    code = finish(resumed, laptop.output)
     assert code == 0, laptop.output()[-3000:]
 
     runs = trial_runs(client)
@@ -208,7 +216,7 @@ def test_the_same_sweep_without_working_dir_fails_at_once_with_the_fix(world, ml
     # a worker of this machine (Ray adds the driver's folder to their path): never on another one
     done = laptop.start("submit", str(world["root"] / "bare.yaml"),
                         env={"PYTHONPATH": os.pathsep.join([str(project), os.environ.get("PYTHONPATH", "")])})
-    code = finish(done, laptop, timeout=120)
+    code = finish(done, laptop.output, timeout=120)
     output = laptop.output().strip()
     assert code == 2, output
     assert output.count("\n") == 0 and output.startswith("gradnorm-tune: error: "), output
