@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from gated_problems import open_gate
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
 
@@ -165,8 +166,8 @@ def score_steps(client: MlflowClient, run) -> list[int]:
     return [m.step for m in client.get_metric_history(run.info.run_id, "score")]
 
 
-def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_path, capsys, new_store):
+    uri = new_store(tmp_path / "mlflow.db")
     state = run_sweep(parse_spec(SPEC, "test"), storage=tmp_path / "runs", tracking_uri=uri)
     out = capsys.readouterr().out
     client = MlflowClient(uri)
@@ -218,22 +219,26 @@ def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_pa
 # -- interrupted and resumed ------------------------------------------------------------------------
 
 
-def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray, tmp_path, monkeypatch, new_store):
+    uri = new_store(tmp_path / "mlflow.db")
     spec_file = tmp_path / "asha.yaml"
     epochs = 3
-    # trials of a few seconds, so the interrupt lands while the grid is unfinished
-    spec = dict(SPEC, experiment="scheduler-resume-test", recommended_static=False,
-                problem={"name": "multidigits", "options": {"num_train": 4096, "num_val": 64, "num_test": 64}},
+    # the first trial to start runs; the others wait at their first step until the gate opens, after
+    # the interrupt: it lands once a trial has ended and while the grid is unfinished, on any machine
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    problem = {"name": "gated_problems:GatedDigits",
+               "options": dict(SPEC["problem"]["options"], gate=str(gate), at=1, free=1)}
+    spec = dict(SPEC, experiment="scheduler-resume-test", recommended_static=False, problem=problem,
                 training=dict(SPEC["training"], epochs=epochs),
-                searches={"grid": {"type": "static_grid", "levels": [[1], [0.05, 1, 20], [0.05, 1]],
+                searches={"grid": {"type": "static_grid", "levels": [[1], [0.05, 20], [0.05, 1]],
                                    "scheduler": {"type": "asha"}}})
     spec_file.write_text(yaml.safe_dump(spec))
     storage = tmp_path / "runs"
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(storage),
          "--tracking-uri", uri, "--checkpoint-seconds", "0"],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")])),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = MlflowClient(uri)
@@ -253,7 +258,14 @@ def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray
                 break
         assert driver.poll() is None, driver.stdout.read()
         driver.send_signal(signal.SIGINT)
+        # once the driver says it stops (Tune starts no trial after that), the waiting trials go
+        # on to their first report, where Tune stops them
+        said = []
+        while not said or "SIGINT received" not in said[-1] and said[-1]:
+            said.append(driver.stdout.readline())
+        open_gate(gate)
         output, _ = driver.communicate(timeout=120)
+        output = "".join(said) + output
     finally:
         if driver.poll() is None:
             driver.kill()
@@ -284,7 +296,7 @@ def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray
     assert state.searches["grid"]["status"] == "done"
     trials = [run for run in client.search_runs([state.experiment_id], max_results=1000)
               if run.data.tags.get(ROLE) == "trial"]
-    assert len(trials) == 6 and len({run.data.tags[TRIAL_ID] for run in trials}) == 6
+    assert len(trials) == 4 and len({run.data.tags[TRIAL_ID] for run in trials}) == 4
     for run in trials:
         steps = score_steps(client, run)
         assert run.info.status == "FINISHED" and steps == list(range(1, len(steps) + 1))
