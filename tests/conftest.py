@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,39 @@ def local_ray():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with its tables made and nothing in it, made once: MLflow's
+    migrations take seconds for every new store (see :func:`new_store`)."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def new_store(empty_store):
+    """``new_store(path)``: a new, empty MLflow SQLite store at ``path`` (a copy of
+    :func:`empty_store`, as MLflow would make it, in milliseconds); returns its tracking URI."""
+
+    def make(path: Path) -> str:
+        shutil.copyfile(empty_store, path)
+        return f"sqlite:///{path}"
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_sweep(local_ray, empty_store, tmp_path_factory):
+    """tests/small_sweep.py's sweep, run once for every test that reads it."""
+    import small_sweep as small
+
+    directory = tmp_path_factory.mktemp("small-sweep")
+    shutil.copyfile(empty_store, directory / "mlflow.db")
+    return small.run(directory)
 
 
 # Real servers for the cluster, fault, security and dashboard tests (tests/servers.py): each is

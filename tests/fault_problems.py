@@ -12,6 +12,9 @@ how far it got), and a fault that strikes at a given step.
 - ``"nan_loss"``: the losses are NaN from step ``k`` on, for the seeds in ``seeds`` (all: None);
 - ``"nan_score"``: the validation score is NaN once the model has taken ``k`` steps;
 - ``"exit"``: ``task_losses`` calls ``sys.exit(3)`` at step ``k``.
+
+``faults=[...]`` gives each seed its own fault instead (``faults[s]`` for the model built with
+seed ``s``): one sweep of repeats then holds several faults, one per trial.
 """
 
 from __future__ import annotations
@@ -40,10 +43,12 @@ class CountingNet(MultiHeadNet):
 
 class Faulty(Problem):
     def __init__(self, fault: str = "none", at: int = 1, seeds: list[int] | None = None,
-                 marker_dir: str | None = None, num_train: int = 128, seed: int = 0) -> None:
+                 marker_dir: str | None = None, num_train: int = 128, seed: int = 0,
+                 faults: list[str] | None = None) -> None:
         self.name = "faulty"
         self.task_names = ("low", "high")
-        self.fault, self.at, self.seeds, self.marker_dir = fault, at, seeds, marker_dir
+        self.default_fault, self.faults = fault, faults
+        self.at, self.seeds, self.marker_dir = at, seeds, marker_dir
         self.num_train, self.data_seed = num_train, seed
         self.model_seed = 0
         self.model: CountingNet | None = None
@@ -62,6 +67,11 @@ class Faulty(Problem):
             self.model = CountingNet(nn.Sequential(nn.Linear(4, 16), nn.ReLU()), [nn.Linear(16, 1), nn.Linear(16, 1)])
         self.model_seed = seed
         return self.model
+
+    @property
+    def fault(self) -> str:
+        """The fault of the model built last: its seed's in ``faults``, else ``fault``."""
+        return self.faults[self.model_seed] if self.faults else self.default_fault
 
     def _struck(self) -> bool:
         return self.model is not None and self.model.training and int(self.model.steps) >= self.at

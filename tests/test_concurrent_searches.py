@@ -1,32 +1,14 @@
-"""All searches of a sweep share the trial slots of one Tune experiment: a 3-point grid and three
-one-trial baselines at 2 slots, read back from MLflow's run start and end times."""
+"""All searches of a sweep share the trial slots of one Tune experiment: tests/small_sweep.py's
+five searches at 2 slots, read back from MLflow's run start and end times."""
 
 from __future__ import annotations
 
 from collections import Counter
 
 from mlflow.tracking import MlflowClient
+from small_sweep import EPOCHS, EXPECTED_TRIALS, SPEC
 
-from sweeps.runner import run_sweep
-from sweeps.spec import parse_spec
 from trainables import PARENT, ROLE, SEARCH, TRIAL_ID
-
-EPOCHS = 2
-SPEC = {
-    "name": "shared",
-    "experiment": "concurrent-searches",
-    "problem": {"name": "multidigits", "options": {"num_train": 256, "num_val": 64, "num_test": 64}},
-    "training": {"epochs": EPOCHS, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
-    "resources": {"cpu": 1, "max_concurrent": 2},
-    "searches": {
-        "grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 1, 2]]},
-        "equal": {"type": "equal"},
-        "uncertainty": {"type": "uncertainty"},
-        "dwa": {"type": "dwa"},
-    },
-    "recommended_static": False,
-}
-EXPECTED = {"grid": 3, "equal": 1, "uncertainty": 1, "dwa": 1}
 
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
@@ -46,10 +28,9 @@ def test_most_at_once_counts_overlaps():
     assert most_at_once([(0, 5), (1, 2), (1.5, 3)]) == 3
 
 
-def test_searches_share_the_slots_and_every_trial_runs_once(local_ray, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    state = run_sweep(parse_spec(SPEC, "test"), storage=tmp_path / "runs", tracking_uri=uri)
-    client = MlflowClient(uri)
+def test_searches_share_the_slots_and_every_trial_runs_once(small_sweep):
+    state = small_sweep.state
+    client = MlflowClient(small_sweep.uri)
     runs = client.search_runs([state.experiment_id], max_results=1000)
     searches = {run.data.tags[SEARCH]: run for run in runs if run.data.tags.get(ROLE) == "search"}
     trials = [run for run in runs if run.data.tags.get(ROLE) == "trial"]
@@ -58,7 +39,7 @@ def test_searches_share_the_slots_and_every_trial_runs_once(local_ray, tmp_path)
     assert sorted(p.name for p in state.directory.iterdir() if p.is_dir()) == ["trials"]
 
     # every trial exactly once, under its own search's run, every epoch logged once
-    assert Counter(run.data.tags[SEARCH] for run in trials) == EXPECTED
+    assert Counter(run.data.tags[SEARCH] for run in trials) == EXPECTED_TRIALS
     assert len({run.data.tags[TRIAL_ID] for run in trials}) == len(trials)
     for run in trials:
         assert run.data.tags[PARENT] == searches[run.data.tags[SEARCH]].info.run_id
@@ -79,10 +60,13 @@ def test_searches_share_the_slots_and_every_trial_runs_once(local_ray, tmp_path)
     # never more at once than the sweep's slots
     assert most_at_once([(start, end) for _, start, end in spans]) <= SPEC["resources"]["max_concurrent"]
 
-    # each search's run ends when its last trial ends, not when the sweep does
+    # each search's run ends when its last trial ends, not when the sweep does: after its own
+    # trials, and before every trial of the others that ended after its last one (the driver
+    # records the ends in the order the trials end)
     for name, run in searches.items():
-        own = [end for search, _, end in spans if search == name]
+        own = max(end for search, _, end in spans if search == name)
+        later = [end for search, _, end in spans if search != name and end > own]
         assert run.info.status == "FINISHED"
-        assert abs(run.info.end_time - max(own)) < 5000, (name, run.info.end_time, max(own))
-    assert state.searches.keys() == EXPECTED.keys()
+        assert own <= run.info.end_time <= min(later, default=run.info.end_time), (name, run.info.end_time, spans)
+    assert state.searches.keys() == EXPECTED_TRIALS.keys()
     assert all(entry["status"] == "done" for entry in state.searches.values())

@@ -47,7 +47,7 @@ SPEC = {
     "training": {"epochs": 2, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
     "resources": {"cpu": 1, "max_concurrent": 2},
     "searches": {
-        "gradnorm": {"type": "gradnorm", "search": "grid", "alpha": [0.5, 1.5]},
+        "gradnorm": {"type": "gradnorm", "search": "grid", "alpha": [1.0]},
         "grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 2]]},
         "equal": {"type": "equal"},
     },

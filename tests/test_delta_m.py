@@ -145,11 +145,11 @@ def test_primary_metrics_come_from_the_problem_without_its_data():
     assert len(qm9) == 11 and all(p.name == f"{p.task}/mae" and not p.higher_is_better for p in qm9)
 
 
-def test_a_short_sweep_logs_delta_m_for_every_search(local_ray, tmp_path):
+def test_a_short_sweep_logs_delta_m_for_every_search(local_ray, tmp_path, new_store):
     from sweeps.runner import run_sweep
     from sweeps.spec import parse_spec
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     spec = parse_spec({
         "name": "dm", "experiment": "delta-m-test",
         "problem": {"name": "multidigits", "options": {"num_train": 128, "num_val": 64, "num_test": 64}},

@@ -326,15 +326,17 @@ def request_json(url: str, user: str | None = None, password: str = "", host: st
         return 0, {}
 
 
-def test_entrypoint_starts_mlflow_with_basic_auth_and_the_sweep_account(tmp_path):
-    """The compose file's own `mlflow server` arguments, on loopback and SQLite instead of PostgreSQL."""
+def test_entrypoint_starts_mlflow_with_basic_auth_and_the_sweep_account(tmp_path, new_store):
+    """The compose file's own `mlflow server` arguments, on loopback and SQLite instead of PostgreSQL
+    (the runs' store an empty one with its tables made: MLflow's migrations of a new store take
+    seconds and are not what this checks; the auth store is the entrypoint's own)."""
     # compose.yaml with the defaults of its ${VAR:-default}s, so this runs without docker-compose
     rendered = yaml.safe_load(re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", COMPOSE.read_text()))
     port = free_port()
     args = [{"--host=0.0.0.0": "--host=127.0.0.1", "--port=5000": f"--port={port}",
              "--artifacts-destination=/mlartifacts": f"--artifacts-destination={tmp_path / 'artifacts'}"}.get(a, a)
             for a in rendered["services"]["mlflow"]["command"]]
-    env = entrypoint_env(tmp_path, MLFLOW_BACKEND_STORE_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    env = entrypoint_env(tmp_path, MLFLOW_BACKEND_STORE_URI=new_store(tmp_path / "mlflow.db"),
                          MLFLOW_AUTH_DATABASE_URI=f"sqlite:///{tmp_path / 'auth.db'}", MLFLOW_SWEEP_USERNAME="sweeper")
     log_path = tmp_path / "server.log"
     base = f"http://127.0.0.1:{port}"

@@ -1,7 +1,8 @@
 """The network's learning rate searched on any search type (``lr`` of :class:`SearchType`): its
 spec checks, the seeded log-uniform draws (alone, or jointly with GradNorm's alpha), the grid
 dimension of a list, the budgets, the trial configs (the drawn lr is ``training.lr``), the former
-``equal_lr`` type's one-line fix, and a real short sweep of equal weights with the lr searched."""
+``equal_lr`` type's one-line fix, and a real short sweep of equal weights with the lr searched
+(tests/small_sweep.py's ``lrs`` search)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import math
 
 import pytest
 from mlflow.tracking import MlflowClient
+from small_sweep import LR_RANGE, SPEC
 
-from sweeps.runner import run_sweep
 from sweeps.searcher import SweepSearcher, trial_config
 from sweeps.searches import SEARCH_TYPES, EqualSearch, label_for_method, make_search
 from sweeps.spec import SpecError, parse_spec
@@ -166,24 +167,18 @@ def test_uncertainty_trials_take_each_tasks_kind_from_the_problem():
     assert list(balancer.kinds) == list(problem.task_kinds()) == ["classification", "classification", "regression"]
 
 
-def test_a_short_sweep_trains_each_learning_rate_with_equal_weights(local_ray, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec = parse_spec({
-        "name": "lrs",
-        "experiment": "equal-lr-test",
-        "problem": {"name": "multidigits", "options": {"num_train": 128, "num_val": 64, "num_test": 64}},
-        "training": {"epochs": 2, "batch_size": 64, "lr": 0.5, "seed": 0, "device": "cpu"},
-        "resources": {"cpu": 1, "max_concurrent": 2},
-        "searches": {"lrs": equal_lr(num_trials=3)},
-    }, "test")
-    state = run_sweep(spec, storage=tmp_path / "runs", tracking_uri=uri)
-    client = MlflowClient(uri)
-    trials = [run for run in client.search_runs([state.experiment_id], max_results=100)
-              if run.data.tags.get(ROLE) == "trial"]
-    assert len(trials) == 3 and {run.data.tags[SEARCH] for run in trials} == {"lrs"}
+def test_a_short_sweep_trains_each_learning_rate_with_equal_weights(small_sweep):
+    """tests/small_sweep.py's ``lrs`` search: equal weights, 3 network rates drawn from a range
+    that leaves out the sweep's ``training.lr``."""
+    low, high = LR_RANGE
+    client = MlflowClient(small_sweep.uri)
+    trials = [run for run in client.search_runs([small_sweep.state.experiment_id], max_results=100)
+              if run.data.tags.get(ROLE) == "trial" and run.data.tags[SEARCH] == "lrs"]
+    assert len(trials) == SPEC["searches"]["lrs"]["num_trials"] == 3
     configs = [decode_params(run.data.params) for run in trials]
     lrs = [config["training"]["lr"] for config in configs]
-    assert len(set(lrs)) == 3 and all(LOW <= lr <= HIGH for lr in lrs), lrs  # never the sweep's 0.5
+    assert not low <= SPEC["training"]["lr"] <= high
+    assert len(set(lrs)) == 3 and all(low <= lr <= high for lr in lrs), lrs  # never the sweep's training.lr
     for run, config in zip(trials, configs):
         assert run.info.status == "FINISHED" and config["balancer"]["method"] == "equal"
         assert run.data.params[VARIED] == config["label"] == f"lr={config['training']['lr']:.4g}"

@@ -11,11 +11,11 @@ Ctrl-C) are in tests/test_interrupt.py.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
 import threading
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -24,10 +24,7 @@ from mlflow.tracking import MlflowClient
 from sweeps.cli import main
 from sweeps.runner import run_sweep
 from sweeps.spec import parse_spec
-from trainables import ERROR_LOG, ERROR_TAG, OUTCOME, ROLE, SEARCH
-
-ROOT = Path(__file__).resolve().parents[1]
-TESTS = Path(__file__).resolve().parent
+from trainables import ERROR_LOG, ERROR_TAG, OUTCOME, ROLE, SEARCH, TRIAL_ID
 
 
 def spec(name: str, fault: str, at: int = 1, searches: dict | None = None, **options) -> dict:
@@ -57,32 +54,28 @@ def assert_nothing_running(grouped: dict[str, list]) -> None:
     assert not running, running
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def test_every_trial_failing_exits_4_with_one_line_per_trial_and_failed_runs(tmp_path):
+def test_every_trial_failing_exits_4_with_one_line_per_trial_and_failed_runs(local_ray, tmp_path, capfd,
+                                                                           new_store):
     """An exception in the user's loss on the first batch: not retried (it is deterministic),
     one line per trial with its log, no traceback on the terminal, exit 4 (no search has a result)."""
     path = tmp_path / "fail.yaml"
     path.write_text(yaml.safe_dump(spec("all-fail", "raise", at=1)))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    done = run_cli("sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri,
-                   "--max-failures", "2", cwd=tmp_path)
-    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stderr.count("\n") <= 2, done.stderr  # no tracebacks: at most a warning of Ray's
-    failed = [line for line in done.stdout.splitlines() if "FAILED" in line]
-    assert len(failed) == 3, done.stdout
+    uri = new_store(tmp_path / "mlflow.db")
+    capfd.readouterr()
+    code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri,
+                 "--max-failures", "2"])
+    out, err = capfd.readouterr()  # what reached the terminal: this process's file descriptors 1 and 2
+    assert code == 4, out[-3000:] + err[-3000:]
+    assert err.count("\n") <= 2, err  # no tracebacks: at most a warning of Ray's
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert len(failed) == 3, out
     for line in failed:
         assert "ValueError: faulty: bad targets at step 1 (log: " in line, line
         log = Path(line.rsplit("(log: ", 1)[1].rstrip(")"))
         text = log.read_text()
         # tried once: a deterministic error is not retried
         assert text.count("Traceback") == 1 and "deterministic, not retried" in text, text
-    last = done.stdout.strip().splitlines()
+    last = out.strip().splitlines()
     assert any(line.startswith("sweep ended with failures: 3 failed of 3 trials; no result for gn, equal (exit 4")
                for line in last), last
     grouped = runs(uri, "all-fail")
@@ -100,37 +93,75 @@ def test_every_trial_failing_exits_4_with_one_line_per_trial_and_failed_runs(tmp
     assert comparison.data.tags["gradnorm_tune.failed_trials"] == "3"
 
 
-def test_a_repeated_error_is_retried_once_and_a_passing_one_finishes(local_ray, tmp_path, capsys):
-    """An exception after the first report is retried from the last checkpoint; the same exception
-    at the same point again ends the trial (not --max-failures times); one that does not recur
-    (a dropped connection) finishes on the retry."""
+#: One sweep, one trial per fault (``faults[seed]``, tests/fault_problems.py), each after the
+#: trial's first report (4 steps an epoch: step 6 is in epoch 2), checkpointed every epoch.
+FAULTS = ["raise", "raise_once", "nan_score", "exit"]
+
+
+@pytest.fixture(scope="module")
+def faults_sweep(local_ray, empty_store, tmp_path_factory) -> SimpleNamespace:
+    """The sweep of :data:`FAULTS`, run once through the library (``run_sweep``) for the tests
+    below; with the environment before and after it, and the MLflow trial run of each seed."""
+    tmp_path = tmp_path_factory.mktemp("faults")
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")  # a new store, its tables made
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     marker = tmp_path / "markers"
     marker.mkdir()
-    # 4 steps an epoch: step 6 is in epoch 2, after the first report
-    again = parse_spec(spec("again", "raise", at=6, searches={"equal": {"type": "equal"}}), "again")
-    once = parse_spec(spec("once", "raise_once", at=6, marker_dir=str(marker),
-                           searches={"equal": {"type": "equal"}}), "once")
-    state = run_sweep(again, storage=tmp_path / "runs", tracking_uri=uri, max_failures=5, checkpoint_seconds=0)
-    assert state.outcome == "no_result" and state.counts["failed"] == 1
-    (log,) = (state.directory / "logs").glob("*.log")
-    text = log.read_text()
+    searches = {"equal": {"type": "equal", "repeats": len(FAULTS)}}
+    data = spec("faults", "none", at=6, faults=FAULTS, marker_dir=str(marker), searches=searches)
+    before = dict(os.environ)
+    state = run_sweep(parse_spec(data, "faults"), storage=tmp_path / "runs", tracking_uri=uri, max_failures=5,
+                      checkpoint_seconds=0)
+    after = dict(os.environ)
+    threads = [t.name for t in threading.enumerate() if t.is_alive()]
+    grouped = runs(uri, "faults")
+    trials = {int(run.data.params["training.seed"]): run for run in grouped["trial"]}
+    return SimpleNamespace(state=state, uri=uri, grouped=grouped, trials=trials, before=before, after=after,
+                           threads=threads)
+
+
+def score_steps(uri: str, run) -> list[int]:
+    return [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "score")]
+
+
+def test_a_repeated_error_is_retried_once_and_a_passing_one_finishes(faults_sweep):
+    """An exception after the first report is retried from the last checkpoint; the same exception
+    at the same point again ends the trial (not --max-failures times); one that does not recur
+    (a dropped connection) finishes on the retry."""
+    state, trials = faults_sweep.state, faults_sweep.trials
+    assert sorted(trials) == list(range(len(FAULTS)))  # every trial once
+    # one finished (the passing error), the others failed or diverged: a result, with failures
+    assert state.outcome == "trials_failed"
+    assert {key: value for key, value in state.counts.items() if value} == {"finished": 1, "failed": 2,
+                                                                             "diverged": 1}
+    again = trials[FAULTS.index("raise")]
+    assert again.info.status == "FAILED" and again.data.tags[OUTCOME] == "failed"
+    assert again.data.tags[ERROR_TAG] == "ValueError: faulty: bad targets at step 6"
+    text = (state.directory / "logs" / f"{again.data.tags[TRIAL_ID]}.log").read_text()
     assert text.count("Traceback") == 2, text  # the first try and one retry, not 6
     assert "retried from the last checkpoint" in text and "deterministic, not retried" in text
-    state = run_sweep(once, storage=tmp_path / "runs", tracking_uri=uri, max_failures=5, checkpoint_seconds=0)
-    assert state.outcome == "complete" and state.counts["finished"] == 1
-    grouped = runs(uri, "once")
-    (trial,) = grouped["trial"]
-    assert trial.info.status == "FINISHED" and trial.data.tags["gradnorm_tune.restarts"] == "1"
-    steps = [m.step for m in MlflowClient(uri).get_metric_history(trial.info.run_id, "score")]
-    assert steps == [1, 2, 3]  # every epoch once, across the retry
+    once = trials[FAULTS.index("raise_once")]
+    assert once.info.status == "FINISHED" and once.data.tags["gradnorm_tune.restarts"] == "1"
+    assert score_steps(faults_sweep.uri, once) == [1, 2, 3]  # every epoch once, across the retry
 
 
-def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, capsys):
+@pytest.mark.parametrize("fault", ["nan_score", "exit"])
+def test_a_nan_score_diverges_and_sys_exit_fails(fault, faults_sweep):
+    assert_nothing_running(faults_sweep.grouped)
+    trial = faults_sweep.trials[FAULTS.index(fault)]
+    expected = "diverged" if fault == "nan_score" else "failed"
+    assert trial.info.status == "FAILED" and trial.data.tags[OUTCOME] == expected
+    message = "the validation score is nan at epoch 2" if fault == "nan_score" else "SystemExit: 3"
+    assert message in trial.data.tags[ERROR_TAG]
+    # what it logged before is kept: epoch 1
+    assert score_steps(faults_sweep.uri, trial) == [1]
+
+
+def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, capsys, new_store):
     """NaN losses for one seed of three: those trials end as diverged (FAILED, tagged), the sweep
     exits 3 (every search still has a result), and the recommended static weights do not come
     from them."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     searches = {"gn": {"type": "gradnorm", "search": "grid", "alpha": [0.5, 1.0], "repeats": 3},
                 "equal": {"type": "equal", "repeats": 3}}
     path = tmp_path / "nan.yaml"
@@ -152,30 +183,9 @@ def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, caps
     assert comparison.data.tags[OUTCOME] == "trials_failed" and comparison.data.tags["gradnorm_tune.diverged_trials"] == "4"
 
 
-@pytest.mark.parametrize("fault", ["nan_score", "exit"])
-def test_a_nan_score_diverges_and_sys_exit_fails(fault, local_ray, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    state = run_sweep(parse_spec(spec(fault, fault, at=5, searches={"equal": {"type": "equal"}}), fault),
-                      storage=tmp_path / "runs", tracking_uri=uri)
-    expected = "diverged" if fault == "nan_score" else "failed"
-    assert state.outcome == "no_result" and state.counts[expected] == 1
-    grouped = runs(uri, fault)
-    assert_nothing_running(grouped)
-    (trial,) = grouped["trial"]
-    assert trial.info.status == "FAILED" and trial.data.tags[OUTCOME] == expected
-    message = "the validation score is nan at epoch 2" if fault == "nan_score" else "SystemExit: 3"
-    assert message in trial.data.tags[ERROR_TAG]
-    # what it logged before is kept: epoch 1
-    assert [m.step for m in MlflowClient(uri).get_metric_history(trial.info.run_id, "score")] == [1]
-
-
-def test_a_library_call_changes_no_environment_and_leaves_no_thread(local_ray, tmp_path):
-    before = dict(os.environ)
-    state = run_sweep(parse_spec(spec("quiet", "none", searches={"equal": {"type": "equal"}}), "quiet"),
-                      storage=tmp_path / "runs", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert state.outcome == "complete"
-    assert dict(os.environ) == before
-    assert not [t for t in threading.enumerate() if t.name == "mlflow-trial-logger" and t.is_alive()]
+def test_a_library_call_changes_no_environment_and_leaves_no_thread(faults_sweep):
+    assert faults_sweep.after == faults_sweep.before
+    assert "mlflow-trial-logger" not in faults_sweep.threads
 
 
 # ------------------------------------------------------------------ refused before anything starts

@@ -1,39 +1,53 @@
-"""The paper's qualitative result on its toy problem (Chen et al. 2018, Section 4, T=10): GradNorm
-with alpha=0.12 ends with a better test score than equal weights and than uncertainty weighting.
+"""The comparison of the paper's toy problem (Chen et al. 2018, Section 4, T=10) as
+bench/paper_toy.py runs it: GradNorm (alpha=0.12), equal weights and uncertainty weighting,
+trained from the same initial model on the same batches.
 
-Same data, same initial model and same batches for the three methods; only the balancer
-differs. The score is scale-free (mean over tasks of MSE / variance), so tasks with large
-sigma_i do not dominate it. The ordering held for seeds 0, 1 and 2 at 30 and 80 epochs when these
-settings were chosen; the test runs two seeds.
+Who wins is a score, measured by the benchmark (``python bench/paper_toy.py``: 2000 points, 30
+epochs, several seeds), not here: this checks, at a small size, that the comparison runs and that
+each method trains and balances as it should.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
-from gradnorm_core import fit, make_balancer
-from gradnorm_core.problems import ToyRegression
-
-METHODS = {"gradnorm": {"alpha": 0.12}, "equal": {}, "uncertainty": {}}
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "paper_toy.py"
 
 
-def final_test_scores(seed: int) -> dict[str, float]:
-    problem = ToyRegression.paper_t10(num_train=2000, num_val=500, num_test=500, seed=seed)
-    scores = {}
-    for method, options in METHODS.items():
-        model = problem.build_model(seed=seed)
-        balancer = make_balancer(method, problem.num_tasks, model=model, **options)
-        *_, last = fit(problem, balancer, model=model, epochs=30, batch_size=64, lr=1e-3, seed=seed, device="cpu")
-        scores[method] = last.test["score"]
-    return scores
+@pytest.fixture(scope="module")
+def paper_toy():
+    spec = importlib.util.spec_from_file_location("paper_toy", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclass looks its module up there)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gradnorm_beats_equal_and_uncertainty_weights_at_t10(seed):
+def test_each_method_trains_the_t10_toy_and_gradnorm_moves_its_weights(paper_toy):
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    scores = final_test_scores(seed)
-    assert scores["gradnorm"] < scores["equal"], scores
-    assert scores["gradnorm"] < scores["uncertainty"], scores
-    # and training did something: an untrained model scores about 1
-    assert scores["gradnorm"] < 0.95, scores
+    try:
+        runs = paper_toy.final_test_scores(seed=0, num_train=1000, num_val=64, num_test=256, epochs=5, lr=3e-3)
+    finally:
+        torch.set_num_threads(threads)
+    assert set(runs) == {"gradnorm", "equal", "uncertainty"}
+    # the same initial model for the three: the same untrained score, about 1 (scale-free)
+    untrained = {run.untrained for run in runs.values()}
+    assert len(untrained) == 1 and 0.9 < untrained.pop() < 1.1, runs
+    for method, run in runs.items():
+        assert math.isfinite(run.score) and run.score < run.untrained, (method, runs)  # training did something
+        assert len(run.weights) == 10
+    assert runs["equal"].weights == [1.0] * 10
+    # GradNorm's weights moved apart, renormalised to sum to T; uncertainty's moved too
+    assert sum(runs["gradnorm"].weights) == pytest.approx(10, rel=1e-5)
+    assert max(runs["gradnorm"].weights) - min(runs["gradnorm"].weights) > 1e-3
+    assert runs["uncertainty"].weights != [1.0] * 10

@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from small_sweep import EXPECTED_TRIALS
+
 from sweeps import progress
 from sweeps.progress import Progress
-from sweeps.runner import run_sweep
-from sweeps.spec import parse_spec
 
 LINE = re.compile(r"^  progress (\d+ s|\d+m\d\ds|\d+h\d\dm): (\d+) running, (\d+) pending, (\d+)/(\d+) ended"
                   r"(?: \((?:\d+ (?:stopped early|failed|diverged)(?:, )?)+\))?; best val score: (.+)$")
@@ -54,28 +54,20 @@ def test_the_period_defaults_to_the_module_constant(monkeypatch):
     assert Progress({}).period == 2.5 and Progress({}, period=1).period == 1
 
 
-def test_a_sweep_prints_the_line_while_it_runs(local_ray, tmp_path, monkeypatch, capsys):
-    # a line after every step of Tune's loop: no timing is involved in what the test sees
-    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
-    spec = parse_spec({
-        "name": "progress",
-        "experiment": "progress-test",
-        "problem": {"name": "multidigits", "options": {"num_train": 256, "num_val": 64, "num_test": 64}},
-        "training": {"epochs": 3, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
-        "resources": {"cpu": 1, "max_concurrent": 2},
-        "searches": {"grid": {"type": "static_grid", "levels": [[1], [1], [0.5, 1, 2]]}, "equal": "equal"},
-    }, "test")
-    run_sweep(spec, storage=tmp_path / "runs", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    out = capsys.readouterr().out.splitlines()
+def test_a_sweep_prints_the_line_while_it_runs(small_sweep):
+    """tests/small_sweep.py's sweep, run with a line after every step of Tune's loop: no timing is
+    involved in what the test sees."""
+    out = small_sweep.out.splitlines()
+    total = sum(EXPECTED_TRIALS.values())
     lines = [LINE.match(line) for line in out if line.startswith("  progress ")]
     assert len(lines) >= 2 and all(lines), out
     for match in lines:
-        running, pending, ended, total = (int(match.group(i)) for i in (2, 3, 4, 5))
-        assert total == 4 and running + pending + ended == total and running <= 2
+        running, pending, ended, count = (int(match.group(i)) for i in (2, 3, 4, 5))
+        assert count == total and running + pending + ended == total and running <= 2
     # the counts move on as trials end, and the best scores appear once trials report
     assert int(lines[0].group(4)) <= int(lines[-1].group(4))
     assert any(match.group(6) != "none yet" for match in lines)
     assert int(lines[-1].group(4)) >= 1  # a line after a trial had ended
     # the line per ended trial is still there
-    assert sum(line.startswith("  [grid] trial ") for line in out) == 3
+    assert sum(line.startswith("  [grid] trial ") for line in out) == EXPECTED_TRIALS["grid"]
     assert sum(line.startswith("  [equal] trial 1/1") for line in out) == 1

@@ -1,6 +1,7 @@
 """``gradnorm-tune init NAME``: a new user's problem and sweep from the templates, and the README's
-walk-through (init, check, sweep) run as written, through the command line, the sweep on the local
-Ray the CLI starts, shrunk to 2 trials.
+walk-through (init, check, sweep) run as written, through the command line: init and check through
+its entry point in this process, the sweep as the installed ``gradnorm-tune`` command, on the local
+Ray it starts with the spec's runtime_env, shrunk to 2 trials.
 """
 
 from __future__ import annotations
@@ -52,22 +53,34 @@ def normalized(report: str) -> list[str]:
     return [" ".join(re.sub(r"\d[\d,.]*", "N", line).split()) for line in lines]
 
 
-def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path):
+def run_here(command: list[str], capsys) -> tuple[int, str, str]:
+    """A README command through the command line's entry point (``sweeps.cli.main``), in this
+    process: its exit status, stdout and stderr."""
+    assert command[0] == "gradnorm-tune", command
+    capsys.readouterr()
+    code = main(command[1:])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path, monkeypatch, capsys):
     init, check, sweep = walk_through()
     assert init[:2] == ["gradnorm-tune", "init"] and check[:2] == ["gradnorm-tune", "check"]
     assert sweep[:2] == ["gradnorm-tune", "sweep"]
-    done = run(init, tmp_path)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_here(init, capsys)
+    assert code == 0, err
     name = init[2]
     assert sorted(path.name for path in (tmp_path / name).iterdir()) == [f"{name}.py", "sweep.yaml"]
-    assert f"next: gradnorm-tune check {name}/sweep.yaml, then gradnorm-tune sweep {name}/sweep.yaml" in done.stdout
+    assert f"next: gradnorm-tune check {name}/sweep.yaml, then gradnorm-tune sweep {name}/sweep.yaml" in out
 
-    done = run(check, tmp_path)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    code, out, err = run_here(check, capsys)
+    assert code == 0, out[-3000:] + err[-3000:]
     shown = re.findall(r"```text\n(check of .*?)```", readme_section(), flags=re.DOTALL)[0]
-    assert normalized(done.stdout) == normalized(shown), done.stdout  # the README's report, but for the numbers
-    assert f"  ran on: host {os.uname().nodename}, pid " in done.stdout
-    assert f", in {tmp_path / name}, device cpu" in done.stdout  # in the shipped working_dir
+    assert normalized(out) == normalized(shown), out  # the README's report, but for the numbers
+    assert f"  ran on: host {os.uname().nodename}, pid {os.getpid()}, " in out
+    assert f", in {tmp_path / name}, device cpu" in out  # in the shipped working_dir
+    assert name not in sys.modules  # the check imported the user's module as a worker would, and forgot it
 
     # the sweep as written, shrunk to 2 trials of 2 epochs (GradNorm at one alpha, equal weights)
     path = tmp_path / name / "sweep.yaml"

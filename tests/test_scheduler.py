@@ -10,25 +10,24 @@ import csv
 import os
 import pickle
 import signal
-import subprocess
-import sys
-import time
+import threading
 from collections import Counter
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from gated_problems import open_gate
 from mlflow.tracking import MlflowClient
 from ray.tune.schedulers import TrialScheduler
 
+from sweeps.cli import main
 from sweeps.experiment import make_scheduler
 from sweeps.runner import SweepState, resume_sweep, run_sweep
 from sweeps.scheduler import SchedulerState, SweepScheduler
+from sweeps.signals import StopSignals
 from sweeps.spec import SpecError, parse_spec
 from trainables import PARENT, ROLE, SEARCH, STOPPED_EARLY, TRIAL_ID
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
 EPOCHS = 6
@@ -165,8 +164,8 @@ def score_steps(client: MlflowClient, run) -> list[int]:
     return [m.step for m in client.get_metric_history(run.info.run_id, "score")]
 
 
-def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_path, capsys, new_store):
+    uri = new_store(tmp_path / "mlflow.db")
     state = run_sweep(parse_spec(SPEC, "test"), storage=tmp_path / "runs", tracking_uri=uri)
     out = capsys.readouterr().out
     client = MlflowClient(uri)
@@ -218,46 +217,64 @@ def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_pa
 # -- interrupted and resumed ------------------------------------------------------------------------
 
 
-def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray, tmp_path, monkeypatch, capsys,
+                                                                        new_store):
+    """The sweep run by the command's entry point in this process, stopped by SIGINT (as Ctrl-C
+    stops it) once a trial has ended, then resumed. (The process boundary and the signals
+    themselves: tests/test_interrupt.py.)"""
+    uri = new_store(tmp_path / "mlflow.db")
     spec_file = tmp_path / "asha.yaml"
     epochs = 3
-    # trials of a few seconds, so the interrupt lands while the grid is unfinished
-    spec = dict(SPEC, experiment="scheduler-resume-test", recommended_static=False,
-                problem={"name": "multidigits", "options": {"num_train": 4096, "num_val": 64, "num_test": 64}},
+    # the first trial to start runs; the others wait at their first step until the gate opens, after
+    # the interrupt: it lands once a trial has ended and while the grid is unfinished, on any machine
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    problem = {"name": "gated_problems:GatedDigits",
+               "options": dict(SPEC["problem"]["options"], gate=str(gate), at=1, free=1)}
+    spec = dict(SPEC, experiment="scheduler-resume-test", recommended_static=False, problem=problem,
                 training=dict(SPEC["training"], epochs=epochs),
-                searches={"grid": {"type": "static_grid", "levels": [[1], [0.05, 1, 20], [0.05, 1]],
+                searches={"grid": {"type": "static_grid", "levels": [[1], [0.05, 20], [0.05, 1]],
                                    "scheduler": {"type": "asha"}}})
     spec_file.write_text(yaml.safe_dump(spec))
     storage = tmp_path / "runs"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(storage),
-         "--tracking-uri", uri, "--checkpoint-seconds", "0"],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    client = MlflowClient(uri)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # interrupt once a grid trial has ended (a rung is recorded)
-            time.sleep(0.5)
-            try:
-                experiment = client.get_experiment_by_name(spec["experiment"])
-            except Exception:  # noqa: BLE001 - the database is being created
-                experiment = None
-            if experiment is None:
+
+    handled, done = threading.Event(), threading.Event()
+    handle = StopSignals._handle
+
+    def handle_and_tell(self, signum, frame):  # the sweep's own SIGINT handler, then the event
+        try:
+            handle(self, signum, frame)
+        finally:
+            handled.set()
+
+    monkeypatch.setattr(StopSignals, "_handle", handle_and_tell)
+
+    def interrupt_once_a_trial_has_ended() -> None:  # (a rung is recorded then)
+        client = MlflowClient(uri)
+        while not done.wait(0.5):
+            experiment = client.get_experiment_by_name(spec["experiment"])
+            if experiment is None or not client.search_runs(
+                    [experiment.experiment_id],
+                    filter_string=f"tags.`{ROLE}` = 'trial' and attributes.status = 'FINISHED'"):
                 continue
-            ended = client.search_runs([experiment.experiment_id],
-                                       filter_string=f"tags.`{ROLE}` = 'trial' and attributes.status = 'FINISHED'")
-            if ended:
-                break
-        assert driver.poll() is None, driver.stdout.read()
-        driver.send_signal(signal.SIGINT)
-        output, _ = driver.communicate(timeout=120)
+            os.kill(os.getpid(), signal.SIGINT)
+            # once the sweep has taken the signal (Tune starts no trial after that), the waiting
+            # trials go on to their first report, where Tune stops them
+            handled.wait(120)
+            open_gate(gate)
+            return
+
+    interrupter = threading.Thread(target=interrupt_once_a_trial_has_ended, daemon=True)
+    interrupter.start()
+    try:
+        code = main(["sweep", str(spec_file), "--storage", str(storage), "--tracking-uri", uri,
+                     "--checkpoint-seconds", "0"])
     finally:
-        if driver.poll() is None:
-            driver.kill()
-    assert driver.returncode == 130, output
+        done.set()
+        interrupter.join(timeout=120)
+    out, err = capsys.readouterr()
+    assert code == 130 and handled.is_set(), out[-3000:] + err[-3000:]
+    assert "SIGINT received: stopping the sweep cleanly" in out and "sweep interrupted with " in err
     (directory,) = list(storage.iterdir())
     assert SweepState.load(directory).searches["grid"]["status"] == "running"  # the interrupt came mid-way
     # the scheduler's rungs went out with the experiment checkpoint
@@ -279,12 +296,13 @@ def test_an_interrupted_sweep_under_asha_resumes_with_every_trial_once(local_ray
         set_state(self, state)
 
     monkeypatch.setattr(SchedulerState, "set_state", spy)
+    client = MlflowClient(uri)
     state = resume_sweep(directory)
     assert given_back == [recorded]  # once, before the trials were re-added
     assert state.searches["grid"]["status"] == "done"
     trials = [run for run in client.search_runs([state.experiment_id], max_results=1000)
               if run.data.tags.get(ROLE) == "trial"]
-    assert len(trials) == 6 and len({run.data.tags[TRIAL_ID] for run in trials}) == 6
+    assert len(trials) == 4 and len({run.data.tags[TRIAL_ID] for run in trials}) == 4
     for run in trials:
         steps = score_steps(client, run)
         assert run.info.status == "FINISHED" and steps == list(range(1, len(steps) + 1))

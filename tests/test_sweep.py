@@ -1,7 +1,8 @@
-"""A small sweep on real Ray with real MLflow (SQLite): the run hierarchy, the cost figures, the
-printed table, and a sweep whose driver is killed (SIGKILL) resumed, with AdamW, a cosine
+"""A small sweep on real Ray with real MLflow (SQLite; tests/small_sweep.py, shared with other tests):
+the run hierarchy, the cost figures, the printed table, and a sweep whose driver is killed (SIGKILL) resumed, with AdamW, a cosine
 schedule, clipping and validation every 2 epochs, to the same records as an uninterrupted one.
-(SIGINT and SIGTERM: tests/test_interrupt.py.)"""
+(SIGINT and SIGTERM: tests/test_interrupt.py.) The killed sweep's trials wait at a gate
+(tests/gated_problems.py), so the kill lands mid-sweep on any machine."""
 
 from __future__ import annotations
 
@@ -18,28 +19,16 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
+from gated_problems import open_gate
 from mlflow.tracking import MlflowClient
+from small_sweep import EPOCHS, EXPECTED_TRIALS
+from small_sweep import SPEC as SMALL
 
 from sweeps.runner import SweepState, resume_sweep, run_sweep
 from sweeps.spec import parse_spec
 from trainables import PARENT, ROLE, SEARCH, TRIAL_ID
 
 ROOT = Path(__file__).resolve().parents[1]
-
-SPEC = {
-    "name": "small",
-    "experiment": "sweep-test",
-    "problem": {"name": "multidigits", "options": {"num_train": 192, "num_val": 64, "num_test": 64}},
-    "training": {"epochs": 2, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
-    "resources": {"cpu": 1, "max_concurrent": 2},
-    "searches": {
-        "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 2},
-        "grid": {"type": "static_grid", "levels": [[1], [0.5, 2], [0.1, 1]]},
-        "equal": {"type": "equal"},
-    },
-    "recommended_static": True,
-}
-EXPECTED_TRIALS = {"gradnorm": 2, "grid": 4, "equal": 1, "recommended_static": 1}
 
 
 def runs_by_role(client: MlflowClient, experiment_id: str) -> dict[str, list]:
@@ -50,7 +39,7 @@ def runs_by_role(client: MlflowClient, experiment_id: str) -> dict[str, list]:
     return grouped
 
 
-def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = 2) -> dict[str, list]:
+def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = EPOCHS) -> dict[str, list]:
     """One comparison run, one parent per search, one child per trial, nothing twice."""
     grouped = runs_by_role(client, state.experiment_id)
     assert len(grouped["comparison"]) == 1
@@ -72,11 +61,9 @@ def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = 2) ->
     return grouped
 
 
-def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    spec = parse_spec(SPEC, "test-spec")
-    state = run_sweep(spec, storage=tmp_path / "runs", tracking_uri=uri)
-    out = capsys.readouterr().out
+def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
+    """tests/small_sweep.py's sweep: its record in MLflow, its cost figures and its table."""
+    state, uri, out = small_sweep.state, small_sweep.uri, small_sweep.out
     client = MlflowClient(uri)
     grouped = check_hierarchy(client, state)
     comparison = client.get_run(state.comparison_run_id)
@@ -111,7 +98,7 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
     gradnorm = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "gradnorm"]
     best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "score")))
     expected = [
-        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"mean_weight/{task}")) / 2
+        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"mean_weight/{task}")) / EPOCHS
         for task in ("left", "right", "sum")
     ]
     local = client.download_artifacts(comparison.info.run_id, "recommended_weights_gradnorm.json", str(tmp_path))
@@ -122,13 +109,14 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
     # the printed table: every search, the grid's full size, the comparison's numbers
     for search in EXPECTED_TRIALS:
         assert f"| {search}" in out
-    assert "4 of 4" in out
+    assert "2 of 2" in out
     assert f"{metrics['grid/best_val_score']:.4f}" in out
     assert "recommended static weights" in out
 
     # `gradnorm-tune report` rebuilds the same table from MLflow alone
     from sweeps.cli import main
 
+    capsys.readouterr()
     assert main(["report", str(state.directory)]) == 0
     rebuilt = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
@@ -140,7 +128,7 @@ def test_sweep_logs_hierarchy_costs_and_table(local_ray, tmp_path, capsys):
 
 # a real training loop's settings: AdamW, a cosine schedule after a warm-up epoch, clipping, and
 # validation every 2 epochs (epochs 2 and 3; the test split at the best and the last epoch)
-TRAINING_LOOP = dict(SPEC["training"], epochs=3, optimizer="adamw", weight_decay=0.01, schedule="cosine",
+TRAINING_LOOP = dict(SMALL["training"], epochs=3, optimizer="adamw", weight_decay=0.01, schedule="cosine",
                      warmup_epochs=1, clip_grad_norm=1.0, val_every=2)
 LOOP_TRIALS = 4
 
@@ -160,12 +148,16 @@ def trial_records(client: MlflowClient, experiment: str) -> dict[tuple[str, str]
 
 
 def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninterrupted_records(
-        local_ray, tmp_path):
-    problem = {"name": "multidigits", "options": {"num_train": 2048, "num_val": 64, "num_test": 64}}
-    spec = dict(SPEC, problem=problem, training=TRAINING_LOOP, recommended_static=False,
+        local_ray, tmp_path, new_store):
+    # MultiDigits (192 pairs, 3 steps an epoch) whose trials, in the killed sweep, wait at their
+    # 4th step, the first of epoch 2, until the gate opens: without the gate, the same numbers
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    problem = {"name": "gated_problems:GatedDigits", "options": {"num_train": 192, "num_val": 64, "num_test": 64}}
+    spec = dict(SMALL, problem=problem, training=TRAINING_LOOP, recommended_static=False,
                 searches={"grid": {"type": "static_grid", "levels": [[1], [0.5, 1, 2], [1]]}, "equal": {"type": "equal"}})
     # the uninterrupted sweep
-    uri = f"sqlite:///{tmp_path / 'whole.db'}"
+    uri = new_store(tmp_path / "whole.db")
     state = run_sweep(parse_spec(dict(spec, experiment="loop-whole"), "whole"), storage=tmp_path / "whole",
                       tracking_uri=uri)
     expected = trial_records(MlflowClient(uri), "loop-whole")
@@ -184,15 +176,17 @@ def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninter
     assert metrics["grid/best_test_score"] == pytest.approx(dict(best["test/score"])[epoch])
 
     # the same sweep, its driver killed (SIGKILL to its process group: no clean-up at all) once a
-    # trial has logged an epoch (mid-trial: it resumes from its checkpoint), then resumed
-    uri = f"sqlite:///{tmp_path / 'interrupted.db'}"
+    # trial has logged an epoch (mid-trial: it resumes from its checkpoint), while the two running
+    # trials wait at the gate and the other two have not started; then resumed, the gate open
+    uri = new_store(tmp_path / "interrupted.db")
     spec_file = tmp_path / "interrupted.yaml"
-    spec_file.write_text(yaml.safe_dump(dict(spec, experiment="loop-interrupted")))
+    gated = dict(problem, options=dict(problem["options"], gate=str(gate), at=4))
+    spec_file.write_text(yaml.safe_dump(dict(spec, problem=gated, experiment="loop-interrupted")))
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweeps.cli", "sweep", str(spec_file), "--storage", str(tmp_path / "interrupted"),
          "--tracking-uri", uri, "--checkpoint-seconds", "0"],
-        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")])),
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = MlflowClient(uri)
     deadline, started = time.time() + 240, False
@@ -214,6 +208,7 @@ def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninter
     assert driver.returncode == -signal.SIGKILL, output
     assert len(trial_records(client, "loop-interrupted")) < LOOP_TRIALS  # mid-sweep: some had not started
     (directory,) = list((tmp_path / "interrupted").iterdir())
+    open_gate(gate)
     resume_sweep(directory)
     # every trial once, finished, with the same numbers at every epoch as without the interrupt
     assert trial_records(client, "loop-interrupted") == expected

@@ -62,13 +62,17 @@ def test_reports_every_epoch_and_matches_an_in_process_run(local_ray, tmp_path):
 
 
 def crash_once_after_epoch_one(config):
-    """train_trial, made to crash once right after its first checkpoint (as a lost worker would)."""
+    """train_trial, made to crash once right after its first checkpoint (as a lost worker would);
+    without a ``marker`` in its config, train_trial as it is."""
     from pathlib import Path
 
     from ray import tune as ray_tune
 
-    marker = Path(config["marker"])
-    config = {key: value for key, value in config.items() if key != "marker"}
+    config = dict(config)
+    marker = config.pop("marker")
+    if marker is None:
+        return train_trial(config)
+    marker = Path(marker)
     real_report = ray_tune.report
 
     def report(metrics, checkpoint=None):
@@ -85,16 +89,18 @@ def crash_once_after_epoch_one(config):
 
 
 def test_restored_trial_continues_to_the_same_final_numbers(local_ray, tmp_path):
+    # side by side in one experiment: the trial that crashes once, and the same trial uninterrupted
     marker = tmp_path / "crashed"
     tuner = tune.Tuner(
         tune.with_resources(crash_once_after_epoch_one, {"cpu": 1}),
-        param_space=dict(BASE, marker=str(marker)),
+        param_space=dict(BASE, marker=tune.grid_search([str(marker), None])),
+        tune_config=tune.TuneConfig(max_concurrent_trials=2),
         run_config=tune.RunConfig(name="restored", storage_path=str(tmp_path / "ray"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=1)),
     )
-    (result,) = tuner.fit()
-    assert marker.exists() and result.error is None
-    (uninterrupted,) = run(tmp_path, dict(BASE), "uninterrupted")
+    results = {result.config["marker"]: result for result in tuner.fit()}
+    result, uninterrupted = results[str(marker)], results[None]
+    assert marker.exists() and result.error is None and uninterrupted.error is None
     # the record is the trial's checkpointed history (Tune's own result table may miss the epoch the
     # worker reported just before it died, depending on which reached the driver first)
     expected = checkpoint_history(uninterrupted.checkpoint)
@@ -108,8 +114,8 @@ def test_restored_trial_continues_to_the_same_final_numbers(local_ray, tmp_path)
     assert compute == sorted(compute)
 
 
-def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_ray, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_ray, tmp_path, new_store):
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     experiment = client.create_experiment("trainable", artifact_location=(tmp_path / "artifacts").as_uri())
     parent = client.create_run(experiment).info.run_id
@@ -206,7 +212,8 @@ def test_trainable_runs_without_ray_session_for_bad_config():
     assert torch.get_num_threads() >= 1
 
 
-def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_checkpoints(local_ray, tmp_path):
+def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_checkpoints(local_ray, tmp_path,
+                                                                                          new_store):
     from servers import free_port
 
     # nothing listens there: every write fails at once, the trials go on regardless
@@ -219,7 +226,7 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
     assert all(result.error is None for result in results)
     assert away.pending >= 2 * (1 + 3 + 1) and away.outages == 1  # start, 3 epochs, end: per trial
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_store(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
     experiment = client.create_experiment("reconcile", artifact_location=(tmp_path / "artifacts").as_uri())
     parents = {"alphas": client.create_run(experiment).info.run_id, "more": client.create_run(experiment).info.run_id}

@@ -216,7 +216,7 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300
                           timeout=timeout)
 
 
-def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code, tmp_path, capsys):
+def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code, tmp_path, capsys, new_store):
     import ray
 
     @ray.remote
@@ -230,7 +230,9 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     specs = tmp_path / "specs"
     specs.mkdir()
     path = specs / "waves.yaml"
-    path.write_text(yaml.safe_dump(spec("user-problems/local", fail_seed=1)))
+    data = spec("user-problems/local", fail_seed=1)
+    data["searches"]["gradnorm"]["alpha"] = [1.0]  # 3 trials: GradNorm at one alpha, equal weights at 2 seeds
+    path.write_text(yaml.safe_dump(data))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     flags = ["--storage", str(tmp_path / "runs"), "--tracking-uri", uri, "--working-dir", str(code)]
 
@@ -242,17 +244,18 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
 
     # the CLI starts its own Ray with the runtime_env; the trial of seed 1 hits the user's bug: the
     # sweep ends with a failed trial (exit 3), every search with a result
+    new_store(tmp_path / "mlflow.db")  # an empty store, its tables made
     done = run_cli("sweep", str(path), *flags, "--max-failures", "0", cwd=tmp_path)
     assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
     runs = trial_runs(MlflowClient(uri), "user-problems/local")
-    assert len(runs) == 4 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
+    assert len(runs) == 3 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
     failed = [run for run in runs if run.info.status == "FAILED"]
     assert len(failed) == 1 and failed[0].data.tags[SEARCH] == "equal" and failed[0].data.params["repeat"] == "1"
     # the exception's last line, raised by the copy Ray unpacked on the worker
     error = failed[0].data.tags[ERROR_TAG]
     assert error.startswith("RuntimeError: waves: no model for seed 1 (module ") and "_ray_pkg_" in error, error
     assert all(run.info.status == "FINISHED" for run in runs if run is not failed[0])
-    assert Counter(run.data.tags[SEARCH] for run in runs if run.info.status == "FINISHED") == {"gradnorm": 2,
+    assert Counter(run.data.tags[SEARCH] for run in runs if run.info.status == "FINISHED") == {"gradnorm": 1,
                                                                                                 "equal": 1}
     (directory,) = (tmp_path / "runs").iterdir()
     saved = json.loads((directory / "sweep.json").read_text())
