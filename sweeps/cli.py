@@ -44,7 +44,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     state = run_sweep(spec, storage=args.storage, tracking_uri=args.tracking_uri,
                       ray_address=args.ray_address, max_failures=args.max_failures, quiet=not args.verbose,
-                      tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds, job=job)
+                      tracking_patience=args.tracking_patience, checkpoint_seconds=args.checkpoint_seconds, job=job,
+                      release_ray=args.exits_after)
     print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return exit_status(state)
 
@@ -55,7 +56,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
                          quiet=not args.verbose, tracking_uri=args.tracking_uri,
-                         tracking_patience=args.tracking_patience, job=job_of(args))
+                         tracking_patience=args.tracking_patience, job=job_of(args), release_ray=args.exits_after)
     print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return exit_status(state)
 
@@ -199,12 +200,15 @@ def set_up_process() -> None:
         os.environ.setdefault(key, value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command; returns its exit status (see :mod:`sweeps.verdict`)."""
+def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
+    """Run the command; returns its exit status (see :mod:`sweeps.verdict`). ``exits_after``: the
+    process ends after it (:func:`run`), so a sweep stops its own Ray as soon as its trials are
+    settled, while it builds the comparison; called in a process that goes on, Ray is left up."""
     try:
         args = parser().parse_args(argv)
     except SystemExit as exit_:  # argparse: --help (0) or a bad flag (2, its one line printed)
         return int(exit_.code or 0)
+    args.exits_after = exits_after
     set_up_process()
     from trainables import TrackingError, TrialConfigError
 
@@ -234,7 +238,7 @@ def run() -> NoReturn:
     (other threads joined, the exit handlers run: Ray's shutdown, MLflow's, logging's; the output
     flushed) but without the interpreter's teardown, which frees torch's, Ray's and MLflow's
     modules one by one for over a second."""
-    status = main()
+    status = main(exits_after=True)
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join()

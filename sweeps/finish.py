@@ -21,6 +21,7 @@ from trainables import (
     search_of,
 )
 
+from . import session
 from .events import SweepEvents
 from .experiment import recommend_from, run_experiment, trial_totals
 from .searcher import RECOMMENDED, RECOMMENDED_TYPE
@@ -74,9 +75,12 @@ def print_plan(state: SweepState, spec: SweepSpec) -> None:
 
 
 def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop: StopSignals, max_failures: int,
-                 tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0) -> SweepState:
+                 tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0,
+                 release_ray: bool = False) -> SweepState:
     """Run the sweep's trials (a resumed sweep keeps the checkpoint interval it started with),
-    settle the record, and end with the comparison and the verdict."""
+    settle the record, and end with the comparison and the verdict. ``release_ray``: once the
+    trials are settled, the Ray the sweep started stops while the comparison is built (for a
+    command that exits after the sweep; see :func:`sweeps.session.release_ray`)."""
     logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, {}, state.sweep_id,
                                patience_seconds=tracking_patience, logs=str(state.logs_dir))
     try:
@@ -93,9 +97,14 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
                 state.save()
             verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
         delete_orphans(client, state, set(events.trials))
+        releasing = session.release_ray() if release_ray else None
         from .comparison import build_comparison  # (the report's modules: needed only now)
 
-        build_comparison(state, spec, client)
+        try:
+            build_comparison(state, spec, client)
+        finally:
+            if releasing is not None:
+                releasing.join()
         state.outcome, state.counts = verdict.outcome, verdict.counts
         end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
         state.save()

@@ -60,14 +60,15 @@ def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patien
 def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_uri: str | None = None,
               ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
               tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0,
-              job: dict | None = None) -> SweepState:
+              job: dict | None = None, release_ray: bool = False) -> SweepState:
     """Start a sweep in a new directory under ``storage`` (a path or a URI; default: the spec's
     ``storage``, else ``gradnorm-runs``) and run it to the end; the returned state's ``outcome``
     says how it ended (:class:`~sweeps.verdict.Verdict`). Each trial is checkpointed at its end
     and, before it, at most every ``checkpoint_seconds`` (0: every epoch): a failed or
     interrupted trial redoes at most that much. ``job``: the sweep runs as a Ray job
     (``gradnorm-tune submit``): ``{"runtime_env": ...}``, the runtime_env the job was submitted
-    with, which Ray applies (the spec's own is not). Raises :class:`SweepError` (bad input:
+    with, which Ray applies (the spec's own is not). ``release_ray``: a Ray the sweep started stops
+    once the trials are settled (the command line's, which exits after). Raises :class:`SweepError` (bad input:
     nothing started), :class:`SweepInterrupted` or :class:`SweepUnfinished` (``resume`` finishes it)."""
     if quiet:
         quiet_logs()
@@ -103,14 +104,15 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_ur
         state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison, job=job)
         state.save()
         print(f"sweep {spec.name} in {directory}\n  (if interrupted: {state.resume_command})", flush=True)
-        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds)
+        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds,
+                            release_ray)
 
 
 def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
                  quiet: bool = True, tracking_uri: str | None = None, tracking_patience: float = 300.0,
-                 job: dict | None = None) -> SweepState:
+                 job: dict | None = None, release_ray: bool = False) -> SweepState:
     """Finish an interrupted sweep (a path or a storage URI): ended trials are kept, the others
-    restored or started. ``job``: as for :func:`run_sweep`."""
+    restored or started. ``job``, ``release_ray``: as for :func:`run_sweep`."""
     if quiet:
         quiet_logs()
     check_settings(max_failures, 0.0, tracking_patience)
@@ -131,6 +133,6 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
 
     with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
-        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience)
+        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, release_ray=release_ray)
 
 

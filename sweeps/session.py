@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 __all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "check_runtime_env", "connect",
-           "quiet_logs", "start_ray", "tracking_client"]
+           "quiet_logs", "release_ray", "start_ray", "tracking_client"]
 
 
 def quiet_logs() -> None:
@@ -132,6 +133,20 @@ def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None 
                              "check runtime_env and --ray-address") from None
         raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
     _STARTED.update(job=_ray_job(), runtime_env=runtime_env)
+
+
+def release_ray() -> threading.Thread | None:
+    """Stop the Ray that :func:`start_ray` started, on a thread of its own, for a command that
+    needs it no more (a sweep whose trials are settled: only MLflow is written after). Stopping
+    Ray's processes takes over a second, nearly all of it waiting for them to exit, so the caller
+    goes on meanwhile and joins the returned thread before it exits. A Ray that the caller
+    started is left as it is (``None``)."""
+    if not ray.is_initialized() or _STARTED.get("job") != _ray_job():
+        return None
+    _STARTED.clear()
+    thread = threading.Thread(target=ray.shutdown, name="ray-shutdown")
+    thread.start()
+    return thread
 
 
 def local_gpus() -> int:

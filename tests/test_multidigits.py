@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +94,23 @@ def test_all_labels_match_sources(problem, digits):
     for split, sources, _ in splits(problem):
         np.testing.assert_array_equal(split.targets[0].numpy(), digits.target[sources[:, 0]])
         np.testing.assert_array_equal(split.targets[1].numpy(), digits.target[sources[:, 1]])
+
+
+def test_digits_are_read_as_load_digits_gives_them_without_importing_sklearn(digits, monkeypatch):
+    from gradnorm_core.problems import multidigits
+
+    code = ("import sys; from gradnorm_core.problems.multidigits import _load_digits; images, labels = _load_digits(); "
+            "print(images.shape, labels.shape, 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["(1797,", "8,", "8)", "(1797,)", "False"]
+    for where in (multidigits.DIGITS_FILE, ("no", "such", "file.csv.gz")):  # the file, then load_digits
+        multidigits._load_digits.cache_clear()
+        monkeypatch.setattr(multidigits, "DIGITS_FILE", where)
+        images, labels = multidigits._load_digits()
+        np.testing.assert_array_equal(images, digits.images.astype(np.float32))
+        np.testing.assert_array_equal(labels, digits.target)
+        assert images.dtype == np.float32 and labels.dtype == np.int64 and not images.flags.writeable
+    multidigits._load_digits.cache_clear()
 
 
 def test_source_pools_are_disjoint_and_cover_the_data(problem):

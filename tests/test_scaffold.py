@@ -17,6 +17,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from servers import kill_session, session_alive
 from sweeps.cli import main
 from trainables import ROLE
 
@@ -39,11 +40,20 @@ def walk_through() -> list[list[str]]:
 
 
 def run(command: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """A README command as the installed command, in a session of its own; once it has exited,
+    nothing it started (its local Ray's processes included) may be left running."""
     assert command[0] == "gradnorm-tune", command
     env = {**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}  # this checkout's code
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([str(BIN / "gradnorm-tune"), *command[1:]], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    with subprocess.Popen([str(BIN / "gradnorm-tune"), *command[1:]], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        finally:
+            left = session_alive(process.pid)
+            kill_session(process.pid)
+    assert not left, f"{command[:2]} left processes running: {left}"
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def normalized(report: str) -> list[str]:
@@ -97,6 +107,10 @@ def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path, monkey
     trials = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'trial'")
     assert sorted(run.info.status for run in trials) == ["FINISHED", "FINISHED"]
     (comparison,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{ROLE}` = 'comparison'")
+    # the comparison, built while the command's Ray stopped, is whole
+    assert comparison.info.status == "FINISHED"
+    artifacts = {artifact.path for artifact in client.list_artifacts(comparison.info.run_id)}
+    assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "pareto.png"} <= artifacts, artifacts
     last = done.stdout.rstrip().splitlines()[-3:]
     assert last[0].startswith(f"browse it: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} ")
     eid, run_id = experiment.experiment_id, comparison.info.run_id
