@@ -14,6 +14,8 @@ from typing import Any
 
 _EXPORTS = {
     "MAX_SEED": "config",
+    "ProblemConfig": "config",
+    "TrainingConfig": "config",
     "TrialBase": "config",
     "TrialConfig": "config",
     "TrialConfigError": "config_errors",  # (config's own, without the torch that config imports)
@@ -22,6 +24,7 @@ _EXPORTS = {
     "logs_of": "config",
     "search_of": "config",
     "weights_of": "config",
+    "name_problem": "limits",
     "MlflowTrialLogger": "mlflow_logger",
     "Outcome": "outcome",
     "is_marker": "outcome",

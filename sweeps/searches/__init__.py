@@ -80,7 +80,7 @@ def build_search(name: Any, data: Any, context: dict[str, Any] | None = None) ->
     at = (name,)
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise problem(f"invalid search name {name!r}", NAME_FIX, at)
-    from trainables.limits import name_problem
+    from trainables import name_problem
 
     if (found := name_problem("search", name)) is not None:  # it names MLflow runs, metrics, files
         raise problem(*found, at)

@@ -55,9 +55,7 @@ class ProblemSpec(SpecModel):
     def _options(cls, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise problem(f"expected a mapping, got {describe(value)}", "write it as a mapping, e.g. {num_train: 2000}")
-        from trainables import TrialConfigError
-        from trainables.config import ProblemConfig
-        from trainables.limits import name_problem
+        from trainables import ProblemConfig, TrialConfigError, name_problem
 
         for key in value:
             if not isinstance(key, str):
@@ -76,7 +74,7 @@ class ProblemSpec(SpecModel):
 
     @model_validator(mode="after")
     def _learn_tasks(self) -> ProblemSpec:
-        from trainables.limits import name_problem
+        from trainables import name_problem
 
         self._task_names = _task_names(self.name, self.options)
         for task in self._task_names:  # they name the trials' metrics

@@ -14,8 +14,7 @@ __all__ = ["check_training"]
 def check_training(value: Any) -> dict[str, Any]:
     """Every TrainConfig field, defaults filled in; ``device`` kept as given (``"auto"``,
     ``"cuda"``: the machine reading the spec need not be the one with the GPUs)."""
-    from trainables import TrialConfigError
-    from trainables.config import TrainingConfig
+    from trainables import TrainingConfig, TrialConfigError
 
     if not isinstance(value, dict):
         raise problem(f"expected a mapping, got {describe(value)}", "write it as e.g. {epochs: 8, batch_size: 64, lr: 0.002}")

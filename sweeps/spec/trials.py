@@ -23,7 +23,7 @@ __all__ = ["check_trials", "first_trial", "fits"]
 
 def fits(kind: str, name: str) -> str:
     """``name`` if every MLflow name and file name derived from it fits (:mod:`trainables.limits`)."""
-    from trainables.limits import name_problem
+    from trainables import name_problem
 
     found = name_problem(kind, name)
     if found is not None:
