@@ -12,9 +12,10 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 __all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "check_runtime_env", "connect",
-           "quiet_logs", "release_ray", "start_ray", "tracking_client"]
+           "on_every_node", "quiet_logs", "release_ray", "start_ray", "tracking_client"]
 
 
 def quiet_logs() -> None:
@@ -195,6 +196,25 @@ def check_cluster_fits(cpu: float, gpu: float) -> None:
         return
     raise SweepError(f"resources: {problem}, so no trial could start; lower resources.cpu / resources.gpu "
                      "(or --cpus-per-trial / --gpus-per-trial), or add a node that has them")
+
+
+def on_every_node(task: Any, *args: Any, timeout: float) -> list[tuple[dict, Any]]:
+    """``task`` (a Ray remote function) run once on every alive node of the cluster, at once:
+    ``(node, result)`` pairs. A node that leaves the cluster meanwhile (listed alive, gone when its
+    task is placed or while it runs) is left out: no trial will run there either."""
+    from ray.exceptions import NodeDiedError, TaskUnschedulableError, WorkerCrashedError
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    pending = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+               .remote(*args) for node in nodes]
+    deadline, results = time.monotonic() + timeout, []
+    for node, reference in zip(nodes, pending):
+        try:
+            results.append((node, ray.get(reference, timeout=max(deadline - time.monotonic(), 0.0))))
+        except (TaskUnschedulableError, NodeDiedError, WorkerCrashedError):
+            continue  # the node left the cluster
+    return results
 
 
 def _autoscaling() -> bool:

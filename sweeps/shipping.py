@@ -76,9 +76,10 @@ def check_workers_import(spec: SweepSpec) -> None:
     or an entry point) with the sweep's runtime_env, before any trial starts; else a one-line
     SweepError naming the nodes and ``runtime_env.working_dir``."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from gradnorm_core import PROBLEMS
+
+    from .session import on_every_node
 
     name = spec.problem.name
     if name in PROBLEMS:
@@ -94,10 +95,7 @@ def check_workers_import(spec: SweepSpec) -> None:
             return error.what
         return None
 
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    found = ray.get([resolve.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], False))
-                     .remote(name) for node in nodes], timeout=300)
-    failed = [(node, error) for node, error in zip(nodes, found) if error]
+    failed = [(node, error) for node, error in on_every_node(resolve, name, timeout=300) if error]
     if failed:
         where = ", ".join(f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})" for node, _ in failed)
         raise SweepError(f"{spec.source}: problem.name: {failed[0][1]} on Ray node(s) {where}; {SHIP_FIX}")

@@ -98,7 +98,8 @@ def check_nodes_see_storage(root: Path | str) -> None:
     folder (else its trials would fail at once with Tune's storage error, or write checkpoints no
     other node sees). Raises a one-line SweepError naming the nodes that do not; leaves nothing."""
     import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from .session import on_every_node
 
     @ray.remote(num_cpus=0, max_retries=0)
     def read_marker(path: str) -> str | None:
@@ -111,15 +112,13 @@ def check_nodes_see_storage(root: Path | str) -> None:
     marker, token = storage.join(root, f".visible-check-{uuid.uuid4().hex}"), uuid.uuid4().hex
     storage.write_text(marker, token)
     try:
-        nodes = [node for node in ray.nodes() if node.get("Alive")]
-        seen = ray.get([read_marker.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], False))
-                        .remote(marker) for node in nodes], timeout=120)
+        seen = on_every_node(read_marker, marker, timeout=120)
     finally:
         storage.delete(marker)
         if made:
             root.rmdir()
     blind = [f"{node['NodeManagerAddress']} ({node['NodeID'][:8]}: {text or 'no such file'})"
-             for node, text in zip(nodes, seen) if text != token]
+             for node, text in seen if text != token]
     if blind:
         raise SweepError(f"storage {root} is not shared with node(s) {', '.join(blind)}: their trials could not "
                          "write checkpoints there; give --storage (or the spec's storage) as s3://BUCKET/PREFIX, "

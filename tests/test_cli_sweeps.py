@@ -85,3 +85,17 @@ def test_a_sweep_releases_only_a_ray_it_started_itself(local_ray):
 
     assert release_ray() is None  # the caller's Ray (this session's) is left as it is
     assert local_ray.is_initialized()
+
+
+def test_a_check_on_every_node_leaves_out_a_node_gone_since_it_was_listed(local_ray, monkeypatch):
+    from sweeps.session import on_every_node
+
+    @local_ray.remote(num_cpus=0, max_retries=0)
+    def where() -> str:
+        return local_ray.get_runtime_context().get_node_id()
+
+    listed = local_ray.nodes()
+    gone = dict(listed[0], NodeID="ab" * 28)  # listed alive by a stale view of the cluster, then gone
+    monkeypatch.setattr(local_ray, "nodes", lambda: [*listed, gone])
+    results = on_every_node(where, timeout=60)
+    assert [(node["NodeID"], result) for node, result in results] == [(listed[0]["NodeID"], listed[0]["NodeID"])]
