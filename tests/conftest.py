@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from servers import temporary_environment
+
 # what `gradnorm-tune` sets once at start-up (sweeps.cli.set_up_process): the tests run the
 # library as the command does (MLflow's HTTP retries bounded, Tune's per-trial files off)
 from sweeps.cli import set_up_process
@@ -19,12 +21,14 @@ set_up_process()
 def local_ray():
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # workers must be able to import helpers defined in test modules
-    tests = os.path.dirname(os.path.abspath(__file__))
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
     if not ray.is_initialized():
-        # "local": never the `ray start` cluster of the cluster tests
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # workers must be able to import helpers defined in test modules: the tests' folder on
+        # the path of the Ray processes started here only (never of the commands other tests
+        # start, which would then find these helpers without shipping them)
+        tests = os.path.dirname(os.path.abspath(__file__))
+        with temporary_environment(PYTHONPATH=os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))):
+            # "local": never the `ray start` cluster of the cluster tests
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
