@@ -39,8 +39,7 @@ def test_a_local_store_says_how_to_start_its_ui_on_the_address_the_links_use():
     assert ui_lines("http://mlflow:5000") == ["browse it: open http://mlflow:5000"]
 
 
-def test_train_prints_the_link_to_its_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # (a local store keeps its artifacts in ./mlartifacts)
+def test_train_prints_the_link_to_its_run(tmp_path, capsys):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -124,7 +125,9 @@ def test_ensure_experiment_is_idempotent_and_tagged(client, uri, tmp_path, monke
     experiment = client.get_experiment(first)
     assert experiment.name == name
     assert experiment.tags[EXPERIMENT_KIND] == "custom_model_development"
-    assert experiment.artifact_location == (tmp_path / "mlartifacts" / name.replace("/", "_")).as_uri()
+    # beside the SQLite file, not in the working directory
+    store = Path(uri[len("sqlite:///"):]).parent
+    assert store != tmp_path and experiment.artifact_location == (store / "mlartifacts" / name.replace("/", "_")).as_uri()
     # an experiment made elsewhere, without the tag, gets it
     other = client.create_experiment(f"plain-{uuid.uuid4().hex[:8]}", artifact_location=(tmp_path / "p").as_uri())
     assert ensure_experiment(client, client.get_experiment(other).name, uri) == other
@@ -302,3 +305,13 @@ def test_one_logger_serves_every_search_and_late_writes_keep_the_real_times(clie
     assert again.run_id("a1", a.config) == runs["alphas"].info.run_id
     assert len(client.get_metric_history(runs["alphas"].info.run_id, "score")) == 2
     assert client.get_run(runs["alphas"].info.run_id).info.end_time == runs["alphas"].info.end_time
+
+
+def test_a_local_store_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
+    from trainables.tracking import artifact_root
+
+    monkeypatch.chdir(tmp_path)
+    assert artifact_root("sqlite:////data/runs/mlflow.db") == Path("/data/runs/mlartifacts")
+    assert artifact_root("sqlite:///sub/mlflow.db?timeout=20") == tmp_path / "sub" / "mlartifacts"
+    assert artifact_root("file:./mlruns") == artifact_root("./mlruns") == tmp_path / "mlartifacts"
+    assert artifact_root("http://127.0.0.1:5000") is None  # the server's own artifact root

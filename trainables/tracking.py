@@ -135,14 +135,26 @@ def _log_params(client: MlflowClient, run_id: str, params: dict[str, str]) -> No
 
 # experiments and the runs above the trials
 
+def artifact_root(tracking_uri: str) -> Path | None:
+    """Where a local store's experiments keep their artifacts: ``mlartifacts`` beside a SQLite
+    store's file (a store and its artifacts stay together, whatever the working directory), in
+    the working directory for a folder store; ``None`` for a tracking server (its own root)."""
+    if not is_local_store(tracking_uri):
+        return None
+    if tracking_uri.startswith("sqlite:///"):
+        database = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+        if database and database != ":memory:":
+            return Path(database).resolve().parent / "mlartifacts"
+    return Path.cwd() / "mlartifacts"
+
+
 def ensure_experiment(client: MlflowClient, name: str, tracking_uri: str) -> str:
     """The id of the experiment ``name``, created (tagged, and for a local store with its artifacts
-    in ``<cwd>/mlartifacts/<name>``) the first time."""
+    in ``<artifact root>/<name>``, see :func:`artifact_root`) the first time."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        location = None
-        if is_local_store(tracking_uri):
-            location = (Path.cwd() / "mlartifacts" / name.replace("/", "_")).as_uri()
+        root = artifact_root(tracking_uri)
+        location = None if root is None else (root / name.replace("/", "_")).as_uri()
         try:
             # MLflow 3's UI opens an experiment without this tag as a GenAI one, with the runs hidden
             return client.create_experiment(name, artifact_location=location,
