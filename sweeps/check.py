@@ -41,9 +41,8 @@ def add_command(commands: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .cli import spec_path
     from .dry_run import CheckError
-    from .spec import load_spec
+    from .spec import load_spec, spec_path
 
     shipped = None if args.working_dir is None else {"working_dir": str(Path(args.working_dir).expanduser().resolve())}
     spec = load_spec(spec_path(args.spec), runtime_env=shipped)

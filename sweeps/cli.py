@@ -14,21 +14,10 @@ import threading
 from pathlib import Path
 from typing import NoReturn
 
-SPECS = Path(__file__).parent / "specs"
-
-
-def spec_path(text: str) -> Path:
-    path = Path(text)
-    if not path.exists() and (SPECS / text).exists():
-        return SPECS / text
-    if not path.exists() and (SPECS / f"{text}.yaml").exists():
-        return SPECS / f"{text}.yaml"
-    return path
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .cli_jobs import job_of, job_spec
-    from .spec import load_spec
+    from .links import print_ui_hint
+    from .spec import load_spec, spec_path
 
     job = job_of(args)  # run by `submit` as a Ray job: the spec comes inline, its runtime_env is the job's
     # --working-dir DIR is short for runtime_env: {working_dir: DIR} (DIR from here), set before the
@@ -52,6 +41,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .cli_jobs import job_of
+    from .links import print_ui_hint
     from .runner import resume_sweep
 
     state = resume_sweep(args.directory, ray_address=args.ray_address, max_failures=args.max_failures,
@@ -71,6 +61,7 @@ def exit_status(state) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .comparison import build_comparison
+    from .links import print_ui_hint
     from .session import tracking_client
     from .spec import parse_spec
     from .state import SweepState
@@ -81,20 +72,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
     print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return 0
-
-
-def default_tracking_uri() -> str:
-    from trainables import default_tracking_uri as default
-
-    return default()
-
-
-def print_ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | None = None,
-                  what: str = "this sweep's comparison (cost table, plots)", tab: str = "artifacts") -> None:
-    """How to open the record in the MLflow UI, with links to the runs and the run (sweeps.links)."""
-    from .links import ui_lines
-
-    print("\n".join(ui_lines(tracking_uri, experiment_id, run_id, what, tab)), flush=True)
 
 
 def retries(text: str) -> int:

@@ -40,10 +40,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from gradnorm_core import default_cache_dir
     from trainables import storage
 
-    from .cli import spec_path
     from .jobs import follow, job_client, submit_sweep
     from .shipping import check_code_shipped
-    from .spec import load_spec
+    from .spec import load_spec, spec_path
     from .state import SweepError, SweepState
 
     flags = {"--tracking-uri": args.tracking_uri, "--max-failures": args.max_failures,

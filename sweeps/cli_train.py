@@ -34,6 +34,7 @@ def add_commands(commands) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from trainables import (
         TrialConfig,
+        default_tracking_uri,
         epoch_metrics,
         ensure_experiment,
         finish_run,
@@ -42,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         start_train_run,
     )
 
-    from .cli import default_tracking_uri, print_ui_hint
+    from .links import print_ui_hint
     from .searches import label_for_method
     from .session import tracking_client
 

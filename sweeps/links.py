@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import urllib.parse
 
-__all__ = ["LOCAL_UI", "VIEW", "run_link", "runs_link", "ui_base", "ui_lines"]
+from trainables import is_local_store
+
+__all__ = ["LOCAL_UI", "VIEW", "print_ui_hint", "run_link", "runs_link", "ui_base", "ui_lines"]
 
 #: the query that opens MLflow 3's UI on its model-training view
 VIEW = "workflowType=machine_learning"
@@ -21,14 +23,10 @@ VIEW = "workflowType=machine_learning"
 LOCAL_UI = ("127.0.0.1", 5000)
 
 
-def _is_local(tracking_uri: str) -> bool:
-    return tracking_uri.startswith(("sqlite:", "file:")) or "://" not in tracking_uri
-
-
 def ui_base(tracking_uri: str) -> str:
     """The UI's address for ``tracking_uri``: a tracking server's own (without credentials), or
     where ``mlflow ui`` serves a local store."""
-    if _is_local(tracking_uri):
+    if is_local_store(tracking_uri):
         host, port = LOCAL_UI
         return f"http://{host}:{port}"
     parts = urllib.parse.urlsplit(tracking_uri)
@@ -56,7 +54,7 @@ def ui_lines(tracking_uri: str, experiment_id: str | None = None, run_id: str | 
              what: str = "this sweep's comparison (cost table, plots)", tab: str = "artifacts") -> list[str]:
     """The lines that say how to open the record in the MLflow UI."""
     lines = []
-    if _is_local(tracking_uri):
+    if is_local_store(tracking_uri):
         host, port = LOCAL_UI
         lines.append(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host {host} --port {port}  "
                      f"then open {ui_base(tracking_uri)}" + (", or:" if experiment_id else ""))
@@ -67,3 +65,9 @@ def ui_lines(tracking_uri: str, experiment_id: str | None = None, run_id: str | 
         if run_id is not None:
             lines.append(f"  MLflow, {what}: {run_link(tracking_uri, experiment_id, run_id, tab)}")
     return lines
+
+
+def print_ui_hint(tracking_uri: str, experiment_id: str | None = None, run_id: str | None = None,
+                  what: str = "this sweep's comparison (cost table, plots)", tab: str = "artifacts") -> None:
+    """How to open the record in the MLflow UI, with links to the runs and the run."""
+    print("\n".join(ui_lines(tracking_uri, experiment_id, run_id, what, tab)), flush=True)

@@ -42,14 +42,16 @@ from __future__ import annotations
 
 from ..searches import static_grid_points
 from ..validation import SpecError
-from .model import ProblemSpec, Resources, SweepSpec, load_spec, parse_spec
+from .model import SPECS, ProblemSpec, Resources, SweepSpec, load_spec, parse_spec, spec_path
 
 __all__ = [
+    "SPECS",
     "ProblemSpec",
     "Resources",
     "SpecError",
     "SweepSpec",
     "load_spec",
     "parse_spec",
+    "spec_path",
     "static_grid_points",
 ]

@@ -275,6 +275,19 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: str | Path | None = 
         raise spec_error(exc, source) from None
 
 
+#: The specs that come with gradnorm-tune (``demo``, ...): a command names one without its path.
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def spec_path(text: str) -> Path:
+    """The spec a command names: a path, else one of :data:`SPECS` (with or without ``.yaml``)."""
+    path = Path(text)
+    for candidate in (SPECS / text, SPECS / f"{text}.yaml"):
+        if not path.exists() and candidate.exists():
+            return candidate
+    return path
+
+
 def load_spec(path: str | Path, runtime_env: dict[str, Any] | None = None) -> SweepSpec:
     """Read and validate the sweep spec at ``path``; raise :class:`SpecError` if anything is off.
 
