@@ -18,8 +18,6 @@ job status|logs|stop`` follow a job later.
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import json
 import os
@@ -91,27 +89,26 @@ def job_client(address: str | None):
     except ImportError as error:
         raise SweepError(f"Ray's job client does not import here ({error}); install it: "
                          "pip install 'gradnorm-tune[cluster]' (ray[default])") from None
+    from ray.exceptions import AuthenticationError
+
     try:
         return JobSubmissionClient(address)
+    except AuthenticationError as error:  # reached: it refuses this machine's token
+        raise SweepError(f"Ray job server at {address}: {_reason(error)}") from None
     except Exception as error:  # noqa: BLE001 - ConnectionError, RuntimeError, ...
         raise SweepError(f"cannot reach the Ray job server at {address} ({_reason(error)}); start the head with "
                          "its dashboard (ray start --head --dashboard-host ...) or fix --address") from None
 
 
-# Ray's job client: ray.exceptions.AuthenticationError for a refused token; any other refusal a
-# RuntimeError whose message begins with the HTTP status (the client keeps no status attribute).
-_STATUS = re.compile(r"^Request failed with status code (\d{3})\b")
-
-
 def _reason(error: BaseException) -> str:
+    """A job-client failure in a line. Ray's job client raises ``AuthenticationError`` for every
+    answer with status 401 or 403 (a token missing or refused), whatever the request."""
     from ray.exceptions import AuthenticationError
 
-    text = " ".join(str(error).split())
-    status = _STATUS.match(text) if isinstance(error, RuntimeError) else None
-    if isinstance(error, AuthenticationError) or (status and status.group(1) in ("401", "403")):
+    if isinstance(error, AuthenticationError):
         return ("the cluster asks for its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
                 "(or RAY_AUTH_TOKEN_PATH) to the head's token")
-    return text[:300] or type(error).__name__
+    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def call(action, *args):

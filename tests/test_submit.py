@@ -222,3 +222,15 @@ def test_the_same_sweep_without_working_dir_fails_at_once_with_the_fix(world, ml
     assert output.count("\n") == 0 and output.startswith("gradnorm-tune: error: "), output
     assert f"module '{PACKAGE}' is imported from {project}" in output and "runtime_env.working_dir" in output
     assert len(jobs.list_jobs()) == before  # nothing reached the cluster
+
+
+def test_a_refused_token_is_one_line_that_says_how_to_give_it(world):
+    # a wrong token (the job server answers 403; Ray's client raises AuthenticationError)
+    env = {**os.environ, **world["cluster"].env, "RAY_AUTH_TOKEN": "0" * 64, "RAY_ADDRESS": ""}
+    done = subprocess.run([BIN / "gradnorm-tune", "job", "status", "raysubmit_none", "--address",
+                           world["cluster"].job_address], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("gradnorm-tune: error: "), done.stderr
+    assert "asks for its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN" in done.stderr
+    assert "cannot reach" not in done.stderr  # it was reached: only the token is wrong
+    assert world["cluster"].token not in done.stderr + done.stdout
