@@ -200,8 +200,9 @@ def check_cluster_fits(cpu: float, gpu: float) -> None:
 
 def on_every_node(task: Any, *args: Any, timeout: float) -> list[tuple[dict, Any]]:
     """``task`` (a Ray remote function) run once on every alive node of the cluster, at once:
-    ``(node, result)`` pairs. A node that leaves the cluster meanwhile (listed alive, gone when its
-    task is placed or while it runs) is left out: no trial will run there either."""
+    ``(node, result)`` pairs. A node that leaves the cluster meanwhile (listed alive, then gone
+    when its task is placed, or dead while it runs) is left out: no trial will run there either.
+    A task whose worker crashed on a node still alive raises, as any other error does."""
     from ray.exceptions import NodeDiedError, TaskUnschedulableError, WorkerCrashedError
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -212,8 +213,12 @@ def on_every_node(task: Any, *args: Any, timeout: float) -> list[tuple[dict, Any
     for node, reference in zip(nodes, pending):
         try:
             results.append((node, ray.get(reference, timeout=max(deadline - time.monotonic(), 0.0))))
-        except (TaskUnschedulableError, NodeDiedError, WorkerCrashedError):
+        except (TaskUnschedulableError, NodeDiedError):
             continue  # the node left the cluster
+        except WorkerCrashedError:
+            alive = {other["NodeID"] for other in ray.nodes() if other.get("Alive")}
+            if node["NodeID"] in alive:
+                raise
     return results
 
 

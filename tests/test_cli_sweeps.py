@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -99,3 +100,16 @@ def test_a_check_on_every_node_leaves_out_a_node_gone_since_it_was_listed(local_
     monkeypatch.setattr(local_ray, "nodes", lambda: [*listed, gone])
     results = on_every_node(where, timeout=60)
     assert [(node["NodeID"], result) for node, result in results] == [(listed[0]["NodeID"], listed[0]["NodeID"])]
+
+
+def test_a_check_on_every_node_raises_when_a_worker_crashes_on_a_node_still_alive(local_ray):
+    from ray.exceptions import WorkerCrashedError
+
+    from sweeps.session import on_every_node
+
+    @local_ray.remote(num_cpus=0, max_retries=0)
+    def crash() -> None:
+        os._exit(1)  # as an import that kills the process would
+
+    with pytest.raises(WorkerCrashedError):
+        on_every_node(crash, timeout=60)
