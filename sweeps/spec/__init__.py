@@ -42,10 +42,9 @@ from __future__ import annotations
 
 from ..searches import static_grid_points
 from ..validation import SpecError
-from .model import SPECS, ProblemSpec, Resources, SweepSpec, load_spec, parse_spec, spec_path
+from .model import ProblemSpec, Resources, SweepSpec, load_spec, parse_spec, spec_path
 
 __all__ = [
-    "SPECS",
     "ProblemSpec",
     "Resources",
     "SpecError",
