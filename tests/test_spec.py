@@ -444,3 +444,18 @@ def test_shared_layer_is_checked_on_the_model_and_reaches_every_trial():
     assert message.startswith("spec.yaml: problem.shared_layer: no module 'trunk.22' in the model"), message
     assert "closest: trunk.2" in message and "\n" not in message
     assert parse_spec(base(), "spec.yaml").trial_base().problem.shared_layer is None
+
+
+def test_the_spec_accepts_a_search_of_each_gradient_method_and_rlw():
+    """Each one built on the problem's model before Ray starts: its options checked there."""
+    data = base()
+    data["searches"] = {
+        "mgda": {"type": "mgda", "jacobian": "representation"}, "pcgrad": "pcgrad",
+        "cagrad": {"type": "cagrad", "c": 0.2, "repeats": 2}, "nash": {"type": "nash_mtl", "update_weights_every": 2},
+        "imtl_g": "imtl_g", "aligned": "aligned_mtl", "upgrad": {"type": "upgrad", "lr": [0.001, 0.01]},
+        "dualproj": "dualproj", "rlw": {"type": "rlw", "lr": {"low": 1e-4, "high": 1e-2}, "num_trials": 2},
+    }
+    spec = parse_spec(data, "spec.yaml")
+    assert [s.type for s in spec.searches] == ["mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl",
+                                               "upgrad", "dualproj", "rlw"]
+    assert spec.trial_count() == 1 + 1 + 2 + 1 + 1 + 1 + 2 + 1 + 2

@@ -31,6 +31,9 @@ REQUIRED = {"gradnorm": ("alpha",)}
 #: Balancer options a trial fills in from its problem when its config leaves them out, for any
 #: method that takes them (by option name, never by method).
 FROM_PROBLEM = {"kinds": lambda problem: list(problem.task_kinds())}
+#: Balancer options a trial fills in from its training when its config leaves them out: the seed of
+#: a method's own random stream (RLW's weights, PCGrad's orders) is the trial's, so repeats differ.
+FROM_TRAINING = {"seed": lambda training: training.seed}
 _DEVICE_FIX = "use 'auto', 'cpu' or 'cuda[:N]'"
 _FIXES = {  # how to fix a bad training value, where TrainConfig's own message says no more
     "epochs": "give a whole number of epochs, e.g. 8", "batch_size": "give a whole batch size, e.g. 64",
@@ -228,6 +231,9 @@ class TrialConfig(TrialBase):
             for key, fill in FROM_PROBLEM.items():  # what the method takes from the problem itself
                 if key in METHODS[self.balancer.method] and key not in options:
                     options[key] = fill(problem)
+            for key, get in FROM_TRAINING.items():  # ... and from the trial's training
+                if key in METHODS[self.balancer.method] and key not in options:
+                    options[key] = get(self.training)
             shared_layer = self.problem.shared_layer if self.problem.shared_layer is not None else problem.shared_layer
             balancer = make_balancer(self.balancer.method, problem.num_tasks, model=model,
                                      shared_layer=shared_layer, **options)

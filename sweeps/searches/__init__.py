@@ -28,17 +28,34 @@ from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
 from .static_optuna import StaticOptunaSearch, WeightRange, normalised_weights
 from .uncertainty import UncertaintySearch
+from .mgda import MgdaSearch
+from .pcgrad import PcgradSearch
+from .cagrad import CagradSearch
+from .nash_mtl import NashMtlSearch
+from .imtl_g import ImtlGSearch
+from .aligned_mtl import AlignedMtlSearch
+from .upgrad import UpgradSearch
+from .dualproj import DualprojSearch
+from .rlw import RlwSearch
 
 __all__ = [
     "SEARCH_TYPES",
+    "AlignedMtlSearch",
     "AlphaRange",
+    "CagradSearch",
+    "DualprojSearch",
     "DwaSearch",
     "EqualSearch",
     "FamoSearch",
     "GradNormSearch",
     "ImtlLSearch",
+    "ImtlGSearch",
     "ImtlSearch",
+    "MgdaSearch",
+    "NashMtlSearch",
+    "PcgradSearch",
     "RENAMED_TYPES",
+    "RlwSearch",
     "ScaleInvariantSearch",
     "Search",
     "SearchType",
@@ -47,6 +64,7 @@ __all__ = [
     "StaticOptunaSearch",
     "StaticSearch",
     "UncertaintySearch",
+    "UpgradSearch",
     "WeightRange",
     "build_search",
     "label_for_method",
@@ -60,7 +78,9 @@ __all__ = [
 SEARCH_TYPES: dict[str, type[SearchType]] = {
     cls.type_name(): cls
     for cls in (GradNormSearch, StaticGridSearch, StaticOptunaSearch, EqualSearch, UncertaintySearch, DwaSearch,
-                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, SingleTaskSearch)
+                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, MgdaSearch, PcgradSearch,
+                CagradSearch, NashMtlSearch, ImtlGSearch, AlignedMtlSearch, UpgradSearch, DualprojSearch, RlwSearch,
+                SingleTaskSearch)
 }
 
 #: former search types -> the one that replaced them and how to rewrite a search of it
