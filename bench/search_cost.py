@@ -10,7 +10,8 @@ per configuration: GradNorm as in the paper (L(0) from the first step, weights' 
 rate, the L(0) rule and the network's lr in one Optuna search), the same under ASHA, the static
 grid (full or sampled) and the same grid under ASHA, static weights drawn by Optuna at the
 searched GradNorm's budget (``static_optuna``, its network lr searched too), equal weights and
-every one-configuration balancer at the sweep's lr and with the lr searched (``<name>_lr``), the
+every one-configuration balancer (the gradient methods and RLW included) at the sweep's lr and with the
+lr searched (``<name>_lr``), the
 single-task reference of Delta m%, and the recommended static weights. Writes a Markdown table,
 a CSV, the best-so-far-vs-compute plot and the Pareto plot to bench/results/ and logs them to
 MLflow. The load average is sampled while the sweep runs and written beside the results.
@@ -36,7 +37,8 @@ from sweeps import RECOMMENDED, SweepState, parse_spec, report, run_sweep, sweep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: one-configuration balancers, each run at the sweep's lr and with the network's lr searched
-BALANCERS = ("equal", "uncertainty", "dwa", "scale_invariant", "imtl", "famo")
+BALANCERS = ("equal", "uncertainty", "dwa", "scale_invariant", "imtl", "famo", "mgda", "pcgrad", "cagrad", "nash_mtl",
+             "imtl_g", "aligned_mtl", "upgrad", "dualproj", "rlw")
 AT_SWEEP_LR_ONLY = ("imtl_l",)  # the same dynamics as uncertainty without Kendall's 1/2
 ALPHA_TRIALS, LR_TRIALS = 10, 6
 
