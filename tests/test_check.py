@@ -100,7 +100,8 @@ def test_a_good_problem_gives_its_report(place, capsys):
     path = write_spec(place, searches={"gradnorm": {"type": "gradnorm", "alpha": {"low": 0.5, "high": 2.0},
                                                     "num_trials": 3},
                                        "grid": {"type": "static_grid", "levels": [1, 2]},
-                                       "equal": {"type": "equal"}}, recommended_static=True)
+                                       "equal": {"type": "equal"}, "mgda": {"type": "mgda"},
+                                       "rlw": {"type": "rlw", "repeats": 2}}, recommended_static=True)
     ray_before = ray_running()
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
@@ -118,10 +119,11 @@ def test_a_good_problem_gives_its_report(place, capsys):
     assert "  data: train 64, val 32, test 32 items; first batch: x (16, 2), targets (16, 1), (16,)\n" in out
     assert "  GradNorm's W: trunk.2 (Linear, 272 parameters): fast path, one backward pass per step\n" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("    ")}
-    assert set(lines) == {"gradnorm", "grid", "equal", "static"}, out
+    assert set(lines) == {"gradnorm", "grid", "equal", "static", "mgda", "rlw"}, out
+    assert " 1 trial(s)" in lines["mgda"] and " 2 trial(s)" in lines["rlw"]
     assert " 3 trial(s) of ~" in lines["gradnorm"] and "(alpha=0.5)" in lines["gradnorm"]  # the range's low end
     assert " 4 trial(s)" in lines["grid"] and " 1 trial(s)" in lines["equal"] and " 1 trial(s)" in lines["static"]
-    assert "estimated compute of the sweep: 9 trials x 2 epochs" in out
+    assert "estimated compute of the sweep: 12 trials x 2 epochs" in out
     assert out.rstrip().endswith(f"no mistake found: gradnorm-tune sweep {path}")
     # it ran in the shipped working_dir, as a worker does; nothing of it is left in this process
     assert f", in {place / 'code'}, device cpu\n" in out and os.getcwd() == str(place) and MODULE not in sys.modules
@@ -222,6 +224,14 @@ MISTAKES = {
         "searches.gradnorm: method 'gradnorm': shared_layer: Plain has no last_shared_layer; give shared_layer, the "
         "module path of GradNorm's W in the model (one of: trunk, trunk.0, trunk.1, trunk.2, trunk.3, heads, heads.0, "
         "heads.1)"),
+    "a gradient method on a model without branch=": (
+        {"code": replaced("return MultiHeadNet(trunk, [nn.Linear(16, 1), nn.Linear(16, 4)])",
+                          "return Plain(trunk, [nn.Linear(16, 1), nn.Linear(16, 4)])",
+                          replaced('    shared_layer = "trunk.2"\n', "", PLAIN + RINGS)),
+         "searches": {"upgrad": {"type": "upgrad"}}},
+        "searches.upgrad: method 'upgrad': UPGrad needs a model whose forward takes branch= (MultiHeadNet), got Plain: "
+        "it reads the trunk's output through branch; build the model as a MultiHeadNet or give its forward a branch "
+        "argument"),
 }
 
 
