@@ -105,9 +105,13 @@ class JacobianBalancer(Balancer):
     :math:`z` depends on; the heads' are the others. A task loss must read the trunk only through
     its head. ``weights`` is the :math:`w` of the last step (the multipliers of the task gradients
     in the trunk's gradient; :math:`1/T` each before the first step), in the last losses' device
-    and dtype (promoted to at least float32). Nothing is renormalised: MGDA's :math:`w` sums to 1,
-    PCGrad's to about T. A non-finite loss raises :class:`~.base.NonFiniteLossError` before
-    anything changes. Subclasses give the weighting (:meth:`_weigh`) and its options.
+    and dtype (promoted to at least float32); the training loop reads them before each step, so
+    its ``mean_weights`` lag by one step for these methods (a step's weights depend on its batch).
+    Nothing is renormalised: MGDA's :math:`w` sums to 1, PCGrad's to about T; IMTL-G's and
+    Aligned-MTL's may be negative. No DDP averaging of :math:`J`. A non-finite loss raises
+    :class:`~.base.NonFiniteLossError` before anything changes, and a weighting that gives a
+    non-finite weight raises before any ``.grad`` is written. Subclasses give the weighting
+    (:meth:`_gramian_weighting`, or :meth:`_weigh` for one that reads :math:`J`) and its options.
     """
 
     MODEL_ARGUMENTS = ("params",)

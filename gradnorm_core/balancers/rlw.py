@@ -27,7 +27,8 @@ class RandomLossWeighting(Balancer):
     ``seed``; a trial fills in its training seed): the same seed gives the same weights, a restored
     balancer resumes exactly from ``state_dict``, and the training's own random numbers (its
     dropout, its data order) are left untouched. ``weights`` are those of the last step (in the
-    losses' device and dtype, promoted to at least float32; :math:`1/T` each before the first).
+    losses' device and dtype, promoted to at least float32; :math:`1/T` each before the first): the
+    training loop reads them before each step, so its ``mean_weights`` lag by one step.
     A non-finite loss raises :class:`~.base.NonFiniteLossError` before anything changes (no draw
     is consumed).
     """
