@@ -222,3 +222,19 @@ def test_make_balancer_builds_and_fit_trains_each_method_on_multidigits(multidig
     assert record.score is not None and math.isfinite(record.score)
     assert balancer.step_count == 3 and len(record.weights) == 3
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # trunk and heads trained
+
+
+@pytest.mark.parametrize("form", ["parameters", "representation"])
+def test_a_non_finite_weight_raises_before_any_gradient_is_written(form, monkeypatch):
+    model = make_net()
+    balancer = make_balancer("dualproj", 3, model=model, jacobian=form)
+    x, y = batch()
+    balancer_step(model, balancer, x, y)
+    before, weights = balancer.state_dict(), balancer.weights
+    monkeypatch.setattr(balancer, "_weigh", lambda jacobian: torch.tensor([1.0, float("nan"), 1.0]))
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match=r"^DualProj's weighting gave \[1\.0, nan, 1\.0\] at step 1: not T finite"):
+        balancer.backward(losses_of(model(x, branch=balancer.branch), y))
+    assert all(p.grad is None for p in model.parameters())
+    assert balancer.step_count == 1 and torch.equal(balancer.weights, weights)
+    assert torch.equal(balancer.state_dict()["weights"], before["weights"])
