@@ -211,14 +211,15 @@ def test_static():
 def test_registry_lists_every_type_from_its_own_module():
     assert set(SEARCH_TYPES) == {
         "gradnorm", "static_grid", "static_optuna", "equal", "uncertainty", "dwa", "static", "scale_invariant",
-        "imtl_l", "imtl", "famo", "single_task",
+        "imtl_l", "imtl", "famo", "single_task", "static_pareto", "pbt",
     }
     methods = {kind: cls.method for kind, cls in SEARCH_TYPES.items()}
     assert methods == {
         "gradnorm": "gradnorm", "static_grid": "static", "equal": "equal",
         "uncertainty": "uncertainty", "dwa": "dwa", "static": "static",
         "scale_invariant": "scale_invariant", "imtl_l": "imtl_l", "imtl": "imtl",
-        "famo": "famo", "static_optuna": "static", "single_task": "static",
+        "famo": "famo", "static_optuna": "static", "single_task": "static", "static_pareto": "static",
+        "pbt": "static",
     }
     for kind, cls in SEARCH_TYPES.items():
         assert issubclass(cls, SearchType) and cls.type_name() == kind

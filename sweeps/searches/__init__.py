@@ -22,11 +22,13 @@ from .famo import FamoSearch
 from .gradnorm import AlphaRange, GradNormSearch
 from .imtl import ImtlSearch
 from .imtl_l import ImtlLSearch
+from .pbt import PbtSearch
 from .scale_invariant import ScaleInvariantSearch
 from .single_task import SingleTaskSearch
 from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
 from .static_optuna import StaticOptunaSearch, WeightRange, normalised_weights
+from .static_pareto import StaticParetoSearch
 from .uncertainty import UncertaintySearch
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "GradNormSearch",
     "ImtlLSearch",
     "ImtlSearch",
+    "PbtSearch",
     "RENAMED_TYPES",
     "ScaleInvariantSearch",
     "Search",
@@ -45,6 +48,7 @@ __all__ = [
     "SingleTaskSearch",
     "StaticGridSearch",
     "StaticOptunaSearch",
+    "StaticParetoSearch",
     "StaticSearch",
     "UncertaintySearch",
     "WeightRange",
@@ -60,7 +64,8 @@ __all__ = [
 SEARCH_TYPES: dict[str, type[SearchType]] = {
     cls.type_name(): cls
     for cls in (GradNormSearch, StaticGridSearch, StaticOptunaSearch, EqualSearch, UncertaintySearch, DwaSearch,
-                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, SingleTaskSearch)
+                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, SingleTaskSearch,
+                StaticParetoSearch, PbtSearch)
 }
 
 #: former search types -> the one that replaced them and how to rewrite a search of it
