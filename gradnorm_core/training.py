@@ -247,6 +247,31 @@ class Training:
         self.elapsed_seconds = float(state["elapsed_seconds"])
 
 
+    def adopt(self, state: dict[str, Any], elapsed_seconds: float = 0.0) -> None:
+        """Continue another run's :meth:`state_dict` with this run's own settings, as population
+        based training's exploit does: a member takes a better member's model and goes on training
+        it with its own (perturbed) task weights and learning rate.
+
+        From ``state``: the model, the optimizer's moments, the schedule's position, the best
+        validation score, the shuffling and torch RNGs, the epoch, and the balancer's step count.
+        Kept from this run: the balancer (its weights; its state but the step count), and the
+        network's learning rate ``config.lr``: every parameter group's rate is ``config.lr``
+        times the schedule's factor at the adopted step (1 without a schedule), and the schedule
+        goes on from ``config.lr``. ``elapsed_seconds``: the compute this run had spent before
+        (``state``'s own is the other run's, and is not taken)."""
+        own = self.balancer.state_dict()
+        adopted = {**state, "balancer": {**own, "step_count": state["balancer"]["step_count"]}}
+        self.load_state_dict(adopted)
+        factor = 1.0 if self.scheduler is None else self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
+            if "initial_lr" in group:
+                group["initial_lr"] = self.config.lr
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [self.config.lr for _ in self.optimizer.param_groups]
+        self.elapsed_seconds = float(elapsed_seconds)
+
+
 def fit(
     problem: Problem,
     balancer: Balancer,
