@@ -1,23 +1,23 @@
 """Population based training for a ``pbt`` search (:class:`sweeps.searches.PbtSearch`), inside the
 sweep's one Tune experiment.
 
-:class:`SearchPBT` is Ray Tune's :class:`~ray.tune.schedulers.PopulationBasedTraining` with what
-a sweep needs around it, nothing re-implemented. It runs synchronously (``synch=True``): every
-``perturbation_interval`` epochs each member pauses until all of them have reached that epoch
-(Tune then starts the one that trained least first), their validation ``score`` of that epoch is
-ranked, and the bottom ``quantile_fraction`` take over the checkpoint of a member of the top
-fraction at that same epoch: a member's record has every epoch once, in order, and members are
-compared at the same point of training. (Asynchronous PBT compares members wherever each one is,
-and lets one that lags take over the checkpoint of one far ahead, skipping epochs of its own
-record.) A member's last epoch is never a perturbation (it would have nothing left to train),
-and an epoch that did not validate is passed over (``require_attrs=False``). The new config is Tune's perturbation of the better
-member's config: the network's ``training.lr`` by Tune's own ``hyperparam_mutations`` (resampled
-log-uniform from its range with ``resample_probability``, else times 1.2 or 0.8), the task weights
-by :class:`WeightExplorer` (Tune's ``custom_explore_fn``). A member keeps its own name (``label``)
-and carries its own compute into the new config (``run.carried_seconds``, the compute it had spent
-at that epoch), so that the trainable, which adopts the other member's checkpoint with the new
-weights and rate (:meth:`trainables.TrialConfig.start`), counts the member's compute and not the
-other's.
+:class:`SearchPBT` is Ray Tune's :class:`~ray.tune.schedulers.PopulationBasedTraining`
+(asynchronous) with what a sweep needs around it, nothing re-implemented. Every
+``perturbation_interval`` epochs of its own, a member's validation ``score`` of that epoch is
+ranked among the population's latest scores (an epoch that did not validate is passed over:
+``require_attrs=False``); a member in the bottom ``quantile_fraction`` takes over the checkpoint a
+member of the top fraction saved at its own latest perturbation, and the new config is Tune's
+perturbation of that member's config: the network's ``training.lr`` by Tune's own
+``hyperparam_mutations`` (resampled log-uniform from its range with ``resample_probability``, else
+times 1.2 or 0.8), the task weights by :class:`WeightExplorer` (Tune's ``custom_explore_fn``).
+
+A member keeps its own name (``label``), and carries its own epochs and compute into the new config
+(``run.carried_epochs``, ``run.carried_seconds``): the trainable adopts the other member's model
+with the new weights and rate (:meth:`trainables.TrialConfig.start`) and goes on from the member's
+own epoch, so every member trains exactly the sweep's epochs of its own compute, its record has
+each epoch once, in order, and the search's compute is the population's. (Tune's own restore would
+continue from the other member's epoch: a member that lags would skip epochs, one ahead would
+train some twice.) A member's last epoch is never a perturbation.
 
 The sweep's scheduler (:class:`sweeps.scheduler.SweepScheduler`) hands it its own search's trials
 only, through :class:`SearchView`: the controller as one search sees it (its members alone; no
@@ -48,7 +48,8 @@ FACTORS = (1.2, 0.8)  # Tune's default perturbation factors, for the weights and
 class WeightExplorer:
     """Tune's ``custom_explore_fn`` for the task weights (``config["balancer"]["weights"]``): with
     probability ``resample_probability`` drawn afresh, log-uniform per task in ``[low, high]``;
-    else each weight times 1.2 or 0.8, drawn independently; then normalised to sum to T. Its draws
+    else each weight times 1.2 or 0.8, drawn independently, again until the factors are not all
+    the same (one factor for all would cancel); then normalised to sum to T. Its draws
     follow ``seed`` (pickled with the scheduler, so a restored sweep goes on with them)."""
 
     def __init__(self, low: float, high: float, resample_probability: float, seed: int) -> None:
@@ -58,10 +59,11 @@ class WeightExplorer:
     def perturb(self, weights: list[float]) -> list[float]:
         """The weights perturbed (see the class docstring), normalised to sum to ``len(weights)``."""
         if self.rng.random() < self.resample_probability:
-            drawn = [log_uniform(self.rng, self.low, self.high) for _ in weights]
-        else:
-            drawn = [weight * self.rng.choice(FACTORS) for weight in weights]
-        return normalised_weights(drawn)
+            return normalised_weights([log_uniform(self.rng, self.low, self.high) for _ in weights])
+        factors = [self.rng.choice(FACTORS) for _ in weights]
+        while len(weights) > 1 and len(set(factors)) == 1:  # one factor for all cancels in the normalisation
+            factors = [self.rng.choice(FACTORS) for _ in weights]
+        return normalised_weights([weight * factor for weight, factor in zip(weights, factors)])
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         balancer = dict(config["balancer"])
@@ -82,7 +84,6 @@ class SearchPBT(PopulationBasedTraining):
             hyperparam_mutations={"training": {"lr": tune.loguniform(*rate)}} if rate is not None else None,
             quantile_fraction=settings["quantile_fraction"], resample_probability=settings["resample_probability"],
             perturbation_factors=FACTORS, custom_explore_fn=explorer, log_config=False, require_attrs=False,
-            synch=True,
         )
         self.settings = dict(settings)
 
@@ -95,9 +96,10 @@ class SearchPBT(PopulationBasedTraining):
 
     def _get_new_config(self, trial, trial_to_clone) -> tuple[dict, dict]:
         config, operations = super()._get_new_config(trial, trial_to_clone)
-        spent = (self._trial_state[trial].last_result or {}).get("compute_seconds", 0.0)
+        own = self._trial_state[trial].last_result or {}
         config = {**config, "label": trial.config.get("label"), "repeat": trial.config.get("repeat"),
-                  "run": {**config["run"], "carried_seconds": float(spent)}}
+                  "run": {**config["run"], "carried_epochs": int(own.get(TIME_ATTR, 0)),
+                          "carried_seconds": float(own.get("compute_seconds", 0.0))}}
         return config, operations
 
     # -- the members' states, saved with the sweep's experiment checkpoints ----------------------

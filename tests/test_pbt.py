@@ -57,7 +57,7 @@ def test_an_adopted_state_trains_on_with_the_adopters_weights_and_rate(toy, sche
     # optimizer and schedule, loaded as any resume is
     by_hand = training(toy, [0.2, 0.3, 2.5], 3e-3, schedule=schedule)
     edited = copy.deepcopy(state)
-    edited["balancer"]["weights"] = [0.2, 0.3, 2.5]
+    edited["balancer"] = by_hand.balancer.state_dict()
     factor = 1.0
     if schedule != "none":
         edited["scheduler"]["base_lrs"] = [3e-3]
@@ -70,6 +70,17 @@ def test_an_adopted_state_trains_on_with_the_adopters_weights_and_rate(toy, sche
     mine, theirs = adopter.run_epoch(), by_hand.run_epoch()
     assert mine.score == theirs.score and mine.train == theirs.train and mine.epoch == theirs.epoch == 2
     assert mine.elapsed_seconds > 7.5 > theirs.elapsed_seconds  # its own compute goes on from what it carried
+
+    # a member that lags (its own epoch 0) or runs ahead (3) goes on from its own epoch
+    for own in (0, 3):
+        placed = training(toy, [0.2, 0.3, 2.5], 3e-3, schedule=schedule)
+        placed.adopt(copy.deepcopy(state), epoch=own)
+        assert placed.epoch == own
+        if placed.scheduler is not None:
+            assert placed.scheduler.last_epoch == own * placed.steps_per_epoch
+            assert placed.optimizer.param_groups[0]["lr"] == pytest.approx(
+                3e-3 * placed.scheduler.lr_lambdas[0](own * placed.steps_per_epoch), rel=1e-12)
+        assert [record.epoch for record in placed] == list(range(own + 1, 5))
 
 
 # -- the search type ------------------------------------------------------------------------------
@@ -140,10 +151,16 @@ def test_weight_explorer_scales_or_draws_afresh_and_normalises():
     assert config["balancer"]["weights"] == [1.0, 0.5, 1.5]  # the donor's config is left as it is
     new = perturbed["balancer"]["weights"]
     assert sum(new) == pytest.approx(3.0) and perturbed["label"] == "member=1"
-    rng = random.Random(1)  # by hand: the explorer's coin, then one factor per weight
+    rng = random.Random(1)  # by hand: the explorer's coin, then one factor per weight until they differ
     assert rng.random() >= 0.0
-    scaled = [w * rng.choice(FACTORS) for w in [1.0, 0.5, 1.5]]
+    factors = [rng.choice(FACTORS) for _ in range(3)]
+    while len(set(factors)) == 1:
+        factors = [rng.choice(FACTORS) for _ in range(3)]
+    scaled = [w * f for w, f in zip([1.0, 0.5, 1.5], factors)]
     assert new == pytest.approx([3 * v / sum(scaled) for v in scaled], rel=1e-12)
+    for seed in range(20):  # two tasks: the ratio always moves, by 1.2/0.8 one way or the other
+        a, b = WeightExplorer(0.1, 10.0, 0.0, seed).perturb([1.0, 1.0])
+        assert a / b == pytest.approx(1.5) or b / a == pytest.approx(1.5)
     drawing = WeightExplorer(0.5, 2.0, resample_probability=1.0, seed=1)
     rng = random.Random(1)
     rng.random()  # the explorer's coin
@@ -158,7 +175,7 @@ def test_the_sweep_scheduler_gives_each_pbt_its_own_members():
     scheduler = make_scheduler(spec)
     (pbt,) = scheduler.populations.values()
     assert isinstance(pbt, SearchPBT) and scheduler.ashas == {}
-    assert pbt._perturbation_interval == 2 and pbt._synch and pbt._metric == "score"
+    assert pbt._perturbation_interval == 2 and not pbt._synch and pbt._metric == "score"
     assert checkpoints_to_keep(spec) == 4
 
     class Trial:
@@ -178,3 +195,92 @@ def test_the_sweep_scheduler_gives_each_pbt_its_own_members():
     view = SearchView(Controller(trials), "p")
     assert view.get_trials() == [trials[0], trials[2]] and view.search_alg is None
     assert view.trials is trials  # anything else is the controller's
+
+
+# -- a real sweep ---------------------------------------------------------------------------------
+
+
+def test_a_sweep_whose_members_exploit_keeps_each_members_weight_schedule(local_ray, tmp_path, new_store):
+    """Two members ranked after each of epochs 1 to 3 of 4 (quantile 0.5: the lower takes the
+    upper's checkpoint over), with static_pareto beside them: one sweep for both new search types."""
+    import csv
+
+    from mlflow.tracking import MlflowClient
+
+    from sweeps.runner import run_sweep
+    from trainables import ROLE, SEARCH
+
+    import threading
+    import time
+    from pathlib import Path
+
+    from gated_problems import open_gate
+
+    uri = new_store(tmp_path / "mlflow.db")
+    # both members wait at their first step until both are there (the gate opens once two tickets
+    # are taken), then train side by side, with epochs long enough (about a second) to stay so
+    gate = tmp_path / "gate"
+    gate.mkdir()
+
+    def open_when_both_wait() -> None:
+        deadline = time.monotonic() + 300
+        while not (gate / "ticket-1").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        open_gate(gate)
+
+    opener = threading.Thread(target=open_when_both_wait, daemon=True)
+    opener.start()
+    spec = parse_spec({
+        "name": "pbt", "experiment": "pbt-test",
+        "problem": {"name": "gated_problems:GatedDigits",
+                    "options": {"gate": str(gate), "at": 1, "free": 0, "num_train": 2048, "num_val": 64,
+                                "num_test": 64}},
+        "training": {"epochs": 4, "batch_size": 64, "lr": 0.002, "seed": 0, "device": "cpu"},
+        "resources": {"cpu": 1, "max_concurrent": 2},
+        "searches": {"pbt": {"type": "pbt", "population": 2, "perturbation_interval": 1, "quantile_fraction": 0.5,
+                             "resample_probability": 0.0},
+                     "front": {"type": "static_pareto", "num_trials": 2}},
+    }, "test")
+    state = run_sweep(spec, storage=tmp_path / "runs", tracking_uri=uri)
+    opener.join(timeout=10)
+    assert Path(gate / "open").exists()
+    client = MlflowClient(uri)
+    runs = client.search_runs([state.experiment_id], max_results=100)
+    members = [run for run in runs if run.data.tags.get(ROLE) == "trial" and run.data.tags[SEARCH] == "pbt"]
+    assert len(members) == 2 and all(run.info.status == "FINISHED" for run in members)
+    tasks = spec.task_names
+
+    def schedule(run) -> list[list[float]]:  # the weights of each epoch, in epoch order
+        per_task = [[m.value for m in sorted(client.get_metric_history(run.info.run_id, f"weight/{task}"),
+                                             key=lambda m: m.step)] for task in tasks]
+        return [list(epoch) for epoch in zip(*per_task)]
+
+    schedules = {run.data.params["label"]: schedule(run) for run in members}
+    starts = {run.data.params["label"]: [float(w) for w in run.data.params["balancer.weights"].strip("[]").split(",")]
+              for run in members}
+    assert all(len(weights) == 4 for weights in schedules.values()), schedules  # every epoch once
+    for label, weights in schedules.items():  # epoch 1 at its own starting weights
+        assert weights[0] == pytest.approx(starts[label], rel=1e-6)
+    exploits = 0
+    for label, weights in schedules.items():
+        (other,) = set(schedules) - {label}
+        for before, after in zip(weights, weights[1:]):
+            if after == pytest.approx(before, rel=1e-6):
+                continue
+            # new weights: some weights of the other member's, each times 1.2 or 0.8 (not all alike), normalised
+            exploits += 1
+            assert sum(after) == pytest.approx(len(tasks), rel=1e-6)
+            assert any({round(r / min(ratios), 5) for r in ratios} == {1.0, 1.5}
+                       for ratios in ([a / b for a, b in zip(after, donor)] for donor in schedules[other])), schedules
+    assert exploits >= 1, schedules
+    # its compute is its own: what it had spent, then its second epoch
+    computes = {run.data.params["label"]: [m.value for m in client.get_metric_history(run.info.run_id,
+                                                                                     "compute_seconds")]
+                for run in members}
+    assert all(0 < c[0] < c[1] for c in computes.values())
+    metrics = client.get_run(state.comparison_run_id).data.metrics
+    assert metrics["pbt/compute_seconds"] == pytest.approx(sum(c[-1] for c in computes.values()), rel=1e-6)
+    local = client.download_artifacts(state.comparison_run_id, "cost_table.csv", str(tmp_path))
+    rows = {row["search"]: row for row in csv.DictReader(open(local, newline=""))}
+    assert set(rows) == {"pbt", "front"} and all(float(row["hypervolume"]) > 0 for row in rows.values())
+    assert metrics["front/hypervolume"] == pytest.approx(float(rows["front"]["hypervolume"]), rel=1e-9)

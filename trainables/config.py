@@ -114,13 +114,15 @@ class RunConfig(_Model):
     """How the trial runs, not what it trains: the trainable reads it, the training never sees it.
     ``checkpoint_seconds``: checkpoint at most this often, and at the last epoch (0: every epoch);
     ``logs``: where the trial's log and failure record go, the sweep's logs folder (a path or URI;
-    None: the trial's own directory); ``carried_seconds``: the compute the trial had spent before
-    it adopted another trial's checkpoint (set by population based training's exploit; 0 otherwise)."""
+    None: the trial's own directory); ``carried_epochs`` and ``carried_seconds``: the epochs and
+    compute the trial had done when it adopted another trial's checkpoint (set by population based
+    training's exploit; 0 otherwise)."""
 
     checkpoint_seconds: float = Field(0.0, ge=0)
     logs: str | None = Field(None, min_length=1)
-    #: The compute seconds the trial had spent when it took another trial's checkpoint over
-    #: (population based training's exploit); its compute goes on from there.
+    #: The epochs and compute seconds the trial had done when it took another trial's checkpoint
+    #: over (population based training's exploit); its epochs and compute go on from there.
+    carried_epochs: int = Field(0, ge=0)
     carried_seconds: float = Field(0.0, ge=0)
 
 
@@ -242,12 +244,12 @@ class TrialConfig(TrialBase):
     def start(self, state: dict[str, Any] | None = None, adopt: bool = False) -> tuple[Problem, Training]:
         """Build the problem, model and balancer, and the training run (resumed from ``state``).
         With ``adopt``, ``state`` is another trial's, continued with this config's weights and
-        learning rate and ``run.carried_seconds`` of compute (:meth:`Training.adopt`)."""
+        learning rate from ``run.carried_epochs`` and ``run.carried_seconds`` (:meth:`Training.adopt`)."""
         problem, model, balancer = self.build()
         if not adopt or state is None:
             return problem, fit(problem, balancer, model=model, state=state, **self.training.model_dump())
         training = fit(problem, balancer, model=model, **self.training.model_dump())
-        training.adopt(state, elapsed_seconds=self.run.carried_seconds)
+        training.adopt(state, epoch=self.run.carried_epochs, elapsed_seconds=self.run.carried_seconds)
         return problem, training
 
 

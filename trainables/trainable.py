@@ -83,8 +83,11 @@ def train_trial(config: dict[str, Any]) -> None:
     RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. A trial
     started from another trial's checkpoint (population based training's exploit: the checkpoint
     names the trial that wrote it) adopts it instead (:meth:`TrialConfig.start` with ``adopt``):
-    that trial's model and epoch, its own weights and learning rate from ``config``, its own
-    compute seconds (``run.carried_seconds``), and the other trial's history before it. Every epoch
+    that trial's model, its own weights and learning rate from ``config``, its own epochs and
+    compute seconds (``run.carried_epochs``, ``run.carried_seconds``); its history (the best score
+    so far, the averaged weights) starts anew there. A trial restored with no epoch left to train
+    (stopped by Tune just as it reported its last one) reports its last epoch again, so that
+    Tune's last result is its end. Every epoch
     is reported; a checkpoint is written at the last epoch and, before it, whenever
     ``config["run"]["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
     a failed trial redoes at most that much work, and gives the same epochs again.
@@ -103,8 +106,10 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as directory:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
-        # another trial's checkpoint: population based training's exploit (see TrialConfig.start)
+        # another trial's checkpoint: population based training's exploit (see TrialConfig.start);
+        # its history is that trial's, not this one's
         adopted = saved.get("trial_id") not in (None, trial_id)
+        history = [] if adopted else history
     failures = TrialFailures(logs_of(config) or context.get_trial_dir(), trial_id) if trial_id else None
     training = None
     try:
@@ -145,6 +150,8 @@ def _train(trial: TrialConfig, problem, training: Training, history: list[dict[s
     a checkpoint names the trial that wrote it)."""
     device, node = device_name(training), node_id()
     saved_at = time.monotonic()
+    if history and training.epoch >= trial.training.epochs:
+        tune.report(history[-1])  # nothing left: its end again (the logger writes an epoch once)
     for record in training:
         if record.score is not None and not math.isfinite(record.score):
             raise Diverged(f"the validation score is {record.score} at epoch {record.epoch}")

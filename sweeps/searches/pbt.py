@@ -44,22 +44,24 @@ class PbtSearch(SearchType):
     task from ``weights: {low, high}`` (default 0.1 to 10) and normalised to sum to T, and, with
     ``lr: {low, high}``, a network learning rate drawn log-uniform (else the sweep's
     ``training.lr``); the draws follow the sweep's seed; every member trains with the sweep's seed.
-    Every ``perturbation_interval`` epochs (default: a quarter of the sweep's epochs, at least 1;
-    a multiple of ``training.val_every``), once every member has reached that epoch
-    (synchronous PBT, see :mod:`sweeps.population`), their validation ``score`` of that epoch is
-    ranked: a member in the bottom ``quantile_fraction`` (default 0.25, at most 0.5) takes over
-    the checkpoint of one in the top fraction at that epoch (exploit: its model, optimizer moments
-    and RNG) and goes on with that member's settings perturbed (explore), what ``perturb`` lists (default
+    Every ``perturbation_interval`` epochs of its own (default: a quarter of the sweep's epochs,
+    at least 1; a multiple of ``training.val_every``), a member's validation ``score`` of that
+    epoch is ranked among the population's latest (asynchronous PBT, see
+    :mod:`sweeps.population`): a member in the bottom ``quantile_fraction`` (default 0.25, at
+    most 0.5) takes over the latest checkpoint of one in the top fraction (exploit: its model,
+    optimizer moments and RNG) and goes on, from its own epoch, with that member's settings
+    perturbed (explore), what ``perturb`` lists (default
     ``[weights]``): with probability ``resample_probability`` (default 0.25) the weights are drawn
-    afresh as at the start, else each is multiplied by 0.8 or 1.2, then normalised to sum to T;
+    afresh as at the start, else each is multiplied by 0.8 or 1.2 (not all by the same), then
+    normalised to sum to T;
     the learning rate (``perturb: [lr]`` needs ``lr: {low, high}``) is resampled from its range
     with that probability or multiplied by 0.8 or 1.2 (Tune's own perturbation). Members train
     from their new settings, not those stored in the checkpoint.
 
     The record: each member is one trial, labelled ``member=<i>``; its MLflow run's params are its
     starting settings and its ``weight/<task>`` per epoch its weight schedule; its compute is its
-    own (the epochs it trained, before and after taking another member's checkpoint), so the
-    search's compute counts the whole population. The recommended static weights never come from
+    own (the epochs it trained, before and after taking another member's checkpoint: every member
+    trains the sweep's epochs), so the search's compute counts the whole population. The recommended static weights never come from
     it. Its members train at once: the sweep's ``resources.max_concurrent`` (when given) must be
     at least ``population``. It runs one population: ``repeats`` and ``scheduler`` are refused.
     Which member is copied and the perturbation factors are drawn by Tune's PBT from Python's
