@@ -23,9 +23,9 @@ Restore: Tune pickles the scheduler into the experiment's ``tuner.pkl`` when the
 created, and never saves it again, so a resumed sweep would start with empty rungs (and could
 let a trial that was already stopped run on). :class:`SchedulerState`, a Tune callback holding
 the same scheduler object (one pickle: the reference survives), returns the ASHAs' rungs, the
-stop decisions and the PBT members' states from :meth:`get_state`, which Tune saves with every experiment checkpoint,
-beside the trial states it matches; on resume Tune hands them back through :meth:`set_state`
-before re-adding the trials.
+stop decisions and the PBT members' states from :meth:`get_state`, which Tune saves with every
+experiment checkpoint, beside the trial states it matches; on resume Tune hands them back
+through :meth:`set_state` before re-adding the trials.
 """
 
 from __future__ import annotations

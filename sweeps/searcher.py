@@ -3,9 +3,8 @@ searches share the cluster's trial slots in one Tune experiment.
 
 Each search keeps its own way of choosing trials: a search whose trials are known up front (a
 grid, a one-trial baseline) gives them in order; a search that learns from results (Optuna over
-alpha) keeps its own Ray searcher and is told of its own trials only: their final metric, or,
-for a search with several objectives (``static_pareto``), each objective at the trial's best
-epoch (the one selection keeps). Tune's
+alpha) keeps its own Ray searcher and is told of its own trials only: their final metric, or each
+of a search's objectives (``static_pareto``) at the trial's best epoch. Tune's
 ``max_concurrent_trials`` limits the sweep as a whole, and Tune's checkpoints, restore and
 failure handling apply to every trial as to any other experiment.
 
@@ -108,8 +107,7 @@ class _Source:
         return group.point, group.handed - 1
 
     def keep_best_epoch(self, trial_id: str, result: dict) -> None:
-        """Keep the objectives of the trial's epoch with the lowest validation ``score`` so far
-        (the first of equals: the epoch selection keeps), for a search with :attr:`objectives`."""
+        """Keep the :attr:`objectives` of the trial's epoch with the lowest ``score`` so far (the first of equals)."""
         score = result.get(SCORE)
         if self.objectives is None or score is None or not math.isfinite(score):
             return
@@ -196,10 +194,8 @@ class SweepSearcher(Searcher):
         for search in ordered:
             points = search.trial_points(len(task_names), seed)
             objectives = search.objectives(task_names) if points is None else None
-            searcher = None if points is not None else search.searcher(seed, objectives or metric, mode,
-                                                                       num_tasks=len(task_names))
-            sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher,
-                                   objectives=objectives))
+            searcher = None if points is not None else search.searcher(seed, objectives or metric, mode, len(task_names))
+            sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher, objectives=objectives))
         recommendation = _Recommendation(recommend_from) if recommend_from else None
         self.ledger = _Ledger(sources, recommendation)
 
@@ -209,8 +205,7 @@ class SweepSearcher(Searcher):
         return True  # our searches bring their own spaces; metric and mode are fixed above
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
-        """Tune's ``max_concurrent_trials`` (kept, for a population to wait for room: see
-        :meth:`suggest`); Tune's ConcurrencyLimiter still enforces it (hence False)."""
+        """Kept for a population to wait for room (:meth:`suggest`); Tune's ConcurrencyLimiter enforces it."""
         self.max_concurrent = max_concurrent
         return False
 

@@ -61,8 +61,8 @@ class PbtSearch(SearchType):
     The record: each member is one trial, labelled ``member=<i>``; its MLflow run's params are its
     starting settings and its ``weight/<task>`` per epoch its weight schedule; its compute is its
     own (the epochs it trained, before and after taking another member's checkpoint: every member
-    trains the sweep's epochs), so the search's compute counts the whole population. The recommended static weights never come from
-    it. Its members train at once: the sweep's ``resources.max_concurrent`` (when given) must be
+    trains the sweep's epochs), so the search's compute counts the whole population. The
+    recommended static weights never come from it. Its members train at once: the sweep's ``resources.max_concurrent`` (when given) must be
     at least ``population``. It runs one population: ``repeats`` and ``scheduler`` are refused.
     Which member is copied and the perturbation factors are drawn by Tune's PBT from Python's
     ``random`` module, not from the sweep's seed: two runs of a pbt search differ.
@@ -171,7 +171,8 @@ class PbtSearch(SearchType):
     def settings(self, epochs: int, num_tasks: int, seed: int) -> dict[str, Any]:
         """What the sweep's PBT of this search is built from (:mod:`sweeps.population`)."""
         rate = self.lr if "lr" in self.perturb else None
-        return {"perturbation_interval": self.interval(epochs), "epochs": epochs, "quantile_fraction": self.quantile_fraction,
+        return {"perturbation_interval": self.interval(epochs), "epochs": epochs,
+                "quantile_fraction": self.quantile_fraction,
                 "resample_probability": self.resample_probability, "seed": seed, "num_tasks": num_tasks,
                 "weights": (self.weights.low, self.weights.high) if "weights" in self.perturb else None,
                 "lr": (rate.low, rate.high) if rate is not None else None}

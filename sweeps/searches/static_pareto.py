@@ -18,9 +18,10 @@ _POPULATION_FIX = "give the individuals per NSGA-II generation, a whole number >
 
 class StaticParetoSearch(StaticOptunaSearch):
     """Static weights drawn by Optuna's :class:`~optuna.samplers.NSGAIISampler` (seeded by the
-    sweep's seed; picklable: :mod:`sweeps.samplers`), through Ray Tune's ``OptunaSearch`` with a list of metrics: ``num_trials``
-    configurations, each task's weight drawn log-uniform from ``weights: {low, high}`` (default 0.1
-    to 10) and normalised to sum to T, as in ``static_optuna``.
+    sweep's seed; picklable: :mod:`sweeps.samplers`), through Ray Tune's ``OptunaSearch`` with a
+    list of metrics: ``num_trials`` configurations, each task's weight drawn log-uniform from
+    ``weights: {low, high}`` (default 0.1 to 10) and normalised to sum to T, as in
+    ``static_optuna``.
 
     Objectives: one per task, to minimise, each task's validation normalized error
     (``val/<task>/normalized_error``, scale-free) **at the trial's best epoch**, the epoch with the
