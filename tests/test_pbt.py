@@ -284,3 +284,17 @@ def test_a_sweep_whose_members_exploit_keeps_each_members_weight_schedule(local_
     rows = {row["search"]: row for row in csv.DictReader(open(local, newline=""))}
     assert set(rows) == {"pbt", "front"} and all(float(row["hypervolume"]) > 0 for row in rows.values())
     assert metrics["front/hypervolume"] == pytest.approx(float(rows["front"]["hypervolume"]), rel=1e-9)
+
+
+def test_the_report_gives_the_best_members_schedule_and_final_weights():
+    from sweeps.report import SearchSummary, comparison_figures, cost_rows
+    from report_fixtures import epoch, trial
+
+    member = trial("pbt", "m1", {"label": "member=1"}, history=[epoch(1, 0.5, 0.5, weights=(1.5, 0.5)),
+                                                                 epoch(2, 0.4, 0.4, weights=(0.8, 1.2))])
+    pbt = SearchSummary(name="pbt", kind="pbt", wall_seconds=1.0, trials=[member], schedules_weights=True)
+    (row,) = cost_rows([pbt], [])
+    assert row["final_weights"] == [0.8, 1.2]  # its last epoch's, not its start's
+    assert "weights_pbt.png" in comparison_figures([pbt])
+    static = SearchSummary(name="grid", kind="static_grid", wall_seconds=1.0, trials=[member])
+    assert "final_weights" not in cost_rows([static], [])[0] and "weights_grid.png" not in comparison_figures([static])

@@ -56,7 +56,9 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     :func:`.selection.grid_reach`; ``None``: never). With a single-task reference search and
     ``primaries``, every row has ``delta_m`` (:func:`.delta.delta_ms`); the reference's own row
     has no scores (its trials each train one task) and its ``test/<name>`` are the reference
-    values M_stl. When some trial has every task's normalized validation error, every row has
+    values M_stl. A search whose weights change as it trains (``pbt``:
+    :attr:`SearchSummary.schedules_weights`) has ``final_weights``, its best trial's weights at its
+    last epoch. When some trial has every task's normalized validation error, every row has
     ``hypervolume`` and ``hypervolume_per_compute_second`` (the front the search found against the
     sweep's reference point, and that over its compute with its source's:
     :func:`.hypervolume.hypervolumes`; ``None`` for the reference and a search without a point). With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
@@ -92,6 +94,10 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     deltas = delta_ms(searches, primaries or []) if reference is not None else {}
     for row in rows if deltas else ():
         row["delta_m"] = deltas.get(row["search"])
+    for search, row, config in zip(searches, rows, configs):
+        last = config.best_trial.history[-1] if search.schedules_weights and config is not None else {}
+        if any(key.startswith("weight/") for key in last):  # a schedule's end: the weights it trained to
+            row["final_weights"] = [last[key] for key in last if key.startswith("weight/")]
     volumes = hypervolumes(searches)
     for row in rows if any(volumes.values()) else ():
         volume, per_second = volumes.get(row["search"]) or (None, None)

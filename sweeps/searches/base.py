@@ -74,6 +74,9 @@ class SearchType(SpecModel):
     maps_front: ClassVar[bool] = False
     #: Whether its trials train together (a population): the sweep starts them all at once.
     trains_together: ClassVar[bool] = False
+    #: Whether its trials' weights change as they train (a schedule): the report plots its best
+    #: trial's weights per epoch and gives their last values.
+    schedules_weights: ClassVar[bool] = False
 
     name: Annotated[Name, Fix(NAME_FIX, noun="search name")]
     type: str

@@ -70,6 +70,7 @@ class PbtSearch(SearchType):
 
     method: ClassVar[str] = "static"
     trains_together: ClassVar[bool] = True
+    schedules_weights: ClassVar[bool] = True
 
     type: Literal["pbt"] = "pbt"
     population: Annotated[int, Fix("give the members of the population, a whole number >= 2")] = Field(4, ge=2)
