@@ -129,8 +129,8 @@ class Training:
         }
         # the learning rate is scheduled per step (None: constant); validation every val_every
         # epochs, test at a new best validation score and at the end (gradnorm_core.optim)
-        steps_per_epoch = -(-len(self._splits["train"]) // self.config.batch_size)
-        self.scheduler = make_scheduler(self.optimizer, self.config, steps_per_epoch)
+        self.steps_per_epoch = -(-len(self._splits["train"]) // self.config.batch_size)
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.plan = EvaluationPlan(self.config.val_every, self.config.epochs)
         if state is not None:
             self.load_state_dict(state)
@@ -245,6 +245,33 @@ class Training:
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.elapsed_seconds = float(state["elapsed_seconds"])
+
+
+    def adopt(self, state: dict[str, Any], epoch: int | None = None, elapsed_seconds: float = 0.0) -> None:
+        """Continue another run's :meth:`state_dict` with this run's own settings, as population
+        based training's exploit does: a member takes a better member's model and goes on training
+        it with its own (perturbed) task weights and learning rate, for its own remaining epochs.
+
+        From ``state``: the model, the optimizer's moments, the best validation score, the
+        shuffling and torch RNGs. Kept from this run: the balancer (its weights; its state), and
+        the network's learning rate ``config.lr``. ``epoch``: this run's own epochs so far (None:
+        ``state``'s), where it goes on from; the schedule is placed at that epoch's first step, and
+        every parameter group's rate is ``config.lr`` times the schedule's factor there (1 without
+        a schedule). ``elapsed_seconds``: the compute this run had spent before (``state``'s own
+        is the other run's, and is not taken)."""
+        epoch = int(state["epoch"]) if epoch is None else int(epoch)
+        adopted = {**state, "balancer": self.balancer.state_dict(), "epoch": epoch}
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            adopted["scheduler"] = {**state["scheduler"], "last_epoch": epoch * self.steps_per_epoch}
+        self.load_state_dict(adopted)
+        factor = 1.0 if self.scheduler is None else self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
+            if "initial_lr" in group:
+                group["initial_lr"] = self.config.lr
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [self.config.lr for _ in self.optimizer.param_groups]
+        self.elapsed_seconds = float(elapsed_seconds)
 
 
 def fit(

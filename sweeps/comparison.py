@@ -17,7 +17,8 @@ from .state import SweepState
 
 ROW_METRICS = ("trials", "finished", "stopped_early", *report.OUTCOME_FIELDS, "compute_seconds",
                "stopped_compute_seconds", "compute_with_source_seconds", "wall_seconds", "best_val_score",
-               "best_test_score", "delta_m", "grid_compute_fraction", "to_grid_best")
+               "best_test_score", "delta_m", "grid_compute_fraction", "to_grid_best", "hypervolume",
+               "hypervolume_per_compute_second")
 
 
 def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -> str:

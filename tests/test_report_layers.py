@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 REPORT = Path(__file__).resolve().parent.parent / "sweeps" / "report"
-LAYERS = ["summaries", "selection", "delta", "fronts", "table", "figures"]
+LAYERS = ["summaries", "selection", "delta", "fronts", "hypervolume", "table", "figures"]
 
 
 def imports(path: Path) -> list[tuple[ast.ImportFrom | ast.Import, bool]]:

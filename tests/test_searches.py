@@ -260,7 +260,7 @@ def test_registry_lists_every_type_from_its_own_module():
     assert set(SEARCH_TYPES) == {
         "gradnorm", "static_grid", "static_optuna", "equal", "uncertainty", "dwa", "static", "scale_invariant",
         "imtl_l", "imtl", "famo", "single_task", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl",
-        "upgrad", "dualproj", "rlw",
+        "upgrad", "dualproj", "rlw", "static_pareto", "pbt",
     }
     methods = {kind: cls.method for kind, cls in SEARCH_TYPES.items()}
     assert methods == {
@@ -269,7 +269,7 @@ def test_registry_lists_every_type_from_its_own_module():
         "scale_invariant": "scale_invariant", "imtl_l": "imtl_l", "imtl": "imtl",
         "famo": "famo", "static_optuna": "static", "single_task": "static", "mgda": "mgda", "pcgrad": "pcgrad",
         "cagrad": "cagrad", "nash_mtl": "nash_mtl", "imtl_g": "imtl_g", "aligned_mtl": "aligned_mtl",
-        "upgrad": "upgrad", "dualproj": "dualproj", "rlw": "rlw",
+        "upgrad": "upgrad", "dualproj": "dualproj", "rlw": "rlw", "static_pareto": "static", "pbt": "static",
     }
     for kind, cls in SEARCH_TYPES.items():
         assert issubclass(cls, SearchType) and cls.type_name() == kind

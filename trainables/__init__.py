@@ -71,6 +71,7 @@ _EXPORTS = {
     "tracking_client": "tracking_store",
     "checkpoint_history": "trainable",
     "epoch_metrics": "trainable",
+    "task_error_metric": "trainable",
     "train_trial": "trainable",
 }
 

@@ -23,6 +23,12 @@ from .outcome import Outcome, marker
 CHECKPOINT_FILE = "trial.pt"
 
 
+def task_error_metric(task: str, split: str = "val") -> str:
+    """The name :func:`epoch_metrics` gives a task's normalized error on a split
+    (``val/<task>/normalized_error``): every problem reports it, scale-free, lower is better."""
+    return f"{split}/{task}/normalized_error"
+
+
 def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str) -> dict[str, Any]:
     """The flat result of one epoch: what Tune receives and MLflow stores as metrics.
 
@@ -74,7 +80,14 @@ def train_trial(config: dict[str, Any]) -> None:
     """Ray Tune trainable: one training run, reported and checkpointed every epoch.
 
     A trial restored from a checkpoint continues where it stopped (model, optimizer, balancer,
-    RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. Every epoch
+    RNG, epoch, compute seconds) and gives the same numbers as an uninterrupted run. A trial
+    started from another trial's checkpoint (population based training's exploit: the checkpoint
+    names the trial that wrote it) adopts it instead (:meth:`TrialConfig.start` with ``adopt``):
+    that trial's model, its own weights and learning rate from ``config``, its own epochs and
+    compute seconds (``run.carried_epochs``, ``run.carried_seconds``); its history (the best score
+    so far, the averaged weights) starts anew there. A trial restored with no epoch left to train
+    (stopped by Tune just as it reported its last one) reports its last epoch again, so that
+    Tune's last result is its end. Every epoch
     is reported; a checkpoint is written at the last epoch and, before it, whenever
     ``config["run"]["checkpoint_seconds"]`` (default 0: every epoch) have passed since the last one, so
     a failed trial redoes at most that much work, and gives the same epochs again.
@@ -85,20 +98,24 @@ def train_trial(config: dict[str, Any]) -> None:
     config, an exception before the first report, or the same exception at the same point as the
     attempt before). Any other exception is raised, and Tune retries the trial.
     """
-    state, history = None, []
+    state, history, adopted = None, [], False
+    context = tune.get_context()
+    trial_id = context.get_trial_id()  # None outside Tune: errors are raised as they are
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             saved = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=False)
         state, history = saved["training"], saved["history"]
-    context = tune.get_context()
-    trial_id = context.get_trial_id()  # None outside Tune: errors are raised as they are
+        # another trial's checkpoint: population based training's exploit (see TrialConfig.start);
+        # its history is that trial's, not this one's
+        adopted = saved.get("trial_id") not in (None, trial_id)
+        history = [] if adopted else history
     failures = TrialFailures(logs_of(config) or context.get_trial_dir(), trial_id) if trial_id else None
     training = None
     try:
         trial = TrialConfig.from_dict(config)
-        problem, training = trial.start(state)
-        _train(trial, problem, training, history, trial.run.checkpoint_seconds)
+        problem, training = trial.start(state, adopt=adopted)
+        _train(trial, problem, training, history, trial.run.checkpoint_seconds, trial_id)
     except NonFiniteLossError as error:
         _end(Outcome.DIVERGED, history, str(error).splitlines()[0], type(error).__name__, None)
     except Diverged as error:
@@ -127,10 +144,14 @@ def _end(outcome: Outcome, history: list[dict[str, Any]], error: str, error_type
     tune.report(marker(outcome, history[-1] if history else None, error, error_type, log))
 
 
-def _train(trial: TrialConfig, problem, training: Training, history: list[dict[str, Any]], every: float) -> None:
-    """The epochs, each reported (and checkpointed at most every ``every`` seconds and at the end)."""
+def _train(trial: TrialConfig, problem, training: Training, history: list[dict[str, Any]], every: float,
+           trial_id: str | None = None) -> None:
+    """The epochs, each reported (and checkpointed at most every ``every`` seconds and at the end;
+    a checkpoint names the trial that wrote it)."""
     device, node = device_name(training), node_id()
     saved_at = time.monotonic()
+    if history and training.epoch >= trial.training.epochs:
+        tune.report(history[-1])  # nothing left: its end again (the logger writes an epoch once)
     for record in training:
         if record.score is not None and not math.isfinite(record.score):
             raise Diverged(f"the validation score is {record.score} at epoch {record.epoch}")
@@ -149,7 +170,7 @@ def _train(trial: TrialConfig, problem, training: Training, history: list[dict[s
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
-            torch.save({"training": training.state_dict(), "history": history},
+            torch.save({"training": training.state_dict(), "history": history, "trial_id": trial_id},
                        Path(directory) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         saved_at = time.monotonic()

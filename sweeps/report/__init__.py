@@ -9,6 +9,7 @@ Modules in layers, each using only those above it in this list:
    which a search came within noise of the grid's best, a derived search's cost with its source's;
 3. :mod:`.delta`: Delta m% against the single-task reference;
 4. :mod:`.fronts`: the static grid's Pareto front and where each search's best trial lands;
+   :mod:`.hypervolume`: the volume of the front each search found, and per second of compute;
 5. :mod:`.table`: the cost table's rows, Markdown and CSV;
 6. :mod:`.figures`: the plots, their shared helpers, and :func:`comparison_figures`, the list of
    the plots a comparison writes.
@@ -34,6 +35,7 @@ from .fronts import (
     pareto_view,
     task_errors,
 )
+from .hypervolume import front_tasks, hypervolume, hypervolumes, reference_point, search_front, search_points
 from .selection import (
     ConfigResult,
     best_config,
@@ -99,8 +101,11 @@ __all__ = [
     "format_table",
     "front_status",
     "front_statuses",
+    "front_tasks",
     "grid_reach",
     "grid_search",
+    "hypervolume",
+    "hypervolumes",
     "label_of",
     "outcome_from_status",
     "pareto_figure",
@@ -110,8 +115,11 @@ __all__ = [
     "reaches",
     "reads_metric",
     "recommended_weights",
+    "reference_point",
     "reference_search",
     "save_figure",
+    "search_front",
+    "search_points",
     "search_summary",
     "single_task_reference",
     "source_compute",

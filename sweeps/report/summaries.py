@@ -127,6 +127,8 @@ class SearchSummary:
     recommends_static: bool = False  # its best trial's mean weights become the recommended static weights
     reference: bool = False  # its trials train one task each: Delta m%'s single-task reference, no competitor
     source: str | None = None  # the search its configuration comes from (the recommended static's GradNorm)
+    maps_front: bool = False  # it searches the trade-off front: the Pareto view draws its non-dominated points
+    schedules_weights: bool = False  # its trials' weights change as they train: its best trial's are plotted
 
     @property
     def compute_seconds(self) -> float:
@@ -244,7 +246,9 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
                          grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)),
                          recommends_static=getattr(SEARCH_TYPES.get(kind), "recommends_static", False),
-                         reference=getattr(SEARCH_TYPES.get(kind), "reference", False))
+                         reference=getattr(SEARCH_TYPES.get(kind), "reference", False),
+                         maps_front=getattr(SEARCH_TYPES.get(kind), "maps_front", False),
+                         schedules_weights=getattr(SEARCH_TYPES.get(kind), "schedules_weights", False))
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:

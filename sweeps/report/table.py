@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .delta import delta_ms, reference_search, single_task_reference
+from .hypervolume import hypervolumes
 from .selection import ConfigResult, best_config, config_label, grid_reach, grid_search, with_source, within_noise
 from .summaries import OUTCOMES, RESULT_OUTCOMES, STOPPED, PrimaryMetric, SearchSummary
 
@@ -55,7 +56,12 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     :func:`.selection.grid_reach`; ``None``: never). With a single-task reference search and
     ``primaries``, every row has ``delta_m`` (:func:`.delta.delta_ms`); the reference's own row
     has no scores (its trials each train one task) and its ``test/<name>`` are the reference
-    values M_stl. With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
+    values M_stl. A search whose weights change as it trains (``pbt``:
+    :attr:`SearchSummary.schedules_weights`) has ``final_weights``, its best trial's weights at its
+    last epoch. When some trial has every task's normalized validation error, every row has
+    ``hypervolume`` and ``hypervolume_per_compute_second`` (the front the search found against the
+    sweep's reference point, and that over its compute with its source's:
+    :func:`.hypervolume.hypervolumes`; ``None`` for the reference and a search without a point). With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
     every row ends with ``front`` (``None`` when absent).
     """
     searches = list(searches)
@@ -88,6 +94,14 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     deltas = delta_ms(searches, primaries or []) if reference is not None else {}
     for row in rows if deltas else ():
         row["delta_m"] = deltas.get(row["search"])
+    for search, row, config in zip(searches, rows, configs):
+        last = config.best_trial.history[-1] if search.schedules_weights and config is not None else {}
+        if any(key.startswith("weight/") for key in last):  # a schedule's end: the weights it trained to
+            row["final_weights"] = [last[key] for key in last if key.startswith("weight/")]
+    volumes = hypervolumes(searches)
+    for row in rows if any(volumes.values()) else ():
+        volume, per_second = volumes.get(row["search"]) or (None, None)
+        row["hypervolume"], row["hypervolume_per_compute_second"] = volume, per_second
     if fronts is not None:
         for row in rows:
             row["front"] = fronts.get(row["search"])
@@ -158,7 +172,8 @@ def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
     """A GitHub-style Markdown table, padded so it also reads as plain text in a terminal.
 
     Columns: search | trials | compute s | wall s | val score | test score | Δm% | to grid's best |
-    test <each task metric> | best config, and ``vs best`` when some search ran several seeds
+    test <each task metric> | best config, ``hypervolume (per s)`` when the rows carry
+    ``hypervolume`` (``0.0421 (1.3e-04/s)``: the volume, and per second of compute), and ``vs best`` when some search ran several seeds
     (then the scores read ``mean ± std``), and ``grid front`` last when the rows carry ``front``
     (see :func:`cost_rows`). ``Δm%`` only when the rows carry ``delta_m`` (a single-task reference
     ran), ``to grid's best`` (a fraction of the grid's compute, or ``never``) only when they carry
@@ -171,6 +186,7 @@ def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
     front = any("front" in row for row in rows)
     delta = any("delta_m" in row for row in rows)
     reach = any("to_grid_best" in row for row in rows)
+    volume = any("hypervolume" in row for row in rows)
     columns: list[tuple[str, bool, Any]] = [  # (header, right-aligned, cell of a row)
         ("search", False, lambda row: str(row["search"])),
         ("trials", True, trials_cell),
@@ -182,6 +198,7 @@ def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
         *([("to grid's best", True, _reach_cell)] if reach else []),
         *[(f"test {name}", True, lambda row, name=name: _number(row.get(f"test/{name}"))) for name in task_metrics],
         ("best config", False, lambda row: row["best_config"] or "-"),
+        *([("hypervolume (per s)", True, _volume_cell)] if volume else []),
         *([("vs best", False, lambda row: row.get("vs_best") or "-")] if seeds else []),
         *([("grid front", False, lambda row: row.get("front") or "-")] if front else []),
     ]
@@ -205,6 +222,13 @@ def _compute_cell(row: dict) -> str:
     if row.get("source") is None:
         return own
     return f"{own} ({_seconds(row.get('compute_with_source_seconds'))} with {row['source']})"
+
+
+def _volume_cell(row: dict) -> str:
+    if row.get("hypervolume") is None:
+        return "-"
+    per_second = row.get("hypervolume_per_compute_second")
+    return _number(row["hypervolume"]) + ("" if per_second is None else f" ({_number(per_second)}/s)")
 
 
 def _reach_cell(row: dict) -> str:

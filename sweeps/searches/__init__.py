@@ -22,11 +22,13 @@ from .famo import FamoSearch
 from .gradnorm import AlphaRange, GradNormSearch
 from .imtl import ImtlSearch
 from .imtl_l import ImtlLSearch
+from .pbt import PbtSearch
 from .scale_invariant import ScaleInvariantSearch
 from .single_task import SingleTaskSearch
 from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
 from .static_optuna import StaticOptunaSearch, WeightRange, normalised_weights
+from .static_pareto import StaticParetoSearch
 from .uncertainty import UncertaintySearch
 from .mgda import MgdaSearch
 from .pcgrad import PcgradSearch
@@ -53,6 +55,7 @@ __all__ = [
     "ImtlSearch",
     "MgdaSearch",
     "NashMtlSearch",
+    "PbtSearch",
     "PcgradSearch",
     "RENAMED_TYPES",
     "RlwSearch",
@@ -62,6 +65,7 @@ __all__ = [
     "SingleTaskSearch",
     "StaticGridSearch",
     "StaticOptunaSearch",
+    "StaticParetoSearch",
     "StaticSearch",
     "UncertaintySearch",
     "UpgradSearch",
@@ -80,7 +84,7 @@ SEARCH_TYPES: dict[str, type[SearchType]] = {
     for cls in (GradNormSearch, StaticGridSearch, StaticOptunaSearch, EqualSearch, UncertaintySearch, DwaSearch,
                 StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, MgdaSearch, PcgradSearch,
                 CagradSearch, NashMtlSearch, ImtlGSearch, AlignedMtlSearch, UpgradSearch, DualprojSearch, RlwSearch,
-                SingleTaskSearch)
+                SingleTaskSearch, StaticParetoSearch, PbtSearch)
 }
 
 #: former search types -> the one that replaced them and how to rewrite a search of it

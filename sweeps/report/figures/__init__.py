@@ -6,7 +6,8 @@ comparison writes: :func:`comparison_figures`.
 - ``pareto.png``: per-task normalized validation errors, the static grid's front and each
   search's best trial (:func:`pareto_figure`);
 - ``weights_<search>.png``: the task weights over the epochs of the best trial of each search
-  that recommends static weights (:func:`weights_figure`).
+  that recommends static weights, or whose weights change as it trains (``pbt``: a member's
+  schedule) (:func:`weights_figure`).
 
 Shared helpers (figure, scales, title, legend, styles) live in :mod:`.base`.
 """
@@ -29,7 +30,7 @@ def comparison_figures(summaries: Sequence[SearchSummary]) -> dict:
     """``{artifact file name: Figure}``: every plot a comparison writes, in this order."""
     figures = {"best_so_far.png": best_so_far_figure(summaries), "pareto.png": pareto_figure(summaries)}
     for summary in summaries:
-        best = best_trial(summary) if summary.recommends_static else None
+        best = best_trial(summary) if summary.recommends_static or summary.schedules_weights else None
         if best is not None:
             figures[f"weights_{summary.name}.png"] = weights_figure(best)
     return figures
