@@ -1,5 +1,6 @@
 """The settings of one training run (:class:`TrainConfig`: which keys exist, their defaults and
-their checks) and the device a run trains on (:func:`resolve_device`)."""
+their checks), the device a run trains on (:func:`resolve_device`) and the clock of its
+time on a GPU (:class:`DeviceClock`)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,19 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device is {device!r} but no CUDA device is available: use 'cpu' or 'auto'")
     return resolved
+
+
+class DeviceClock:
+    """The seconds between two events on a CUDA device's current stream: one recorded when the
+    clock is made, one when :meth:`seconds` is called (which waits for the device to reach it)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.start.record(torch.cuda.current_stream(device))
+
+    def seconds(self) -> float:
+        end = torch.cuda.Event(enable_timing=True)
+        end.record(torch.cuda.current_stream(self.device))
+        end.synchronize()
+        return self.start.elapsed_time(end) / 1000.0

@@ -161,7 +161,7 @@ def test_state_survives_the_experiment_checkpoint_and_restore():
 
 
 def score_steps(client: MlflowClient, run) -> list[int]:
-    return [m.step for m in client.get_metric_history(run.info.run_id, "score")]
+    return [m.step for m in client.get_metric_history(run.info.run_id, "val/score")]
 
 
 def test_asha_stops_trials_which_are_recorded_once_and_counted(local_ray, tmp_path, capsys, new_store):

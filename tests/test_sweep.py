@@ -52,7 +52,7 @@ def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = EPOCH
         search = trial.data.tags[SEARCH]
         assert trial.data.tags[PARENT] == searches[search].info.run_id
         assert trial.info.status == "FINISHED"
-        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "score")]
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "val/score")]
         assert steps == list(range(1, epochs + 1)), f"{search} trial logged epochs {steps}"
         trials_per_search[search] += 1
     assert dict(trials_per_search) == EXPECTED_TRIALS
@@ -88,7 +88,7 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     for search, count in EXPECTED_TRIALS.items():
         trials = [t for t in grouped["trial"] if t.data.tags[SEARCH] == search]
         compute = sum(t.data.metrics["compute_seconds"] for t in trials)
-        best = min(min(m.value for m in client.get_metric_history(t.info.run_id, "score")) for t in trials)
+        best = min(min(m.value for m in client.get_metric_history(t.info.run_id, "val/score")) for t in trials)
         assert metrics[f"{search}/trials"] == count
         assert metrics[f"{search}/compute_seconds"] == pytest.approx(compute)
         assert metrics[f"{search}/best_val_score"] == pytest.approx(best)
@@ -96,9 +96,9 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
 
     # the recommended static weights: time average of the best GradNorm trial's step-mean weights
     gradnorm = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "gradnorm"]
-    best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "score")))
+    best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "val/score")))
     expected = [
-        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"mean_weight/{task}")) / EPOCHS
+        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"weight/{task}/epoch_mean")) / EPOCHS
         for task in ("left", "right", "sum")
     ]
     local = client.download_artifacts(comparison.info.run_id, "recommended_weights_gradnorm.json", str(tmp_path))
@@ -142,7 +142,7 @@ def trial_records(client: MlflowClient, experiment: str) -> dict[tuple[str, str]
         assert key not in records, f"trial {key} logged twice"
         records[key] = {"status": run.info.status} | {
             metric: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-            for metric in run.data.metrics if metric != "compute_seconds"
+            for metric in run.data.metrics if metric not in ("compute_seconds", "cpu_seconds")
         }
     return records
 
@@ -164,14 +164,14 @@ def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninter
     assert len(expected) == LOOP_TRIALS
     for record in expected.values():
         assert record["status"] == "FINISHED"
-        assert [step for step, _ in record["score"]] == [2, 3]  # val_every 2, and the last epoch
+        assert [step for step, _ in record["val/score"]] == [2, 3]  # val_every 2, and the last epoch
         assert [step for step, _ in record["train/left/loss"]] == [1, 2, 3]
         assert {2, 3} >= {step for step, _ in record["test/score"]} >= {3}  # at the best and the last
-        assert [step for step, _ in record["best_score"]] == [2, 3]  # inf at epoch 1: not logged
+        assert [step for step, _ in record["best_val_score"]] == [2, 3]  # inf at epoch 1: not logged
     # the comparison reads the test score at the best validation epoch of the best trial
     metrics = MlflowClient(uri).get_run(state.comparison_run_id).data.metrics
-    best = min((r for (search, _), r in expected.items() if search == "grid"), key=lambda r: min(v for _, v in r["score"]))
-    epoch, score = min(best["score"], key=lambda point: point[1])
+    best = min((r for (search, _), r in expected.items() if search == "grid"), key=lambda r: min(v for _, v in r["val/score"]))
+    epoch, score = min(best["val/score"], key=lambda point: point[1])
     assert metrics["grid/best_val_score"] == pytest.approx(score)
     assert metrics["grid/best_test_score"] == pytest.approx(dict(best["test/score"])[epoch])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -42,6 +43,34 @@ def test_records_one_per_epoch_with_all_fields(toy):
     assert records[0].train["task0/loss"] > 0
 
 
+def test_cost_units_count_the_samples_and_the_process_cpu_time_and_survive_a_restore(toy):
+    """samples: epochs x the train split's size; cpu_seconds: the process's CPU time inside the
+    epochs (at most what the process spent around them); both carried across a restore, and a
+    state saved before they were counted gives the exact samples and no CPU time."""
+    def start(state=None):
+        model = toy.build_model(seed=1)
+        return fit(toy, make_balancer("equal", toy.num_tasks), model=model, state=state, epochs=3, batch_size=64,
+                   lr=1e-3, seed=1, device="cpu")
+
+    before = time.process_time()
+    records = list(start())
+    spent = time.process_time() - before
+    assert [r.samples for r in records] == [256, 512, 768]
+    assert 0 < records[0].cpu_seconds < records[1].cpu_seconds < records[2].cpu_seconds <= spent
+    assert records[-1].gpu_seconds is None and "gpu_seconds" not in records[-1].flat()  # on CPU
+    assert records[-1].flat()["samples"] == 768
+
+    first = start()
+    head = next(iter(first))
+    resumed = start(state=first.state_dict())
+    tail = list(resumed)
+    assert [r.samples for r in tail] == [512, 768]
+    assert tail[0].cpu_seconds > head.cpu_seconds
+    old = {key: value for key, value in first.state_dict().items() if key not in ("cpu_seconds", "samples")}
+    again = list(start(state=old))
+    assert [r.samples for r in again] == [512, 768] and again[-1].cpu_seconds is None
+
+
 def test_training_lowers_the_score():
     problem = MultiDigits(num_train=512, num_val=128, num_test=128, seed=1)
     model = problem.build_model(seed=0)
@@ -72,7 +101,8 @@ def test_resuming_from_a_state_gives_the_same_records(method, options):
     tail = [r.as_dict() for r in resumed]
     assert [r["epoch"] for r in head + tail] == [1, 2, 3, 4]
     for got, expected in zip(head + tail, uninterrupted):
-        got.pop("elapsed_seconds"), expected.pop("elapsed_seconds")
+        for key in ("elapsed_seconds", "cpu_seconds"):  # the clocks; samples must match
+            got.pop(key), expected.pop(key)
         assert got == expected
     assert resumed.elapsed_seconds >= first.elapsed_seconds
 

@@ -74,8 +74,9 @@ _EXPORTS = {
     "train_trial": "trainable",
 }
 
-#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI)
-_MODULES = ("storage",)
+#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI) and
+#: ``metric_names`` (a trial's metrics: the record's keys and their MLflow names)
+_MODULES = ("storage", "metric_names")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 
