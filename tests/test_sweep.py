@@ -122,7 +122,8 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.splitlines() if line.startswith("|")] == table
     assert rebuilt.rstrip().splitlines()[-1].endswith(  # and links to it in MLflow (sweeps.links)
-        f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts?workflowType=machine_learning")
+        f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts/cost_table.md"
+        "?workflowType=machine_learning")
     assert len(client.get_metric_history(state.comparison_run_id, "grid/compute_seconds")) == 1
 
 

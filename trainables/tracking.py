@@ -184,11 +184,12 @@ def create_comparison_run(client: MlflowClient, experiment_id: str, name: str, s
 
 def create_search_run(client: MlflowClient, experiment_id: str, comparison_run_id: str, sweep_id: str,
                       search: str, search_type: str, params: dict[str, Any], *,
-                      run_name: str | None = None) -> str:
-    """One search's run under the comparison run, named ``run_name`` or else the search's name;
-    ``params`` (its options, grid size, ...) as JSON."""
+                      run_name: str | None = None, start_time: float | None = None) -> str:
+    """One search's run under the comparison run, named ``run_name`` or else the search's name,
+    started at ``start_time`` (unix seconds; default now); ``params`` (its options, grid size,
+    ...) as JSON."""
     run = client.create_run(
-        experiment_id, run_name=run_name or search,
+        experiment_id, run_name=run_name or search, start_time=_ms(start_time),
         tags={PARENT: comparison_run_id, ROLE: ROLE_SEARCH, SEARCH: search, SWEEP: sweep_id, KIND: search_type},
     )
     _log_params(client, run.info.run_id, {key: json.dumps(value) for key, value in params.items()})

@@ -65,7 +65,7 @@ def grid_fractions(searches: Sequence[SearchSummary]) -> dict[str, dict[str, flo
     """``{search name: fractions}`` against the grid (:func:`.selection.grid_search`), in every unit
     the grid's cost is known in: ``grid_<unit>_fraction`` (the search's cost, a derived search's with
     its source's, over the grid's as it ran), ``full_grid_<unit>_fraction`` (over the full grid's,
-    :func:`full_grid_cost`) and ``to_grid_best`` (wall-clock) or ``to_grid_best_<unit>``: the fraction
+    :func:`full_grid_cost`, where its size is known) and ``to_grid_best`` (wall-clock) or ``to_grid_best_<unit>``: the fraction
     of the grid's cost at which it first came within noise of the grid's best (``None``: never;
     not for the single-task reference). A fraction whose cost is unknown is left out. Empty
     without a grid with a result."""
@@ -84,7 +84,8 @@ def grid_fractions(searches: Sequence[SearchSummary]) -> dict[str, dict[str, flo
             if cost is None:
                 continue
             out[search.name][f"grid_{unit}_fraction"] = cost / total
-            out[search.name][f"full_grid_{unit}_fraction"] = cost / full
+            if full:
+                out[search.name][f"full_grid_{unit}_fraction"] = cost / full
             if search.name in reach and _reach_known(search, searches, unit):
                 out[search.name][reach_key(unit)] = reach[search.name]
     return out

@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     from ..spec import SweepSpec
     from ..state import SweepState
 
-from trainables import Outcome, metric_names
+from trainables import Outcome, metric_names, run_names
 
 # the outcome words are trainables.Outcome's
 FINISHED, STOPPED, FAILED, DIVERGED, KILLED = (outcome.value for outcome in Outcome)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 GRID_KIND = "static_grid"  # the kind of the searches that make the static grid (its front, its best)
 RESULT_OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome.selectable)  # whose epochs are results
+short_label = run_names.short_label  # a configuration's label shortened for reading (the trial runs' names)
 ALPHA_KIND = "gradnorm"  # the kind of the alpha searches (GradNorm's): what the answer weighs against the grid
 #: what a trial's cost is counted in: {unit: its TrialSummary attribute (and its record's key)}. Wall-clock
 #: ``compute`` moves with whatever else loads the machine; the trial's own ``cpu`` time (``gpu`` on a GPU)

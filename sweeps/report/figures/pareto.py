@@ -9,8 +9,11 @@ search's best trial, for 1 to 8 tasks and more.
 - 1 task, or 5 and more: parallel coordinates (one faint polyline per grid trial, front
   polylines in black, best trials bold).
 
-Searches are told apart by marker and color, named in one legend beside the panels. An axis is
-logarithmic when its values span more than two decades (symlog when one of them is 0).
+Searches are told apart by marker and color, named in one legend beside the panels. In the
+scatter and the panels the axes span the grid's points: a search's best trial beyond them is
+drawn on the edge with an arrow out and its value, and one that would hide another is drawn as a
+ring around it. An axis is logarithmic when its values span more than two decades (symlog when
+one of them is 0).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ AXIS_LABEL = "normalized val error (lower is better)"
 MAX_PANEL_TASKS = 4  # pairwise panels up to this many tasks, parallel coordinates beyond
 FRONT = "grid front"  # the legend's label, and the gid of the artists that mark the front
 GRID = "static grid trial"
+OFF_SCALE = "off scale"  # the gid of the arrows that point at a best trial beyond the grid's span
 
 
 def pareto_figure(summaries: Sequence[SearchSummary]):
@@ -54,12 +58,14 @@ def _title(view: ParetoView) -> str:
 
 
 def _task_values(view: ParetoView, bests, task: int) -> list[float]:
-    return [p[task] for p in view.grid] + [p[task] for _, p in bests]
+    """What an axis spans: the grid's points (a best trial beyond them is drawn on the edge), or
+    without a grid point the best trials'."""
+    return [p[task] for p in view.grid] or [p[task] for _, p in bests]
 
 
-def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> None:
-    """Task ``i`` (x) against task ``j`` (y): grid points, the front ringed (a staircase with
-    two tasks), each search's best trial."""
+def _panel(axes, i: int, j: int, view: ParetoView) -> None:
+    """Task ``i`` (x) against task ``j`` (y): the grid's points, the front ringed (a staircase with
+    two tasks)."""
     grid, front = view.grid, view.front_points
     if grid:
         axes.scatter([p[i] for p in grid], [p[j] for p in grid], s=14, color="0.6", alpha=0.6, label=GRID)
@@ -69,19 +75,54 @@ def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]
         if len(view.tasks) == 2:
             axes.step([p[i] for p in ordered], [p[j] for p in ordered], where="post", color="black",
                       linewidth=1.2)
-    for k, (name, point) in enumerate(bests):
-        axes.scatter([point[i]], [point[j]], s=110, edgecolors="black", linewidths=0.6, zorder=3,
-                     label=name, **style(k))
     axes.margins(0.08)
     axes.grid(True, alpha=0.3)
+
+
+def _freeze(axes) -> None:
+    """Fix the axes' limits where they are now (the grid's points and their margins)."""
+    axes.autoscale_view()
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
+    axes.set_autoscale_on(False)
+
+
+def _bests(axes, i: int, j: int, bests: list[tuple[str, Point]]) -> None:
+    """Each search's best trial, task ``i`` against task ``j``, on axes whose limits span the grid's
+    points: a point beyond them is drawn on the edge, with an arrow out and its value
+    (:data:`OFF_SCALE`); a point within 12 px of one drawn before it is drawn as a larger ring, so
+    that both show. Each legend entry is the search's marker as drawn where nothing hides it."""
+    drawn: list[tuple[float, float]] = []
+    (x0, x1), (y0, y1) = sorted(axes.get_xlim()), sorted(axes.get_ylim())
+    for k, (name, point) in enumerate(bests):
+        x, y = min(max(point[i], x0), x1), min(max(point[j], y0), y1)
+        at = axes.transData.transform((x, y))
+        ring = any(abs(at[0] - a) < 12 and abs(at[1] - b) < 12 for a, b in drawn)
+        look = style(k)
+        options = ({"facecolors": "none", "edgecolors": look["color"], "linewidths": 2.0, "s": 220} if ring else
+                   {"color": look["color"], "edgecolors": "black", "linewidths": 0.6, "s": 110})
+        axes.scatter([x], [y], marker=look["marker"], zorder=3, clip_on=False, **options)
+        # the legend's entry: the search's marker as drawn where nothing hides it
+        axes.scatter([], [], marker=look["marker"], color=look["color"], edgecolors="black", linewidths=0.6, s=110,
+                     label=name)
+        drawn.append(tuple(at))
+        if (x, y) != (point[i], point[j]):
+            away = (0 if x == point[i] else (-1 if x == x0 else 1), 0 if y == point[j] else (-1 if y == y0 else 1))
+            value = ", ".join(f"{v:.3g}" for v, moved in ((point[i], away[0]), (point[j], away[1])) if moved)
+            axes.annotate(f"{name}: {value}", xy=(x, y), xytext=(-34 * away[0] or 14, -24 * away[1] or 14),
+                          textcoords="offset points", fontsize=7, ha="center", gid=OFF_SCALE, zorder=4,
+                          arrowprops={"arrowstyle": "->", "color": look["color"], "linewidth": 1.2})
 
 
 def _scatter(view: ParetoView, bests):
     figure = new_figure(8.5, 6.0)
     axes = figure.add_subplot(1, 1, 1)
-    _panel(axes, 0, 1, view, bests)
+    _panel(axes, 0, 1, view)
     set_scale(axes, "x", _task_values(view, bests, 0))
     set_scale(axes, "y", _task_values(view, bests, 1))
+    if view.grid:
+        _freeze(axes)
+    _bests(axes, 0, 1, bests)
     axes.set_xlabel(f"{view.tasks[0]}: {AXIS_LABEL}")
     axes.set_ylabel(f"{view.tasks[1]}: {AXIS_LABEL}")
     return figure, axes
@@ -96,7 +137,7 @@ def _triangle(view: ParetoView, bests):
     for r in range(n):
         for c in range(r + 1):
             axes = figure.add_subplot(layout[r, c], sharex=columns.get(c), sharey=rows.get(r))
-            _panel(axes, c, r + 1, view, bests)
+            _panel(axes, c, r + 1, view)
             if c not in columns:
                 columns[c] = axes
                 set_scale(axes, "x", _task_values(view, bests, c))
@@ -107,10 +148,14 @@ def _triangle(view: ParetoView, bests):
             axes.set_ylabel(view.tasks[r + 1])
             axes.tick_params(labelsize=8)
             axes.label_outer()  # tick and axis labels on the bottom row and the left column only
-            panels.append(axes)
+            panels.append((axes, c, r + 1))
+    for axes, c, r in panels:
+        if view.grid:
+            _freeze(axes)
+        _bests(axes, c, r, bests)
     figure.supxlabel(AXIS_LABEL, fontsize=10)
     figure.supylabel(AXIS_LABEL, fontsize=10)
-    handles, labels = unique_handles(*panels)
+    handles, labels = unique_handles(*(axes for axes, _, _ in panels))
     if handles:
         key = figure.add_subplot(layout[0, 1:])
         key.axis("off")
