@@ -103,7 +103,7 @@ class SweepEvents:
         self.ended[trial.trial_id] = update.outcome
         self.statuses[trial.trial_id] = status
         self.progress.ended(trials, trial, update.outcome, update.error, update.log)
-        self._check_done(trials, trial)
+        self._check_done(trials, trial, update.ended)
 
     def experiment_end(self, trials) -> None:
         # Only the trials no step of this run saw (a resumed experiment whose trials had all
@@ -117,15 +117,16 @@ class SweepEvents:
 
     # -- searches ------------------------------------------------------------------------------
 
-    def _check_done(self, trials, trial) -> None:
-        """End the trial's search (its status, its run) once its last trial has ended."""
+    def _check_done(self, trials, trial, at: float | None = None) -> None:
+        """End the trial's search (its status, its run) once its last trial has ended (``at``, that
+        trial's end: the search's run ends with it)."""
         search = search_of(trial.config)
         entry = self.state.searches.get(search)
         outcomes = [self.ended.get(t.trial_id) or trial_outcome(t) for t in trials if search_of(t.config) == search]
         ended = [outcome for outcome in outcomes if outcome is not None]
         if entry is None or entry.get("status") == "done" or len(ended) < self.totals.get(search, 0):
             return
-        entry["status"], entry["ended_at"] = "done", time.time()
+        entry["status"], entry["ended_at"] = "done", at or time.time()
         entry["result"] = any(outcome.selectable for outcome in ended)
         self.state.save()
         self.logger.end_search(search, "FINISHED" if entry["result"] else "FAILED", entry["ended_at"])
