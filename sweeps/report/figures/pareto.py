@@ -11,8 +11,8 @@ search's best trial, for 1 to 8 tasks and more.
 
 Searches are told apart by marker and color, named in one legend beside the panels. In the
 scatter and the panels the axes span the grid's points: a search's best trial beyond them is
-drawn on the edge with an arrow out and its value, and one that would hide another is drawn as a
-ring around it. An axis is logarithmic when its values span more than two decades (symlog when
+drawn on the edge with an arrow pointing out, its value in the legend, and one that would hide
+another is drawn as a ring around it. An axis is logarithmic when its values span more than two decades (symlog when
 one of them is 0).
 """
 
@@ -28,7 +28,7 @@ AXIS_LABEL = "normalized val error (lower is better)"
 MAX_PANEL_TASKS = 4  # pairwise panels up to this many tasks, parallel coordinates beyond
 FRONT = "grid front"  # the legend's label, and the gid of the artists that mark the front
 GRID = "static grid trial"
-OFF_SCALE = "off scale"  # the gid of the arrows that point at a best trial beyond the grid's span
+OFF_SCALE = "off scale"  # the gid of the arrows that point out from a best trial beyond the grid's span
 
 
 def pareto_figure(summaries: Sequence[SearchSummary]):
@@ -87,12 +87,13 @@ def _freeze(axes) -> None:
     axes.set_autoscale_on(False)
 
 
-def _bests(axes, i: int, j: int, bests: list[tuple[str, Point]]) -> None:
+def _bests(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> dict[str, dict[str, float]]:
     """Each search's best trial, task ``i`` against task ``j``, on axes whose limits span the grid's
-    points: a point beyond them is drawn on the edge, with an arrow out and its value
-    (:data:`OFF_SCALE`); a point within 12 px of one drawn before it is drawn as a larger ring, so
-    that both show. Each legend entry is the search's marker as drawn where nothing hides it."""
+    points: a point beyond them is drawn on the edge with an arrow pointing out (gid
+    :data:`OFF_SCALE`), and returned as ``{search: {task: value}}`` for the legend to give its value;
+    a point within 12 px of one drawn before it is drawn as a larger ring, so that both show."""
     drawn: list[tuple[float, float]] = []
+    beyond: dict[str, dict[str, float]] = {}
     (x0, x1), (y0, y1) = sorted(axes.get_xlim()), sorted(axes.get_ylim())
     for k, (name, point) in enumerate(bests):
         x, y = min(max(point[i], x0), x1), min(max(point[j], y0), y1)
@@ -102,16 +103,26 @@ def _bests(axes, i: int, j: int, bests: list[tuple[str, Point]]) -> None:
         options = ({"facecolors": "none", "edgecolors": look["color"], "linewidths": 2.0, "s": 220} if ring else
                    {"color": look["color"], "edgecolors": "black", "linewidths": 0.6, "s": 110})
         axes.scatter([x], [y], marker=look["marker"], zorder=3, clip_on=False, **options)
-        # the legend's entry: the search's marker as drawn where nothing hides it
-        axes.scatter([], [], marker=look["marker"], color=look["color"], edgecolors="black", linewidths=0.6, s=110,
-                     label=name)
         drawn.append(tuple(at))
-        if (x, y) != (point[i], point[j]):
-            away = (0 if x == point[i] else (-1 if x == x0 else 1), 0 if y == point[j] else (-1 if y == y0 else 1))
-            value = ", ".join(f"{v:.3g}" for v, moved in ((point[i], away[0]), (point[j], away[1])) if moved)
-            axes.annotate(f"{name}: {value}", xy=(x, y), xytext=(-34 * away[0] or 14, -24 * away[1] or 14),
-                          textcoords="offset points", fontsize=7, ha="center", gid=OFF_SCALE, zorder=4,
-                          arrowprops={"arrowstyle": "->", "color": look["color"], "linewidth": 1.2})
+        away = (0 if x == point[i] else (-1 if x == x0 else 1), 0 if y == point[j] else (-1 if y == y0 else 1))
+        if away != (0, 0):
+            axes.annotate("", xy=(x, y), xytext=(-18 * away[0], -18 * away[1]), textcoords="offset points",
+                          gid=OFF_SCALE, zorder=4, annotation_clip=False,
+                          arrowprops={"arrowstyle": "->", "color": look["color"], "linewidth": 1.6})
+            for task, moved in ((i, away[0]), (j, away[1])):
+                if moved:
+                    beyond.setdefault(name, {})[view.tasks[task]] = point[task]
+    return beyond
+
+
+def _legend_entries(axes, bests: list[tuple[str, Point]], beyond: dict[str, dict[str, float]]) -> None:
+    """One legend entry per search: its marker as drawn where nothing hides it, and the values of
+    its best trial that lie beyond the axes."""
+    for k, (name, _) in enumerate(bests):
+        look = style(k)
+        values = ", ".join(f"{task} {value:.3g}" for task, value in beyond.get(name, {}).items())
+        axes.scatter([], [], marker=look["marker"], color=look["color"], edgecolors="black", linewidths=0.6, s=110,
+                     label=f"{name} (beyond the axes: {values})" if values else name)
 
 
 def _scatter(view: ParetoView, bests):
@@ -122,7 +133,7 @@ def _scatter(view: ParetoView, bests):
     set_scale(axes, "y", _task_values(view, bests, 1))
     if view.grid:
         _freeze(axes)
-    _bests(axes, 0, 1, bests)
+    _legend_entries(axes, bests, _bests(axes, 0, 1, view, bests))
     axes.set_xlabel(f"{view.tasks[0]}: {AXIS_LABEL}")
     axes.set_ylabel(f"{view.tasks[1]}: {AXIS_LABEL}")
     return figure, axes
@@ -149,10 +160,13 @@ def _triangle(view: ParetoView, bests):
             axes.tick_params(labelsize=8)
             axes.label_outer()  # tick and axis labels on the bottom row and the left column only
             panels.append((axes, c, r + 1))
+    beyond: dict[str, dict[str, float]] = {}
     for axes, c, r in panels:
         if view.grid:
             _freeze(axes)
-        _bests(axes, c, r, bests)
+        for name, values in _bests(axes, c, r, view, bests).items():
+            beyond.setdefault(name, {}).update(values)
+    _legend_entries(panels[0][0], bests, beyond)
     figure.supxlabel(AXIS_LABEL, fontsize=10)
     figure.supylabel(AXIS_LABEL, fontsize=10)
     handles, labels = unique_handles(*(axes for axes, _, _ in panels))
