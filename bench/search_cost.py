@@ -259,7 +259,7 @@ def main() -> None:
         "lower is better), with the test score and each task's primary test metric at the same epochs. *Δm%*: the "
         "mean relative loss against the single-task reference on each task's primary metric, "
         "(1/T) Σ (-1)^h (M - M_stl) / M_stl × 100 (lower is better; below 0 beats training each task alone). "
-        f"*reached grid's best at*: the share of the grid's {report.UNIT_WORDS[unit]} (the grid as it ran) at which "
+        f"*reached best*: the share of the grid's {report.UNIT_WORDS[unit]} (the grid as it ran) at which "
         "the search first had a configuration (all its seeds ended) within noise of the grid's best "
         f"({grid['best_val_score']:.4f}); for the recommended static, its GradNorm search's cost comes first. "
         "*vs best*: within the seeds' spread of the best row (sqrt(std_a² + std_b²)). *grid front*: where the best "

@@ -86,7 +86,7 @@ def test_the_answer_states_the_winner_its_noise_and_the_alpha_searchs_share_of_t
     line = answer_line(rows, "cpu")
     assert line == (f"Best validation score: gn (0.4100); the alpha search gn cost {percent(gn_cpu / grid_cpu)} of "
                     f"the sampled grid's CPU time ({percent(gn_cpu / full_cpu)} of the full grid's, projected).")
-    assert table_heading(rows, "cpu").startswith("Scores: lower is better. Shares of the grid are of its CPU time")
+    assert table_heading(rows, "cpu").startswith("Scores: lower is better. Shares (%) are of the grid's CPU time")
     assert table_heading(rows, "cpu").endswith(line)
 
 

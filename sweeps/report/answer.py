@@ -198,7 +198,7 @@ def table_heading(rows: Sequence[dict], unit: str = "compute") -> str:
     gist (:func:`answer_line`)."""
     text = "Scores: lower is better."
     if any(f"grid_{unit}_fraction" in row for row in rows):
-        text += f" Shares of the grid are of its {UNIT_WORDS[unit]}"
-        text += "." if unit == "compute" else (", which hardly moves with the machine's load (wall-clock seconds "
-                                               "and samples: second table).")
+        text += (f" Shares (%) are of the grid's {UNIT_WORDS[unit]}" + ("" if unit == "compute" else
+                 ", which hardly moves with the machine's load (wall-clock seconds and samples: second table)")
+                 + "; *reached best*: the share spent when a search first came within noise of the grid's best.")
     return f"{text} {answer_line(rows, unit)}"
