@@ -62,32 +62,38 @@ def test_the_answer_states_the_winner_its_noise_and_the_alpha_searchs_share_of_t
     rows = cost_rows(searches, [])
     rows[0]["delta_m"], rows[1]["delta_m"], rows[4]["delta_m"] = 2.0, -1.5, 0.5
     text = answer(rows, stable_unit(searches))
-    assert stable_unit(searches) == "cpu"
+    assert stable_unit(searches) == "samples"
     leader = [0.40, 0.42]
     assert text.startswith(f"gn found the best validation score (lower is better): {statistics.fmean(leader):.4f} ± "
                            f"{statistics.stdev(leader):.4f} over 2 seeds, with alpha=1. near is within the seeds' "
                            "noise of it; 3 others are worse. bad has no result (2 failed of 2 trials)."), text
-    grid_cpu, gn_cpu = 6 * 4.0, 4 * 5.0  # every trial's own CPU time
-    full_cpu = 59049 * grid_cpu / 3  # the full grid: its points at the mean cost of the 3 that ran
-    assert (f"The alpha search gn cost {percent(gn_cpu / grid_cpu)} of the sampled grid's CPU time "
-            f"({percent(400 / 600)} of its samples; {percent(80 / 60)} of its wall-clock seconds), "
-            f"{percent(gn_cpu / full_cpu)} of the full grid's (projected: its 59,049 points at the mean cost of the 3 "
+    grid, gn = 6 * 100.0, 4 * 100.0  # every trial's samples
+    full = 59049 * grid / 3  # the full grid: its points at the mean cost of the 3 that ran
+    assert (f"The alpha search gn cost {percent(gn / grid)} of the sampled grid's samples processed "
+            f"({percent(20.0 / 24.0)} of its CPU time; {percent(80 / 60)} of its wall-clock seconds), "
+            f"{percent(gn / full)} of the full grid's (projected: its 59,049 points at the mean cost of the 3 "
             "that ran).") in text
-    assert percent(gn_cpu / grid_cpu) == "83%" and percent(gn_cpu / full_cpu) == "0.0042%"
-    # alpha=1's two seeds ended at 1 and 2: 2 x 5 s of CPU time when it came within noise of the grid's best
-    assert f"It came within noise of the grid's best at {percent(10 / grid_cpu)} of the grid's CPU time." in text
+    assert percent(gn / grid) == "67%" and percent(gn / full) == "0.0034%"
+    # alpha=1's two seeds ended at 1 and 2: 200 samples when it came within noise of the grid's best
+    assert f"It came within noise of the grid's best at {percent(200 / grid)} of the grid's samples processed." in text
     recommended = [0.45, 0.47]
     assert (f"The recommended static weights [1.13, 0.933] reached {statistics.fmean(recommended):.4f} ± "
             f"{statistics.stdev(recommended):.4f} over 2 seeds (worse against the best), at "
-            f"{percent((8.0 + gn_cpu) / grid_cpu)} of the sampled grid's CPU time counted with gn's.") in text
+            f"{percent((200 + gn) / grid)} of the sampled grid's samples processed counted with gn's.") in text
     assert text.endswith("Δm% against training each task alone (lower is better; below 0 beats it): grid +2.00, "
                          "gn -1.50, rec +0.50.")
+    # in CPU time: the trials' own, 4 s a grid trial, 5 s a GradNorm one
+    text = answer(rows, "cpu")
+    assert (f"The alpha search gn cost {percent(20 / 24)} of the sampled grid's CPU time ({percent(gn / grid)} of its "
+            f"samples processed; {percent(80 / 60)} of its wall-clock seconds), "
+            f"{percent(20 / (59049 * 24 / 3))} of the full grid's") in text
     # the gist: the experiment's description, and the cost table's first line
-    line = answer_line(rows, "cpu")
-    assert line == (f"Best validation score: gn (0.4100); the alpha search gn cost {percent(gn_cpu / grid_cpu)} of "
-                    f"the sampled grid's CPU time ({percent(gn_cpu / full_cpu)} of the full grid's, projected).")
-    assert table_heading(rows, "cpu").startswith("Scores: lower is better. Shares (%) are of the grid's CPU time")
-    assert table_heading(rows, "cpu").endswith(line)
+    line = answer_line(rows, "samples")
+    assert line == (f"Best validation score: gn (0.4100); the alpha search gn cost {percent(gn / grid)} of "
+                    f"the sampled grid's samples processed ({percent(gn / full)} of the full grid's, projected).")
+    heading = table_heading(rows, "samples")
+    assert heading.startswith("Scores: lower is better. Shares (%) are of the grid's samples processed")
+    assert heading.endswith(line)
 
 
 def test_a_search_that_never_reached_the_grid_says_why():
@@ -153,14 +159,15 @@ def test_the_full_grid_is_projected_from_the_mean_cost_of_the_points_that_ran():
 
 def test_the_stable_unit_is_the_one_every_trial_has():
     searches = sweep()
+    assert stable_unit(searches) == "samples"
+    searches[2].trials[0].samples = None
     assert stable_unit(searches) == "cpu"
     for search in searches:
         for one in search.trials:
             one.gpu_seconds = 1.0
     assert stable_unit(searches) == "gpu"
     searches[2].trials[0].gpu_seconds = searches[2].trials[0].cpu_seconds = None
-    assert stable_unit(searches) == "samples"
-    searches[2].trials[0].samples = None  # a record written before CPU time and samples were counted
+    # a record written before CPU time and samples were counted
     assert stable_unit(searches) == "compute" and stable_unit([]) == "compute"
 
 

@@ -112,7 +112,7 @@ def test_the_answer_within_three_clicks_and_the_comparison_in_the_mlflow_ui(loca
     run_name = f"{SPEC['name']} comparison"
     assert comparison.info.run_name == run_name and comparison.data.tags[ROLE] == "comparison"
     expected_table = markdown_table(table_md.split("\n\n")[1])  # the headline, after the first line
-    assert expected_table[0][:3] == ["search", "trials", "CPU s, % grid"], table_md
+    assert expected_table[0][:3] == ["search", "trials", "samples, % grid"], table_md
     assert [row[0] for row in expected_table[1:]] == list(SPEC["searches"])
     assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "pareto.png", "alpha_vs_score.png",
             "grid_cost_by_tasks.png"} <= set(artifacts)
@@ -121,7 +121,7 @@ def test_the_answer_within_three_clicks_and_the_comparison_in_the_mlflow_ui(loca
     assert len(search_names) == len(SPEC["searches"])
     answer = comparison.data.tags["mlflow.note.content"].split("\n\n")[0]
     gist = experiment_description.removeprefix(f"{SPEC['name']}: ")
-    assert "found the best validation score" in answer and "% of the sampled grid's CPU time" in answer
+    assert "found the best validation score" in answer and "% of the sampled grid's samples processed" in answer
     # the sweep's last lines: the runs view, the answer (the comparison's Overview), the cost table (sweeps.links)
     runs_link = printed_link(out, "the experiment's runs")
     answer_link = printed_link(out, "this sweep's answer (the comparison run)")

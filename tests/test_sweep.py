@@ -152,10 +152,11 @@ def test_the_answer_is_where_users_look(small_sweep, tmp_path):
     winner = min(scored, key=scored.get)
     assert paragraph.startswith(f"{winner} found the best validation score (lower is better): "
                                 f"{scored[winner]:.4f}"), paragraph
-    share = percent(float(rows["gradnorm"]["grid_cpu_fraction"]))
-    full = percent(float(rows["gradnorm"]["full_grid_cpu_fraction"]))
-    assert share.endswith("%") and (f"The alpha search gradnorm cost {share} of the sampled grid's CPU time"
-                                    in paragraph), paragraph
+    share = percent(float(rows["gradnorm"]["grid_samples_fraction"]))  # (the load does not move samples)
+    full = percent(float(rows["gradnorm"]["full_grid_samples_fraction"]))
+    cpu = percent(float(rows["gradnorm"]["grid_cpu_fraction"]))
+    assert share.endswith("%") and (f"The alpha search gradnorm cost {share} of the sampled grid's samples processed "
+                                    f"({cpu} of its CPU time;" in paragraph), paragraph
     assert f"{full} of the full grid's (projected: its 9 points at the mean cost of the 2 that ran)" in paragraph
     assert paragraph in out  # the sweep's last lines say it too
     line = client.get_experiment(state.experiment_id).tags["mlflow.note.content"]

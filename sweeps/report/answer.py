@@ -7,7 +7,7 @@ where a single-task reference ran.
 :func:`answer` is the paragraph (the comparison run's description, the sweep's last lines,
 ``gradnorm-tune report``); :func:`answer_line` its gist in one sentence (the experiment's
 description, the cost table's first line). Costs are stated in one unit, the sweep's stable one
-(:func:`.costs.stable_unit`: the trials' own CPU time, GPU time on GPUs), with samples and
+(:func:`.costs.stable_unit`: samples processed), with the trials' own CPU (or GPU) time and the
 wall-clock seconds beside it.
 
 Pure functions over the rows of :func:`.table.cost_rows`.
@@ -100,10 +100,11 @@ def _grid_words(grid: dict) -> str:
         if grid.get("grid_size") else "the grid's"
 
 
-def _others(row: dict, unit: str, prefix: str = "grid") -> str:
-    """The same share in samples and in wall-clock seconds, where they are not the unit itself."""
-    parts = [f"{percent(row[f'{prefix}_{other}_fraction'])} of its {UNIT_WORDS[other]}"
-             for other in ("samples", "compute") if other != unit and f"{prefix}_{other}_fraction" in row]
+def _others(row: dict, unit: str) -> str:
+    """The same share in the other units, the trials' own time first, then wall-clock seconds."""
+    own = next((other for other in ("gpu", "cpu") if f"grid_{other}_fraction" in row), None)
+    parts = [f"{percent(row[f'grid_{other}_fraction'])} of its {UNIT_WORDS[other]}"
+             for other in (own, "samples", "compute") if other not in (None, unit) and f"grid_{other}_fraction" in row]
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -199,6 +200,6 @@ def table_heading(rows: Sequence[dict], unit: str = "compute") -> str:
     text = "Scores: lower is better."
     if any(f"grid_{unit}_fraction" in row for row in rows):
         text += (f" Shares (%) are of the grid's {UNIT_WORDS[unit]}" + ("" if unit == "compute" else
-                 ", which hardly moves with the machine's load (wall-clock seconds and samples: second table)")
+                 ", which the machine's load does not move (its CPU time and wall-clock seconds: second table)")
                  + "; *reached best*: the share spent when a search first came within noise of the grid's best.")
     return f"{text} {answer_line(rows, unit)}"

@@ -3,9 +3,12 @@ what the full combinatorial grid would cost.
 
 Units (:data:`.summaries.COST_UNITS`): wall-clock ``compute`` seconds, which grow with whatever
 else loads the machine (and, since all searches share the trial slots and interleave, unevenly
-between searches); the trials' own ``cpu`` seconds (``gpu`` seconds for trials on a GPU), which
-hardly do; and ``samples``, the training items processed, which do not at all.
-:func:`stable_unit` is the one the answer states its costs in.
+between searches: eightfold between two runs of one sweep here); the trials' own ``cpu`` seconds
+(``gpu`` seconds for trials on a GPU), which move far less (by a fifth between those two runs:
+shared cores, caches and the worker's own threads); and ``samples``, the training items processed,
+which do not move at all, but leave out what a method spends per sample beyond the others (the
+CPU time says it). :func:`stable_unit` is the one the answer states its costs in, with the time
+units beside it.
 
 The grid a sweep runs may be sampled (``max_trials`` below its size) or capped; the full grid is
 then *projected* (:func:`full_grid_cost`): its point count times the mean cost of a point that
@@ -23,16 +26,16 @@ from collections.abc import Sequence
 from .selection import grid_reach, grid_search, label_of, source_compute, with_source
 from .summaries import COST_UNITS, SearchSummary
 
-#: every unit, the stable ones first: the order in which the answer prefers them
-PREFERRED = ("gpu", "cpu", "samples", "compute")
+#: every unit, the stablest first: the order in which the answer prefers them
+PREFERRED = ("samples", "gpu", "cpu", "compute")
 #: what each unit is called in sentences ("31% of the grid's CPU time")
-UNIT_WORDS = {"compute": "wall-clock seconds", "cpu": "CPU time", "gpu": "GPU time", "samples": "samples"}
+UNIT_WORDS = {"compute": "wall-clock seconds", "cpu": "CPU time", "gpu": "GPU time", "samples": "samples processed"}
 
 
 def stable_unit(searches: Sequence[SearchSummary]) -> str:
-    """The first unit of :data:`PREFERRED` that every trial of the sweep has a cost in: ``gpu``
-    when every trial ran on a GPU, else ``cpu``, else ``samples``; ``compute`` (wall-clock) for a
-    record written before the others were counted, or a sweep without trials."""
+    """The first unit of :data:`PREFERRED` that every trial of the sweep has a cost in:
+    ``samples``, else ``gpu`` when every trial ran on a GPU, else ``cpu``; ``compute``
+    (wall-clock) for a record written before the others were counted, or a sweep without trials."""
     trials = [trial for search in searches for trial in search.trials]
     for unit in PREFERRED[:-1]:
         if trials and all(trial.cost(unit) is not None for trial in trials):

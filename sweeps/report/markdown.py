@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .costs import reach_key
+from .costs import PREFERRED, reach_key
 from .summaries import COST_UNITS, short_label
 from .table import NO_RESULT, cost_key, full_grid_key, with_source_key
 
@@ -165,7 +165,7 @@ def _full_grid(row: dict) -> str:
     """A grid's full size and cost in its stablest known unit, ``projected`` where it is."""
     if "full_grid_projected" not in row:
         return "-"
-    for unit in ("gpu", "cpu", "samples", "compute"):
+    for unit in PREFERRED:
         if full_grid_key(unit) in row:
             text = f"{row['grid_size']:,} points, {_amount(row[full_grid_key(unit)], unit)} {UNIT_HEADERS[unit]}"
             return text + (" (projected)" if row["full_grid_projected"] else "")

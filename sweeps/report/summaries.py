@@ -45,7 +45,7 @@ short_label = run_names.short_label  # a configuration's label shortened for rea
 ALPHA_KIND = "gradnorm"  # the kind of the alpha searches (GradNorm's): what the answer weighs against the grid
 #: what a trial's cost is counted in: {unit: its TrialSummary attribute (and its record's key)}. Wall-clock
 #: ``compute`` moves with whatever else loads the machine; the trial's own ``cpu`` time (``gpu`` on a GPU)
-#: hardly does, and ``samples`` (training items processed) not at all
+#: far less, and ``samples`` (training items processed) not at all (see :mod:`.costs`)
 COST_UNITS = {"compute": metric_names.COMPUTE_SECONDS, "cpu": metric_names.CPU_SECONDS,
               "gpu": metric_names.GPU_SECONDS, "samples": metric_names.SAMPLES}
 
