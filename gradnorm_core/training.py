@@ -19,7 +19,7 @@ from .optim import EvaluationPlan, autocast, clip_gradients, make_optimizer, mak
 from .problems.base import Problem
 from .problems.data import Split, iterate_batches
 from .problems.models import accepts_branch
-from .train_config import DeviceClock, TrainConfig, resolve_device
+from .train_config import DeviceClock, TrainConfig, cpu_clock_now, resolve_device
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,9 @@ class EpochRecord:
 
     What the run has cost so far, each cumulative over its epochs (a resumed run included):
     ``elapsed_seconds``, wall-clock, which grows with whatever else loads the machine;
-    ``cpu_seconds``, the process's CPU time over its epochs (all its threads, torch's intra-op
-    threads included; ``None`` when resumed from a state that did not count it); ``gpu_seconds``,
+    ``cpu_seconds``, the CPU time of its epochs (:func:`cpu_clock_now`: the training thread's,
+    torch's intra-op threads' too where torch runs several; ``None`` when resumed from a state
+    that did not count it); ``gpu_seconds``,
     the time between an event recorded on the device's stream at each epoch's start and one at
     its end (``None`` off CUDA); ``samples``, the training items processed (epochs x the train
     split's size). CPU time and samples hardly move with the machine's load: they are the units
@@ -167,7 +168,8 @@ class Training:
             yield self.run_epoch()
 
     def run_epoch(self) -> EpochRecord:
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_clock = time.perf_counter(), cpu_clock_now()
+        cpu_start = cpu_clock()
         gpu_clock = DeviceClock(self.device) if self.gpu_seconds is not None else None
         train = self._splits["train"]
         self.model.train()
@@ -194,7 +196,7 @@ class Training:
         test = self._evaluate("test") if self.plan.tests(self.epoch, val.get("score")) else {}
         self.elapsed_seconds += time.perf_counter() - start
         if self.cpu_seconds is not None:
-            self.cpu_seconds += time.process_time() - cpu_start
+            self.cpu_seconds += cpu_clock() - cpu_start
         if gpu_clock is not None:
             self.gpu_seconds += gpu_clock.seconds()
         self.samples += len(train)

@@ -172,3 +172,18 @@ def test_mean_weights_are_the_average_of_the_weights_used_at_each_step(toy):
     expected = torch.stack(used).mean(dim=0)
     torch.testing.assert_close(torch.tensor(record.mean_weights, dtype=torch.float64), expected)
     assert record.weights != record.mean_weights
+
+
+def test_the_cpu_clock_is_the_training_threads_when_torch_computes_on_it_alone():
+    """One intra-op thread (a Ray trial with one CPU): the thread's own CPU time, so that the other
+    threads of a Ray worker do not count; several: the process's, torch's threads included."""
+    from gradnorm_core.train_config import cpu_clock_now
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpu_clock_now() is time.thread_time
+        torch.set_num_threads(2)
+        assert cpu_clock_now() is time.process_time
+    finally:
+        torch.set_num_threads(threads)
