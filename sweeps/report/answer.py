@@ -120,13 +120,12 @@ def _alpha(row: dict, grid: dict | None, unit: str) -> str:
         text += (f", {percent(row[f'full_grid_{unit}_fraction'])} of the full grid's (projected: its "
                  f"{grid['grid_size']:,} points at the mean cost of the {grid['points_ran']:,} that ran)")
     text += "."
-    reached = row.get(reach_key(unit), "absent")
-    if reached is None:
+    if reach_key(unit) not in row:
+        return text
+    if row[reach_key(unit)] is None:
         why = "not within the seeds' noise" if row.get("seeds") else "one seed, and worse"
-        text += f" It never came within noise of the grid's best ({why})."
-    elif reached != "absent":
-        text += f" It came within noise of the grid's best at {percent(reached)} of the grid's {words}."
-    return text
+        return text + f" It never came within noise of the grid's best ({why})."
+    return text + f" It came within noise of the grid's best at {percent(row[reach_key(unit)])} of the grid's {words}."
 
 
 def _recommended(row: dict, grid: dict | None, unit: str) -> str:
