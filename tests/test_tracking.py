@@ -4,6 +4,7 @@ trial logger writing late (after an outage) with the times the trials really had
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -323,6 +324,42 @@ def test_one_logger_serves_every_search_and_late_writes_keep_the_real_times(clie
     assert again.run_id("a1", a.config) == runs["alphas"].info.run_id
     assert len(client.get_metric_history(runs["alphas"].info.run_id, "val/score")) == 2
     assert client.get_run(runs["alphas"].info.run_id).info.end_time == runs["alphas"].info.end_time
+
+
+def test_a_search_run_starts_with_its_first_trial_and_ends_with_its_last_even_after_an_outage(client, uri, experiment):
+    """A planned search's run is created when its first trial's start is written (late, after an
+    outage), with that trial's start time, and ended after its trial's updates; a restarted driver's
+    logger finds it by its tags instead of creating a second one."""
+    from servers import free_port, wait_until
+
+    comparison = create_comparison_run(client, experiment, "late comparison", "sweep9", "/d")
+    plans = {"alphas": ("gradnorm", {"alpha": {"low": 0, "high": 3}})}
+    logger = MlflowTrialLogger(f"http://127.0.0.1:{free_port()}", experiment, {}, "sweep9", retry_seconds=0.01,
+                               patience_seconds=0.2, comparison_run_id=comparison, plans=dict(plans))
+    trial = FakeTrial("p1", dict(GRADNORM))
+    time.sleep(0.05)  # the comparison run began before the search's first trial
+    started = time.time()
+    logger.on_trial_start(0, [], trial)
+    logger.on_trial_result(0, [], trial, record(1, time.time()))
+    logger.on_trial_complete(0, [], trial)
+    ended = time.time()
+    logger.end_search("alphas", "FINISHED", ended)
+    wait_until(lambda: logger.outages == 1, 60, "the writer to notice the outage")
+    assert "alphas" not in logger.parents  # nothing could be written yet
+    time.sleep(0.5)
+    logger.tracking_uri, logger._client = uri, None
+    logger.flush()
+    search = client.get_run(logger.parents["alphas"])
+    assert search.data.tags[PARENT] == comparison and search.data.tags[ROLE] == "search"
+    assert json.loads(search.data.params["alpha"]) == {"low": 0, "high": 3}
+    (trial_run,) = trial_runs(client, experiment, search.info.run_id)
+    assert search.info.start_time == trial_run.info.start_time == pytest.approx(started * 1000, abs=1)
+    assert search.info.status == "FINISHED" and search.info.end_time == int(ended * 1000)
+    assert search.info.start_time > client.get_run(comparison).info.start_time
+
+    again = MlflowTrialLogger(uri, experiment, {}, "sweep9", comparison_run_id=comparison, plans=dict(plans))
+    assert again.search_run("alphas", time.time()) == search.info.run_id
+    assert len(client.search_runs([experiment], filter_string=f"tags.`{ROLE}` = 'search'")) == 1
 
 
 def test_a_local_store_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
