@@ -158,14 +158,16 @@ def verdict(rows: list[dict], unit: str) -> list[str]:
     for row in rows:
         if row["search"] == "static_grid":
             continue
-        cost, wall = row.get(f"grid_{unit}_fraction"), row.get("grid_compute_fraction")
+        cost, wall, own = (row.get(f"grid_{unit}_fraction"), row.get("grid_compute_fraction"),
+                           row.get("grid_cpu_fraction") if unit != "cpu" else None)
         full = row.get(f"full_grid_{unit}_fraction")
         derived = f" (with {row['source']}'s)" if row.get("source") else ""
         reach = row.get(reach_key)
         parts = [f"Δm% {row['delta_m']:+.1f}" if row.get("delta_m") is not None else None,
                  None if cost is None else
-                 f"the whole search cost {report.percent(cost)} of the grid's {words}{derived} "
-                 f"({report.percent(wall)} of its wall-clock seconds)"
+                 f"the whole search cost {report.percent(cost)} of the grid's {words}{derived} ("
+                 + ("" if own is None else f"{report.percent(own)} of its CPU time; ")
+                 + f"{report.percent(wall)} of its wall-clock seconds)"
                  + ("" if full is None or full == cost else f", {report.percent(full)} of the full grid's (projected)"),
                  None if reach_key not in row else
                  "never within noise of the grid's best" if reach is None else
@@ -180,16 +182,15 @@ def verdict(rows: list[dict], unit: str) -> list[str]:
     return lines
 
 
-def per_trial_line(rows: list[dict], unit: str) -> str:
-    """Each search's mean cost per trial, in wall-clock seconds and in ``unit``: the wall-clock moves
-    with the load (a search whose trials ran while the machine was busier pays more for the same
-    work), the stable unit hardly does."""
-    parts = [f"{row['search']} {float(row['compute_seconds']) / int(row['trials']):.1f} / "
-             f"{float(row.get(report.cost_key(unit)) or 0) / int(row['trials']):.1f}" for row in rows
-             if int(row["trials"]) > 0]
-    return (f"Mean cost per trial, wall-clock s / {report.UNIT_WORDS[unit]} (the sweep hands out the searches' "
-            "trials in this order; a search that ran while other work loaded the machine paid more wall-clock per "
-            "trial for the same work): " + ", ".join(parts) + ".")
+def per_trial_line(rows: list[dict]) -> str:
+    """Each search's mean cost per trial in wall-clock seconds and in the trials' own CPU seconds:
+    the wall-clock moves with the load (a search whose trials ran while the machine was busier pays
+    more for the same work), the CPU time far less."""
+    parts = [f"{row['search']} {float(row['compute_seconds']) / int(row['trials']):.2f} / "
+             f"{float(row.get('cpu_seconds') or 'nan') / int(row['trials']):.2f}" for row in rows if int(row["trials"]) > 0]
+    return ("Mean cost per trial, wall-clock s / CPU s (the sweep hands out the searches' trials in this order; a "
+            "search that ran while other work loaded the machine paid more wall-clock per trial for the same work): "
+            + ", ".join(parts) + ".")
 
 
 def full_grid_line(grid: dict, unit: str) -> str:
@@ -266,7 +267,7 @@ def main() -> None:
         "trial lies against the non-dominated grid trials.",
         "", full_grid_line(grid, unit), "",
         report.table_heading(rows, unit), "", report.headline_table(rows, unit), "",
-        report.details_table(rows, shown), "", per_trial_line(rows, unit), "",
+        report.details_table(rows, shown), "", per_trial_line(rows), "",
         "**Plainly** (from the tables above):", "", report.answer(rows, unit), "", *verdict(rows, unit), "",
         f"Recommended static weights (the time-averaged weights of the best GradNorm configuration, averaged over its "
         f"seeds): {state.searches.get(RECOMMENDED, {}).get('weights')}; the grid's best: {grid['best_config']}.",

@@ -24,7 +24,7 @@ HEADLINE_COLUMNS = 9
 #: a cost column's header in each unit
 UNIT_HEADERS = {"compute": "compute s", "cpu": "CPU s", "gpu": "GPU s", "samples": "samples"}
 #: the longest best configuration the headline shows (shortened: :func:`.summaries.short_label`)
-CONFIG_WIDTH = 36
+CONFIG_WIDTH = 48
 Column = tuple[str, bool, Callable[[dict], str]]  # (header, right-aligned, the cell of a row)
 
 
