@@ -199,11 +199,14 @@ def full_grid_line(grid: dict, unit: str) -> str:
         return (f"The grid ran whole: {grid['grid_size']:,} points, {grid['trials']} trials, "
                 f"{float(grid[report.cost_key(unit)]):,.0f} {report.UNIT_WORDS[unit]}.")
     full = float(grid[report.full_grid_key(unit)])
+    hours = [f"{float(grid[key]) / 3600:,.1f} {what}" for key, what in (
+        ("full_grid_cpu_seconds", "CPU hours"), ("full_grid_compute_seconds", "hours of wall-clock trial time at this load"))
+        if grid.get(key)]
     return (f"The full grid has {grid['grid_size']:,} points, of which {grid['points_ran']} ran (sampled at random): "
-            f"projected at their mean cost, it would take {full:,.0f} {report.UNIT_WORDS[unit]} "
-            f"({full / 3600:,.1f} hours; {float(grid['full_grid_compute_seconds']) / 3600:,.1f} hours of wall-clock "
-            "trial time at this load). Fractions *of the grid* below are of the sampled grid as it ran; fractions "
-            "*of the full grid* of this projection.")
+            f"projected at their mean cost, it would take {full:,.0f} {report.UNIT_WORDS[unit]}"
+            + (f" ({'; '.join(hours)})" if unit == "samples" and hours else "")
+            + ". Fractions *of the grid* below are of the sampled grid as it ran; fractions *of the full grid* of "
+            "this projection.")
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def trials_cell(row: dict) -> str:
     if row.get("grid_size") is None:
         return f"{row['trials']}{suffix}"
     points = row["trials"] // seeds
-    text = f"{points} of {row['grid_size']}" + (" (sampled)" if row.get("sampled") else "")
+    text = f"{points} of {row['grid_size']:,}" + (" (sampled)" if row.get("sampled") else "")
     if seeds > 1:
         text = f"{row['trials']} = {text} x {seeds} seeds"
     return text + suffix
