@@ -31,6 +31,7 @@ from trainables import (
     create_search_run,
     decode_params,
     default_tracking_uri,
+    describe_comparison,
     encode_params,
     ensure_experiment,
     finish_run,
@@ -153,6 +154,22 @@ def test_comparison_and_search_runs_carry_their_tags_and_params(client, experime
     assert {key: run.data.tags[key] for key in (PARENT, ROLE, SEARCH, SWEEP, KIND)} == {
         PARENT: comparison, ROLE: "search", SEARCH: "grid", SWEEP: "sweep1", KIND: "static_grid"}
     assert run.data.params == {"points": "3", "values": "[0.5, 1]", "sampled": "false"}
+
+
+def test_the_experiments_description_is_its_latest_sweeps_answer(client, experiment):
+    """The answer on the comparison run always; its gist on the experiment only from the
+    experiment's latest comparison run: a report rebuilt for an earlier sweep leaves it alone."""
+    earlier, later = (client.create_run(experiment, start_time=start, tags={ROLE: "comparison"}).info.run_id
+                      for start in (1_000_000, 2_000_000))
+    client.create_run(experiment, start_time=3_000_000, tags={ROLE: "search"})  # (not a comparison)
+    describe_comparison(client, experiment, later, "the later answer", "later")
+    describe_comparison(client, experiment, earlier, "the earlier answer", "earlier")
+    assert client.get_run(earlier).data.tags["mlflow.note.content"] == "the earlier answer"
+    assert client.get_run(later).data.tags["mlflow.note.content"] == "the later answer"
+    assert client.get_experiment(experiment).tags["mlflow.note.content"] == "later"
+    # a table too long for a tag: the answer stays whole, the table is left to cost_table.md
+    describe_comparison(client, experiment, later, "the answer.\n\n" + "| a | b |\n" * 1000, "later")
+    assert client.get_run(later).data.tags["mlflow.note.content"] == "the answer.\n"
 
 
 def test_a_trial_run_is_found_by_its_tag_and_never_duplicated(client, experiment):

@@ -33,8 +33,10 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
 from .tracking import (
+    MAX_TAG_LENGTH,
     OUTCOME,
     ROLE,
+    ROLE_COMPARISON,
     ROLE_SEARCH,
     ROLE_TRIAL,
     SEARCH,
@@ -149,9 +151,16 @@ def log_search_metrics(client: MlflowClient, run_id: str, metrics: dict[str, flo
 def describe_comparison(client: MlflowClient, experiment_id: str, run_id: str, description: str, line: str) -> None:
     """The answer where MLflow shows it: ``description`` (Markdown) as the comparison run's
     description (the ``mlflow.note.content`` tag, rendered on its Overview), and ``line`` as the
-    experiment's (the same tag on the experiment: the latest sweep's)."""
-    client.set_tag(run_id, MLFLOW_RUN_NOTE, description)
-    client.set_experiment_tag(experiment_id, MLFLOW_RUN_NOTE, line)
+    experiment's (the same tag on the experiment) when this comparison run is the experiment's
+    latest: a report rebuilt for an earlier sweep leaves the latest sweep's line in place. A
+    description longer than a tag holds keeps the paragraphs that fit."""
+    while len(description) > MAX_TAG_LENGTH and "\n\n" in description.rstrip():
+        description = description.rstrip().rsplit("\n\n", 1)[0] + "\n"
+    client.set_tag(run_id, MLFLOW_RUN_NOTE, description[:MAX_TAG_LENGTH])
+    latest = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE}` = '{ROLE_COMPARISON}'",
+                                order_by=["attributes.start_time DESC"], max_results=1)
+    if not latest or latest[0].info.run_id == run_id:
+        client.set_experiment_tag(experiment_id, MLFLOW_RUN_NOTE, line)
 
 
 def reopen_run(client: MlflowClient, run_id: str) -> None:
