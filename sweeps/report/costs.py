@@ -25,7 +25,7 @@ import math
 from collections.abc import Sequence
 
 from .selection import grid_reach, grid_search, label_of, source_compute, with_source
-from .summaries import COST_UNITS, SearchSummary
+from .summaries import COST_UNITS, WEIGHT, SearchSummary
 
 #: every unit, the stablest first: the order in which the answer prefers them
 PREFERRED = ("samples", "gpu", "cpu", "compute")
@@ -109,7 +109,7 @@ def task_count(grid: SearchSummary) -> int | None:
     if grid.levels:
         return len(grid.levels)
     for trial in grid.trials:
-        keys = [key for key in (trial.history[0] if trial.history else {}) if key.startswith("weight/")]
+        keys = [key for key in (trial.history[0] if trial.history else {}) if key.startswith(WEIGHT)]
         if keys:
             return len(keys)
     return None

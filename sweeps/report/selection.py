@@ -30,7 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .summaries import GRID_KIND, RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
+from .summaries import GRID_KIND, MEAN_WEIGHT, RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
 
 
 def config_label(config: dict[str, Any]) -> str | None:
@@ -159,7 +159,7 @@ def time_averaged_weights(trial: TrialSummary) -> list[float]:
 
     Raises ValueError (one line) when the trial has no such entries, or an epoch lacks one.
     """
-    keys = history_keys(trial, "mean_weight/")
+    keys = history_keys(trial, MEAN_WEIGHT)
     for record in trial.history:
         missing = [k for k in keys if k not in record]
         if missing:

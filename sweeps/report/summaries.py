@@ -42,6 +42,7 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 GRID_KIND = "static_grid"  # the kind of the searches that make the static grid (its front, its best)
 RESULT_OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome.selectable)  # whose epochs are results
 short_label = run_names.short_label  # a configuration's label shortened for reading (the trial runs' names)
+WEIGHT, MEAN_WEIGHT = metric_names.WEIGHT, metric_names.MEAN_WEIGHT  # "weight/<task>", "mean_weight/<task>"
 ALPHA_KIND = "gradnorm"  # the kind of the alpha searches (GradNorm's): what the answer weighs against the grid
 #: what a trial's cost is counted in: {unit: its TrialSummary attribute (and its record's key)}. Wall-clock
 #: ``compute`` moves with whatever else loads the machine; the trial's own ``cpu`` time (``gpu`` on a GPU)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..selection import best_config, best_so_far, config_label, grid_search, source_compute
-from ..summaries import SearchSummary, TrialSummary, history_keys
+from ..summaries import WEIGHT, SearchSummary, TrialSummary, history_keys
 from .base import UNIT_AXES, legend_beside, new_figure, note, set_scale, set_title, style, unique_handles
 
 GRID_BEST = "grid's best"  # the legend's label of the grid's best line (and the gid of its artists)
@@ -77,7 +77,7 @@ def weights_figure(trial: TrialSummary):
     tasks can be hundreds of times those of others; symlog where a weight reached 0), with the
     trial's search, id and configuration in the title. Raises ValueError (one line) when the
     trial has no weight history."""
-    keys = history_keys(trial, "weight/")
+    keys = history_keys(trial, WEIGHT)
     figure = new_figure(8.0, 4.8)
     axes = figure.add_subplot(1, 1, 1)
     values: list[float] = []
@@ -85,7 +85,7 @@ def weights_figure(trial: TrialSummary):
         records = [r for r in trial.history if key in r]
         values.extend(r[key] for r in records)
         axes.plot([r["epoch"] for r in records], [r[key] for r in records],
-                  marker="o", markersize=3, label=key.removeprefix("weight/"))
+                  marker="o", markersize=3, label=key.removeprefix(WEIGHT))
     set_scale(axes, "y", values, log=True)
     from matplotlib.ticker import MaxNLocator
 
