@@ -197,8 +197,12 @@ def table_heading(rows: Sequence[dict], unit: str = "compute") -> str:
     """The cost table's first line: that lower is better, what the shares are of, and the answer's
     gist (:func:`answer_line`)."""
     text = "Scores: lower is better."
+    grid = _grid(rows)
     if any(f"grid_{unit}_fraction" in row for row in rows):
-        text += (f" Shares (%) are of the grid's {UNIT_WORDS[unit]}" + ("" if unit == "compute" else
-                 ", which the machine's load does not move (its CPU time and wall-clock seconds: second table)")
+        text += (f" Shares (%) are of the grid's {UNIT_WORDS[unit]}"
+                 + (f" as it ran ({grid['points_ran']:,} of its {grid['grid_size']:,} points; the full grid's, "
+                    "projected: second table)" if grid is not None and grid.get("full_grid_projected") else "")
+                 + ("" if unit == "compute" else
+                    ", which the machine's load does not move (its CPU time and wall-clock seconds: second table)")
                  + "; *reached best*: the share spent when a search first came within noise of the grid's best.")
     return f"{text} {answer_line(rows, unit)}"
