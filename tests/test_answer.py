@@ -92,7 +92,8 @@ def test_the_answer_states_the_winner_its_noise_and_the_alpha_searchs_share_of_t
     assert line == (f"Best validation score: gn (0.4100); the alpha search gn cost {percent(gn / grid)} of "
                     f"the sampled grid's samples processed ({percent(gn / full)} of the full grid's, projected).")
     heading = table_heading(rows, "samples")
-    assert heading.startswith("Scores: lower is better. Shares (%) are of the grid's samples processed")
+    assert heading.startswith("Scores: lower is better. Shares (%) are of the grid's samples processed as it ran "
+                              "(3 of its 59,049 points; the full grid's, projected: second table)")
     assert heading.endswith(line)
 
 
@@ -193,3 +194,33 @@ def test_the_grids_points_by_tasks_at_its_levels():
     unknown = SearchSummary("g", "static_grid", 1.0, [trial("g", "w", 0.1)], grid_size=27)  # levels not recorded
     unknown.trials[0].history[0] |= {"weight/b": 1.0, "weight/c": 1.0}
     assert dict(grid_points_by_tasks(unknown, 4)) == {2: 9, 3: 27, 4: 81}
+
+
+# ----------------------------------------------------------------------------- the numbers on the runs
+
+
+def test_the_numbers_on_the_runs_come_in_the_order_that_matters_without_zero_counts():
+    """A search run's numbers: what it found, then its cost against the grid in the stable unit,
+    then the rest; no zero count of trials that ended early or without a result (``failed``
+    excepted: every search run has it). The comparison run's: name by name, every search's best
+    validation score first."""
+    from sweeps.comparison import comparison_metrics, search_metrics
+
+    rows = cost_rows(sweep(), [])
+    gn = search_metrics(rows[1], "samples")
+    assert list(gn)[:7] == ["best_val_score", "best_val_std", "best_test_score", "to_grid_best_samples",
+                            "grid_samples_fraction", "full_grid_samples_fraction", "samples"]
+    assert gn["grid_samples_fraction"] == pytest.approx(400 / 600) and gn["failed"] == 0
+    assert "stopped_early" not in gn and "outcome/failed" not in gn and "outcome/killed" not in gn
+    assert list(search_metrics(rows[1], "cpu"))[3:7] == ["to_grid_best_cpu", "grid_cpu_fraction",
+                                                         "full_grid_cpu_fraction", "cpu_seconds"]
+    bad = search_metrics(rows[5], "samples")
+    assert bad["failed"] == bad["outcome/failed"] == 2 and "best_val_score" not in bad
+    grid = search_metrics(rows[0], "samples")
+    assert grid["full_grid_projected"] == 1 and grid["grid_size"] == 59049 and grid["points_ran"] == 3
+    assert grid["full_grid_samples"] == pytest.approx(59049 * 600 / 3)
+    names = list(comparison_metrics(rows, "samples"))
+    assert names[:6] == ["grid/best_val_score", "gn/best_val_score", "near/best_val_score", "eq/best_val_score",
+                         "rec/best_val_score", "grid/best_val_std"]
+    assert names.index("bad/grid_samples_fraction") < names.index("gn/compute_seconds")
+    assert len(names) == sum(len(search_metrics(row, "samples")) for row in rows)

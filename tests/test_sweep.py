@@ -121,6 +121,9 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     rebuilt = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.splitlines() if line.startswith("|")] == table
+    # and the same answer: the paragraph the comparison run's description opens with
+    answer = comparison.data.tags["mlflow.note.content"].split("\n\n")[0]
+    assert answer.endswith(".") and answer in out and answer in rebuilt
     assert rebuilt.rstrip().splitlines()[-1].endswith(  # and links to it in MLflow (sweeps.links)
         f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts/cost_table.md"
         "?workflowType=machine_learning")

@@ -71,6 +71,26 @@ def test_cost_units_count_the_samples_and_the_process_cpu_time_and_survive_a_res
     assert [r.samples for r in again] == [512, 768] and again[-1].cpu_seconds is None
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; CI has none")
+def test_a_run_on_cuda_counts_its_gpu_time_within_its_wall_clock_and_across_a_restore(toy):
+    """gpu_seconds: the time between events on the device's stream at each epoch's start and end,
+    so never more than the epoch's wall-clock around it; carried across a restore."""
+    def start(state=None):
+        model = toy.build_model(seed=1)
+        return fit(toy, make_balancer("gradnorm", toy.num_tasks, model=model, alpha=1.0), model=model, state=state,
+                   epochs=3, batch_size=64, lr=1e-3, seed=1, device="cuda")
+
+    records = list(start())
+    assert 0 < records[0].gpu_seconds < records[1].gpu_seconds < records[2].gpu_seconds
+    for record in records:
+        assert record.gpu_seconds <= record.elapsed_seconds + 1e-3
+    assert records[-1].flat()["gpu_seconds"] == records[-1].gpu_seconds
+    first = start()
+    head = next(iter(first))
+    tail = list(start(state=first.state_dict()))
+    assert head.gpu_seconds < tail[0].gpu_seconds <= tail[0].elapsed_seconds + 1e-3
+
+
 def test_training_lowers_the_score():
     problem = MultiDigits(num_train=512, num_val=128, num_test=128, seed=1)
     model = problem.build_model(seed=0)
