@@ -217,6 +217,7 @@ def test_the_comparison_runs_metrics_fit_the_room_kept_for_them():
     for search in searches:
         for trial in search.trials:
             trial.gpu_seconds = 1.0
+    searches[1].trials[0].outcome = "stopped"  # (a zero count is not logged)
     keys = {key for row in cost_rows(searches, []) for key in search_metrics(row)}
     assert {"full_grid_samples_fraction", "full_grid_gpu_seconds", "to_grid_best_samples", "gpu_with_source_seconds",
             "samples_with_source", "stopped_compute_seconds", "outcome/failed"} <= keys
