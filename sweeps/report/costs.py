@@ -3,12 +3,12 @@ what the full combinatorial grid would cost.
 
 Units (:data:`.summaries.COST_UNITS`): wall-clock ``compute`` seconds, which grow with whatever
 else loads the machine (and, since all searches share the trial slots and interleave, unevenly
-between searches: one search's share of the grid's went from 64% to 157% between two runs of one
-sweep on 2 shared cores, the second beside two CPU burners); the trials' own ``cpu`` seconds
-(``gpu`` seconds for trials on a GPU), which move far less (they grew by a quarter, the share went
-from 82% to 78%: shared cores and caches); and ``samples``, the training items processed,
-which do not move at all, but leave out what a method spends per sample beyond the others (the
-CPU time says it). :func:`stable_unit` is the one the answer states its costs in, with the time
+between searches: in ``bench/load_check.py``, two runs of one small sweep on 2 shared cores, the
+second beside two CPU burners, the alpha search's share of the grid's went from 64% to 81%); the
+trials' own ``cpu`` seconds (``gpu`` seconds for trials on a GPU), which move far less (they grew
+by about 1.4-fold, the share went from 67% to 69%: shared cores and caches); and ``samples``, the
+training items processed, which do not move at all (50% in both), but leave out what a method
+spends per sample beyond the others (the CPU time says it). :func:`stable_unit` is the one the answer states its costs in, with the time
 units beside it.
 
 The grid a sweep runs may be sampled (``max_trials`` below its size) or capped; the full grid is
