@@ -112,7 +112,7 @@ def test_the_answer_within_three_clicks_and_the_comparison_in_the_mlflow_ui(loca
     run_name = f"{SPEC['name']} comparison"
     assert comparison.info.run_name == run_name and comparison.data.tags[ROLE] == "comparison"
     expected_table = markdown_table(table_md.split("\n\n")[1])  # the headline, after the first line
-    assert expected_table[0][:3] == ["search", "trials", "samples, % grid"], table_md
+    assert expected_table[0][:3] == ["search", "trials", "samples, %"], table_md
     assert [row[0] for row in expected_table[1:]] == list(SPEC["searches"])
     assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "pareto.png", "alpha_vs_score.png",
             "grid_cost_by_tasks.png"} <= set(artifacts)

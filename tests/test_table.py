@@ -108,7 +108,7 @@ def test_format_table(gradnorm, grid, all_failed):
         assert len({len(line) for line in lines}) == 1
         assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in lines}) == 1
     # the headline: what a preview pane shows uncut; every metric says whether it is validation or test
-    assert header_of(text) == ["search", "trials", "compute s, % grid", "val score", "test score",
+    assert header_of(text) == ["search", "trials", "compute s, %", "val score", "test score",
                                "reached best", "best config"]
     cells = cells_of(text)
     # reached: t_failed (5 s) then t_good (20 s, 0.30 <= the grid's 0.70) over the grid's 6 s

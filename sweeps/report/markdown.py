@@ -120,7 +120,7 @@ def headline_table(rows: Sequence[dict], unit: str = "compute") -> str:
     columns: list[Column] = [
         ("search", False, lambda row: str(row["search"])),
         ("trials", True, _short_trials),
-        (UNIT_HEADERS[unit] + (", % grid" if grid else ""), True, lambda row: _cost_and_share(row, unit)),
+        (UNIT_HEADERS[unit] + (", %" if grid else ""), True, lambda row: _cost_and_share(row, unit)),
         ("val score", True, _val_cell),
         ("test score", True, lambda row: _spread(row["best_test_score"], row.get("best_test_std"))),
         *([("Δm%", True, lambda row: _fixed(row.get("delta_m"), 2))] if any("delta_m" in r for r in rows) else []),
