@@ -19,7 +19,7 @@ from .optim import EvaluationPlan, autocast, clip_gradients, make_optimizer, mak
 from .problems.base import Problem
 from .problems.data import Split, iterate_batches
 from .problems.models import accepts_branch
-from .train_config import TrainConfig, resolve_device
+from .train_config import DeviceClock, TrainConfig, cpu_clock_now, resolve_device
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,16 @@ class EpochRecord:
     best epoch always has it), empty otherwise. ``weights`` are the task weights at the end of
     the epoch; ``mean_weights`` their mean over the epoch's steps, as used for the gradients
     (their mean over epochs is the time average).
+
+    What the run has cost so far, each cumulative over its epochs (a resumed run included):
+    ``elapsed_seconds``, wall-clock, which grows with whatever else loads the machine;
+    ``cpu_seconds``, the CPU time of its epochs (:func:`cpu_clock_now`: the training thread's,
+    torch's intra-op threads' too where torch runs several; ``None`` when resumed from a state
+    that did not count it); ``gpu_seconds``,
+    the time between an event recorded on the device's stream at each epoch's start and one at
+    its end (``None`` off CUDA); ``samples``, the training items processed (epochs x the train
+    split's size). CPU time and samples hardly move with the machine's load: they are the units
+    in which runs on a shared machine compare.
     """
 
     epoch: int
@@ -42,6 +52,9 @@ class EpochRecord:
     mean_weights: list[float]
     elapsed_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None
+    gpu_seconds: float | None = None
+    samples: int = 0
 
     def flat(self) -> dict[str, float]:
         """One flat mapping, e.g. for a metrics logger: ``val/score``, ``weight/<task>``, ...
@@ -52,6 +65,10 @@ class EpochRecord:
         for split in ("train", "val", "test"):
             out.update({f"{split}/{key}": value for key, value in getattr(self, split).items()})
         out["elapsed_seconds"] = self.elapsed_seconds
+        out["samples"] = self.samples
+        for key in ("cpu_seconds", "gpu_seconds"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,6 +129,9 @@ class Training:
         self.shuffle = torch.Generator().manual_seed(self.config.seed)
         self.epoch = 0
         self.elapsed_seconds = 0.0
+        self.cpu_seconds: float | None = 0.0
+        self.gpu_seconds: float | None = 0.0 if self.device.type == "cuda" else None
+        self.samples = 0
         # branch= only for a balancer that declares it needs it (GradNorm's Linear fast path)
         self._branch = balancer.branch if balancer.uses_branch else None
         if self._branch is not None and not accepts_branch(self.model):
@@ -148,7 +168,9 @@ class Training:
             yield self.run_epoch()
 
     def run_epoch(self) -> EpochRecord:
-        start = time.perf_counter()
+        start, cpu_clock = time.perf_counter(), cpu_clock_now()
+        cpu_start = cpu_clock()
+        gpu_clock = DeviceClock(self.device) if self.gpu_seconds is not None else None
         train = self._splits["train"]
         self.model.train()
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
@@ -173,6 +195,11 @@ class Training:
         val = self._evaluate("val") if self.plan.validates(self.epoch) else {}
         test = self._evaluate("test") if self.plan.tests(self.epoch, val.get("score")) else {}
         self.elapsed_seconds += time.perf_counter() - start
+        if self.cpu_seconds is not None:
+            self.cpu_seconds += cpu_clock() - cpu_start
+        if gpu_clock is not None:
+            self.gpu_seconds += gpu_clock.seconds()
+        self.samples += len(train)
         train_losses = {
             f"{task}/loss": float(total / steps)
             for task, total in zip(self.problem.task_names, totals)
@@ -186,6 +213,9 @@ class Training:
             weights=[float(w) for w in self.balancer.weights],
             mean_weights=(weight_totals / steps).tolist(),
             elapsed_seconds=self.elapsed_seconds,
+            cpu_seconds=self.cpu_seconds,
+            gpu_seconds=self.gpu_seconds,
+            samples=self.samples,
         )
 
     def step(self, x: Any, targets: Any) -> torch.Tensor:
@@ -225,6 +255,9 @@ class Training:
         return {
             "epoch": self.epoch,
             "elapsed_seconds": self.elapsed_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "gpu_seconds": self.gpu_seconds,
+            "samples": self.samples,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
@@ -245,6 +278,11 @@ class Training:
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.elapsed_seconds = float(state["elapsed_seconds"])
+        # a state saved before these were counted: CPU and GPU time unknown, samples exact
+        self.cpu_seconds = state.get("cpu_seconds")
+        if self.device.type == "cuda":
+            self.gpu_seconds = state.get("gpu_seconds")
+        self.samples = int(state.get("samples", self.epoch * len(self._splits["train"])))
 
 
     def adopt(self, state: dict[str, Any], epoch: int | None = None, elapsed_seconds: float = 0.0) -> None:

@@ -29,14 +29,14 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from trainables import TrialBase, is_marker
+from trainables import TrialBase, is_marker, metric_names
 
 from .scheduler import SCORE
 from .searches import SearchType, StaticSearch
 
 RECOMMENDED = "recommended_static"
 RECOMMENDED_TYPE = StaticSearch.type_name()
-AVERAGE_WEIGHT = "avg_weight/"  # the trainable's running time-average of the step-mean weights
+AVERAGE_WEIGHT = metric_names.AVERAGE_WEIGHT  # the trainable's running time-average of the step-mean weights
 
 
 def trial_config(base: TrialBase, search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def test_train_runs_in_process_and_logs_one_mlflow_run(tmp_path, capsys):
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cli-train").experiment_id])
     assert run.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/score")] == [1, 2]
     assert run.data.params["balancer.alpha"] == "1.0" and run.data.params["training.epochs"] == "2"
     assert run.info.run_name == "train gradnorm alpha=1"
 

@@ -122,7 +122,7 @@ def trial_runs(client: MlflowClient, name: str) -> list:
 
 
 def epochs_logged(client: MlflowClient, run) -> list[int]:
-    return [metric.step for metric in client.get_metric_history(run.info.run_id, "score")]
+    return [metric.step for metric in client.get_metric_history(run.info.run_id, "val/score")]
 
 
 def wait_for_epochs(client: MlflowClient, name: str, epochs: int, timeout: float = 120, where=None):
@@ -145,7 +145,7 @@ def assert_every_trial_once_and_complete(client: MlflowClient, name: str) -> lis
                   if "balancer.alpha" in run.data.params) == ALPHAS
     for run in runs:
         assert run.info.status == "FINISHED", (run.data.tags[TRIAL_ID], run.info.status)
-        for key in ("score", "compute_seconds", "weight/task1"):
+        for key in ("val/score", "compute_seconds", "samples", "weight/task1"):
             steps = [metric.step for metric in client.get_metric_history(run.info.run_id, key)]
             assert sorted(steps) == list(range(1, EPOCHS + 1)), (run.data.tags[TRIAL_ID], key, steps)
         # the test split is evaluated when validation improves and at the last epoch: once each

@@ -103,7 +103,7 @@ def running_with_epochs(client: MlflowClient, experiment: str, count: int, epoch
             return None
         for run in runs:
             if (len(runs) >= count and run.info.status == "RUNNING"
-                    and len(client.get_metric_history(run.info.run_id, "score")) >= epochs):
+                    and len(client.get_metric_history(run.info.run_id, "val/score")) >= epochs):
                 return run
         return None
     return wait_until(found, 240, f"trial {count} running with {epochs} epoch(s) logged", interval=0.2)
@@ -111,14 +111,14 @@ def running_with_epochs(client: MlflowClient, experiment: str, count: int, epoch
 
 def records(client: MlflowClient, experiment: str) -> dict[tuple[str, str], dict]:
     """Every trial run by (search, label): its status and every metric's (epoch, value) points
-    but the compute time (a wall-clock)."""
+    but the clocks (wall-clock and CPU time)."""
     found = {}
     for run in trial_runs(client, experiment):
         key = (run.data.tags[SEARCH], run.data.params["label"])
         assert key not in found, f"trial {key} logged twice"
         found[key] = {"status": run.info.status, "outcome": run.data.tags.get(OUTCOME)} | {
             metric: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-            for metric in run.data.metrics if metric != "compute_seconds"}
+            for metric in run.data.metrics if metric not in ("compute_seconds", "cpu_seconds")}
     return found
 
 
@@ -227,5 +227,5 @@ def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_bo
     trials = [run for run in runs if run.data.tags[ROLE] == "trial"]
     assert len(trials) == TRIALS and len({run.data.tags[TRIAL_ID] for run in trials}) == TRIALS
     for run in trials:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "score")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/score")]
         assert steps == list(range(1, EPOCHS + 1)), steps

@@ -121,7 +121,7 @@ def faults_sweep(local_ray, empty_store, tmp_path_factory) -> SimpleNamespace:
 
 
 def score_steps(uri: str, run) -> list[int]:
-    return [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "score")]
+    return [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "val/score")]
 
 
 def test_a_repeated_error_is_retried_once_and_a_passing_one_finishes(faults_sweep):

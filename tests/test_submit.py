@@ -128,7 +128,7 @@ def trial_runs(client: MlflowClient) -> list:
 
 
 def epochs(client: MlflowClient, run) -> list[int]:
-    return [metric.step for metric in client.get_metric_history(run.info.run_id, "score")]
+    return [metric.step for metric in client.get_metric_history(run.info.run_id, "val/score")]
 
 
 def running_on(client: MlflowClient, node: str, at_least: int):

@@ -30,9 +30,12 @@ _EXPORTS = {
     "is_marker": "outcome",
     "outcome_of": "outcome",
     "delete_orphan_trial_runs": "sweep_runs",
+    "describe_comparison": "sweep_runs",
     "end_comparison_run": "sweep_runs",
     "end_search_run": "sweep_runs",
+    "ensure_search_run": "sweep_runs",
     "log_comparison": "sweep_runs",
+    "log_search_metrics": "sweep_runs",
     "log_search_weights": "sweep_runs",
     "reopen_run": "sweep_runs",
     "DEVICE": "tracking",
@@ -75,8 +78,10 @@ _EXPORTS = {
     "train_trial": "trainable",
 }
 
-#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI)
-_MODULES = ("storage",)
+#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI),
+#: ``metric_names`` (a trial's metrics: the record's keys and their MLflow names) and ``run_names``
+#: (a trial's name from its configuration); the last two are pure Python
+_MODULES = ("storage", "metric_names", "run_names")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

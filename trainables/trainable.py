@@ -18,6 +18,19 @@ from gradnorm_core import EpochRecord, NonFiniteLossError, Training
 
 from .config import TrialConfig, logs_of
 from .failures import TrialFailures, error_line
+from .metric_names import (
+    AVERAGE_WEIGHT,
+    BEST_SCORE,
+    BEST_TEST_SCORE,
+    COMPUTE_SECONDS,
+    CPU_SECONDS,
+    GPU_SECONDS,
+    MEAN_WEIGHT,
+    SAMPLES,
+    SCORE,
+    TEST_SCORE,
+    WEIGHT,
+)
 from .outcome import Outcome, marker
 
 CHECKPOINT_FILE = "trial.pt"
@@ -30,16 +43,22 @@ def task_error_metric(task: str, split: str = "val") -> str:
 
 
 def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str) -> dict[str, Any]:
-    """The flat result of one epoch: what Tune receives and MLflow stores as metrics.
+    """The flat result of one epoch: what Tune receives and MLflow stores as metrics (under the
+    names of :mod:`trainables.metric_names`).
 
     ``score`` and ``val/...`` only on an epoch that validated (``val_every``), ``test/score`` and
     ``test/...`` only where the test split was evaluated (a new best validation score, the last
-    epoch); ``train/...``, the weights and ``compute_seconds`` every epoch."""
+    epoch); ``train/...``, the weights and the cost so far every epoch: ``compute_seconds``
+    (wall-clock), ``cpu_seconds`` (the trial's own CPU time), ``gpu_seconds`` (on CUDA) and
+    ``samples``."""
     metrics: dict[str, Any] = {
         "epoch": record.epoch,
-        **({"score": record.score} if record.score is not None else {}),
-        **({"test/score": record.test["score"]} if "score" in record.test else {}),
-        "compute_seconds": record.elapsed_seconds,
+        **({SCORE: record.score} if record.score is not None else {}),
+        **({TEST_SCORE: record.test["score"]} if "score" in record.test else {}),
+        COMPUTE_SECONDS: record.elapsed_seconds,
+        **{key: value for key, value in ((CPU_SECONDS, record.cpu_seconds), (GPU_SECONDS, record.gpu_seconds))
+           if value is not None},
+        SAMPLES: record.samples,
         "device": device,
         # when the epoch ended: the time of its MLflow points, the same however often they are written
         "reported_at": round(time.time(), 3),
@@ -49,8 +68,8 @@ def epoch_metrics(record: EpochRecord, task_names: tuple[str, ...], device: str)
             if key != "score":
                 metrics[f"{split}/{key}"] = value
     for task, weight, mean_weight in zip(task_names, record.weights, record.mean_weights):
-        metrics[f"weight/{task}"] = weight
-        metrics[f"mean_weight/{task}"] = mean_weight
+        metrics[WEIGHT + task] = weight
+        metrics[MEAN_WEIGHT + task] = mean_weight
     return metrics
 
 
@@ -58,11 +77,11 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, float]:
     """``best_score`` (the lowest ``score`` so far; the first of equals) and ``best_test_score``
     (``test/score`` at that epoch); ``best_score`` inf and no ``best_test_score`` before any epoch
     validated."""
-    validated = [m for m in history if "score" in m]
+    validated = [m for m in history if SCORE in m]
     if not validated:
-        return {"best_score": math.inf}
-    best = min(validated, key=lambda m: m["score"])
-    return {"best_score": best["score"], "best_test_score": best["test/score"]}
+        return {BEST_SCORE: math.inf}
+    best = min(validated, key=lambda m: m[SCORE])
+    return {BEST_SCORE: best[SCORE], BEST_TEST_SCORE: best[TEST_SCORE]}
 
 
 def node_id() -> str:
@@ -163,8 +182,8 @@ def _train(trial: TrialConfig, problem, training: Training, history: list[dict[s
         # the step-mean weights averaged over all epochs so far (exact across restores: from the
         # checkpointed history); a sweep's recommended static weights are this, at the end
         for task in problem.task_names:
-            key = f"mean_weight/{task}"
-            metrics[f"avg_weight/{task}"] = sum(m[key] for m in history + [metrics]) / (len(history) + 1)
+            key = MEAN_WEIGHT + task
+            metrics[AVERAGE_WEIGHT + task] = sum(m[key] for m in history + [metrics]) / (len(history) + 1)
         history.append(metrics)
         if record.epoch < trial.training.epochs and time.monotonic() - saved_at < every:
             tune.report(metrics)

@@ -13,8 +13,11 @@ A search that maps a front itself (``static_pareto``; :attr:`SearchSummary.maps_
 non-dominated configurations (:func:`.hypervolume.search_front`) drawn as one more layer beside
 the grid's: small markers in its color, joined by a dashed staircase with two tasks.
 
-Searches are told apart by marker and color, named in one legend beside the panels. An axis is
-logarithmic when its values span more than two decades (symlog when one of them is 0).
+Searches are told apart by marker and color, named in one legend beside the panels. In the
+scatter and the panels the axes span the grid's points: a search's best trial beyond them is
+drawn on the edge with an arrow pointing out, its value in the legend, and one that would hide
+another is drawn as a ring around it. An axis is logarithmic when its values span more than two decades (symlog when
+one of them is 0).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ AXIS_LABEL = "normalized val error (lower is better)"
 MAX_PANEL_TASKS = 4  # pairwise panels up to this many tasks, parallel coordinates beyond
 FRONT = "grid front"  # the legend's label, and the gid of the artists that mark the front
 GRID = "static grid trial"
+OFF_SCALE = "off scale"  # the gid of the arrows that point out from a best trial beyond the grid's span
 
 
 def pareto_figure(summaries: Sequence[SearchSummary]):
@@ -60,8 +64,10 @@ def _title(view: ParetoView) -> str:
 
 
 def _task_values(view: ParetoView, bests, task: int, mapped=None) -> list[float]:
-    return ([p[task] for p in view.grid] + [p[task] for _, p in bests]
-            + [p[task] for front in (mapped or {}).values() for p in front])
+    """What an axis spans: the grid's points and the mapped fronts' (a best trial beyond them is
+    drawn on the edge), or without either the best trials'."""
+    static = [p[task] for p in view.grid] + [p[task] for front in (mapped or {}).values() for p in front]
+    return static or [p[task] for _, p in bests]
 
 
 def _mapped_layer(axes, i: int, j: int, view: ParetoView, bests, mapped: dict[str, list[Point]]) -> None:
@@ -80,10 +86,9 @@ def _mapped_layer(axes, i: int, j: int, view: ParetoView, bests, mapped: dict[st
                       linestyle="--", linewidth=1.0)
 
 
-def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]],
-           mapped: dict[str, list[Point]] | None = None) -> None:
-    """Task ``i`` (x) against task ``j`` (y): grid points, the front ringed (a staircase with
-    two tasks), the fronts of the searches that map one, each search's best trial."""
+def _panel(axes, i: int, j: int, view: ParetoView, bests=(), mapped=None) -> None:
+    """Task ``i`` (x) against task ``j`` (y): the grid's points, the front ringed (a staircase with
+    two tasks), the fronts of the searches that map one."""
     grid, front = view.grid, view.front_points
     if grid:
         axes.scatter([p[i] for p in grid], [p[j] for p in grid], s=14, color="0.6", alpha=0.6, label=GRID)
@@ -94,11 +99,54 @@ def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]
             axes.step([p[i] for p in ordered], [p[j] for p in ordered], where="post", color="black",
                       linewidth=1.2)
     _mapped_layer(axes, i, j, view, bests, mapped or {})
-    for k, (name, point) in enumerate(bests):
-        axes.scatter([point[i]], [point[j]], s=110, edgecolors="black", linewidths=0.6, zorder=3,
-                     label=name, **style(k))
     axes.margins(0.08)
     axes.grid(True, alpha=0.3)
+
+
+def _freeze(axes) -> None:
+    """Fix the axes' limits where they are now (the grid's points and their margins)."""
+    axes.autoscale_view()
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
+    axes.set_autoscale_on(False)
+
+
+def _bests(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> dict[str, dict[str, float]]:
+    """Each search's best trial, task ``i`` against task ``j``, on axes whose limits span the grid's
+    points: a point beyond them is drawn on the edge with an arrow pointing out (gid
+    :data:`OFF_SCALE`), and returned as ``{search: {task: value}}`` for the legend to give its value;
+    a point within 12 px of one drawn before it is drawn as a larger ring, so that both show."""
+    drawn: list[tuple[float, float]] = []
+    beyond: dict[str, dict[str, float]] = {}
+    (x0, x1), (y0, y1) = sorted(axes.get_xlim()), sorted(axes.get_ylim())
+    for k, (name, point) in enumerate(bests):
+        x, y = min(max(point[i], x0), x1), min(max(point[j], y0), y1)
+        at = axes.transData.transform((x, y))
+        ring = any(abs(at[0] - a) < 12 and abs(at[1] - b) < 12 for a, b in drawn)
+        look = style(k)
+        options = ({"facecolors": "none", "edgecolors": look["color"], "linewidths": 2.0, "s": 220} if ring else
+                   {"color": look["color"], "edgecolors": "black", "linewidths": 0.6, "s": 110})
+        axes.scatter([x], [y], marker=look["marker"], zorder=3, clip_on=False, **options)
+        drawn.append(tuple(at))
+        away = (0 if x == point[i] else (-1 if x == x0 else 1), 0 if y == point[j] else (-1 if y == y0 else 1))
+        if away != (0, 0):
+            axes.annotate("", xy=(x, y), xytext=(-18 * away[0], -18 * away[1]), textcoords="offset points",
+                          gid=OFF_SCALE, zorder=4, annotation_clip=False,
+                          arrowprops={"arrowstyle": "->", "color": look["color"], "linewidth": 1.6})
+            for task, moved in ((i, away[0]), (j, away[1])):
+                if moved:
+                    beyond.setdefault(name, {})[view.tasks[task]] = point[task]
+    return beyond
+
+
+def _legend_entries(axes, bests: list[tuple[str, Point]], beyond: dict[str, dict[str, float]]) -> None:
+    """One legend entry per search: its marker as drawn where nothing hides it, and the values of
+    its best trial that lie beyond the axes."""
+    for k, (name, _) in enumerate(bests):
+        look = style(k)
+        values = ", ".join(f"{task} {value:.3g}" for task, value in beyond.get(name, {}).items())
+        axes.scatter([], [], marker=look["marker"], color=look["color"], edgecolors="black", linewidths=0.6, s=110,
+                     label=f"{name} (beyond the axes: {values})" if values else name)
 
 
 def _scatter(view: ParetoView, bests, mapped):
@@ -107,6 +155,9 @@ def _scatter(view: ParetoView, bests, mapped):
     _panel(axes, 0, 1, view, bests, mapped)
     set_scale(axes, "x", _task_values(view, bests, 0, mapped))
     set_scale(axes, "y", _task_values(view, bests, 1, mapped))
+    if view.grid or any(mapped.values()):
+        _freeze(axes)
+    _legend_entries(axes, bests, _bests(axes, 0, 1, view, bests))
     axes.set_xlabel(f"{view.tasks[0]}: {AXIS_LABEL}")
     axes.set_ylabel(f"{view.tasks[1]}: {AXIS_LABEL}")
     return figure, axes
@@ -132,10 +183,17 @@ def _triangle(view: ParetoView, bests, mapped):
             axes.set_ylabel(view.tasks[r + 1])
             axes.tick_params(labelsize=8)
             axes.label_outer()  # tick and axis labels on the bottom row and the left column only
-            panels.append(axes)
+            panels.append((axes, c, r + 1))
+    beyond: dict[str, dict[str, float]] = {}
+    for axes, c, r in panels:
+        if view.grid or any(mapped.values()):
+            _freeze(axes)
+        for name, values in _bests(axes, c, r, view, bests).items():
+            beyond.setdefault(name, {}).update(values)
+    _legend_entries(panels[0][0], bests, beyond)
     figure.supxlabel(AXIS_LABEL, fontsize=10)
     figure.supylabel(AXIS_LABEL, fontsize=10)
-    handles, labels = unique_handles(*panels)
+    handles, labels = unique_handles(*(axes for axes, _, _ in panels))
     if handles:
         key = figure.add_subplot(layout[0, 1:])
         key.axis("off")
