@@ -51,8 +51,19 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if args.spec:
             raise SweepError("submit: give a spec or --resume DIRECTORY, not both")
         runtime_env = {"working_dir": str(Path(args.working_dir).expanduser().resolve())} if args.working_dir else None
-        if runtime_env is None:
-            runtime_env = (SweepState.load(args.resume).job or {}).get("runtime_env") or {}
+        if runtime_env is None or args.tracking_uri is None:
+            # sweep.json says what to ship again and where the record is (as the cluster sees it),
+            # read here: a directory that is no sweep's is said before anything reaches the cluster
+            try:
+                state = SweepState.load(args.resume)
+            except SweepError:
+                if runtime_env is None:
+                    raise
+                state = None  # the head's MLFLOW_TRACKING_URI, then
+            if runtime_env is None:
+                runtime_env = ((state.job if state else None) or {}).get("runtime_env") or {}
+            if args.tracking_uri is None and state is not None:
+                flags["--tracking-uri"] = state.tracking_uri
         from .jobs import call, entrypoint, job_runtime_env
 
         client = job_client(args.address)

@@ -32,6 +32,7 @@ from trainables import (
 
 from .progress import Progress, trial_outcome
 from .searcher import RECOMMENDED
+from .signals import StopSignals
 from .state import SweepState
 
 __all__ = ["Relay", "SweepEvents"]
@@ -43,8 +44,10 @@ class SweepEvents:
     """The live handler of one sweep's Tune events (see the module docstring); a context manager
     that registers it for its :class:`Relay` while the experiment runs."""
 
-    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int]) -> None:
+    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int],
+                 stop: StopSignals | None = None) -> None:
         self.state = state
+        self.stop = stop  # a signal that came while Tune started is handed to Tune at its first step
         self.logger = logger
         self.totals = dict(totals)
         self.progress = Progress(totals)
@@ -68,6 +71,8 @@ class SweepEvents:
                 self.statuses[trial.trial_id] = trial.status
 
     def step_begin(self, trials) -> None:
+        if self.stop is not None:
+            self.stop.forward()
         self._see(trials)
 
     def step_end(self, trials) -> None:

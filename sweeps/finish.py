@@ -19,6 +19,7 @@ from trainables import (
     redact,
     reopen_run,
     search_of,
+    skip_search_run,
 )
 
 from . import session
@@ -84,11 +85,12 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
     logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, {}, state.sweep_id,
                                patience_seconds=tracking_patience, logs=str(state.logs_dir))
     try:
+        stop.check()  # a signal while the sweep was set up: its runs end KILLED below
         open_searches(state, spec, client)
         logger.parents.update({name: entry["parent_run_id"] for name, entry in state.searches.items()})
         print_plan(state, spec)
         totals = trial_totals(spec)
-        with SweepEvents(state, logger, totals) as events:
+        with SweepEvents(state, logger, totals, stop) as events:
             start = time.time()
             try:
                 results = run_experiment(state, spec, stop, max_failures, checkpoint_seconds)
@@ -96,21 +98,22 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
                 state.wall_seconds += time.time() - start
                 state.save()
             verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
+        state.outcome, state.counts = verdict.outcome, verdict.counts  # the trials' verdict, for `report` too
+        state.save()
         delete_orphans(client, state, set(events.trials))
         releasing = session.release_ray() if release_ray else None
-        from .comparison import build_comparison  # (the report's modules: needed only now)
+        from .rebuild import build  # (the report's modules: needed only now)
 
         try:
-            build_comparison(state, spec, client)
+            with stop.finishing():
+                build(state, spec, client, ending=True)
         finally:
             if releasing is not None:
                 releasing.join()
-        state.outcome, state.counts = verdict.outcome, verdict.counts
         end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
-        state.save()
     except SweepInterrupted as interrupted:
         if state.outcome != "interrupted" and not interrupted.at_once:  # stopped outside Tune's run
-            end_unfinished(state, client, Verdict().counts)
+            end_unfinished(state, client, state.counts or Verdict().counts)
         raise
     finally:
         logger.close()
@@ -128,7 +131,8 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
     verdict, or :class:`SweepInterrupted` / :class:`SweepUnfinished` when the sweep did not get
     to its end."""
     statuses = events.statuses
-    logger.reconcile(results, statuses)  # the checkpoints are the record: whatever the tracking server missed
+    # the checkpoints are the record: whatever the tracking server missed
+    logger.reconcile(results, statuses, {trial_id: trial.config for trial_id, trial in events.trials.items()})
     if logger.pending:
         raise SweepUnfinished(
             f"tracking server {redact(state.tracking_uri)} unreachable for {logger.patience_seconds:.0f} s "
@@ -159,7 +163,7 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
         if totals.get(name, 0):
             verdict.expect(name)
         if entry["status"] == "skipped":
-            end_search_run(client, entry["parent_run_id"], "KILLED")
+            skip_search_run(client, entry["parent_run_id"])
             continue
         entry["result"] = name not in verdict.without_result
         entry["status"] = "done"

@@ -7,6 +7,7 @@ outcome tag, all from how each trial ended (:class:`trainables.Outcome`).
 | 2 | bad input, found before anything started (spec, flags, servers, cluster) |
 | 3 | some trials failed or diverged; every search still has a result |
 | 4 | at least one search has no result at all: all its trials failed or diverged |
+| 70 | a finishing step (the comparison, its plots) failed on an internal error: the trials' record is whole, the traceback is in the sweep's ``logs/comparison.log``, ``gradnorm-tune report`` rebuilds it |
 | 75 | the sweep stopped unfinished for a passing reason (the tracking server stayed away): resume it |
 | 130 | interrupted by SIGINT (Ctrl-C); 143: by SIGTERM; resume it |
 """
@@ -30,6 +31,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2
     TRIALS_FAILED = 3
     NO_RESULT = 4
+    INTERNAL = 70  # (sysexits' EX_SOFTWARE)
     UNFINISHED = 75
     SIGINT = 128 + signal.SIGINT
     SIGTERM = 128 + signal.SIGTERM

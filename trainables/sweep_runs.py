@@ -7,10 +7,12 @@ end that a tracking outage missed is simply written again later.
 - A comparison run ends ``FINISHED`` when the sweep ran to its end, with the tag ``outcome``
   saying whether every trial ended as planned (``complete``), some failed or diverged
   (``trials_failed``) or a search got no result at all (``no_result``); ``KILLED`` with
-  ``outcome=interrupted`` when the sweep was stopped (``resume`` puts it back to ``RUNNING``).
+  ``outcome=interrupted`` when the sweep was stopped (``resume`` puts it back to ``RUNNING``);
+  ``FAILED`` with the error when the comparison itself failed (``report`` rebuilds it).
 - A search run ends ``FINISHED`` when it has a result, ``FAILED`` when every trial of it failed or
-  diverged, ``KILLED`` when the sweep was interrupted before its last trial ended (or when it
-  was skipped: the recommended static search, when its source search has no result).
+  diverged, ``KILLED`` when the sweep was interrupted before its last trial ended; a search that
+  was skipped (the recommended static search, when its source search has no result) ends
+  ``FINISHED`` with the tag ``outcome=skipped``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
-from .tracking import OUTCOME, ROLE, ROLE_TRIAL, SWEEP, TAG_PREFIX, TRIAL_ID, encode_params
+from .tracking import ERROR_TAG, MAX_TAG_LENGTH, OUTCOME, ROLE, ROLE_TRIAL, SWEEP, TAG_PREFIX, TRIAL_ID, encode_params
 
 __all__ = [
     "COUNTS",
@@ -30,6 +32,7 @@ __all__ = [
     "end_comparison_run",
     "end_search_run",
     "log_comparison",
+    "skip_search_run",
     "log_search_weights",
     "reopen_run",
 ]
@@ -42,17 +45,31 @@ def _ms(seconds: float | None) -> int:
     return int((time.time() if seconds is None else seconds) * 1000)
 
 
+#: the outcome tag of a search run that ran no trial by design
+SKIPPED = "skipped"
+
+
 def end_search_run(client: MlflowClient, run_id: str, status: str, end_time: float | None = None) -> None:
     """End a search run as ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``) at ``end_time``."""
     client.set_terminated(run_id, status, end_time=_ms(end_time))
 
 
-def end_comparison_run(client: MlflowClient, run_id: str, outcome: str, counts: dict[str, int]) -> None:
-    """End the comparison run: ``KILLED`` when ``outcome`` is ``interrupted``, else ``FINISHED``;
-    tagged with the outcome and the number of trials of each trial outcome."""
+def skip_search_run(client: MlflowClient, run_id: str) -> None:
+    """End the run of a search that has nothing to run (the recommended static search whose source
+    has no result): ``FINISHED``, tagged ``outcome=skipped``, not an interruption's ``KILLED``."""
+    client.set_tag(run_id, OUTCOME, SKIPPED)
+    client.set_terminated(run_id, "FINISHED", end_time=_ms(None))
+
+
+def end_comparison_run(client: MlflowClient, run_id: str, outcome: str, counts: dict[str, int],
+                       error: str | None = None) -> None:
+    """End the comparison run: ``KILLED`` when ``outcome`` is ``interrupted``, ``FAILED`` with
+    ``error`` (one line) when the comparison itself failed, else ``FINISHED``; tagged with the
+    outcome and the number of trials of each trial outcome."""
     tags = [RunTag(OUTCOME, outcome)] + [RunTag(COUNTS.format(name), str(count)) for name, count in counts.items()]
-    client.log_batch(run_id, tags=tags)
-    client.set_terminated(run_id, "KILLED" if outcome == "interrupted" else "FINISHED")
+    client.log_batch(run_id, tags=tags + ([RunTag(ERROR_TAG, error[:MAX_TAG_LENGTH])] if error else []))
+    status = "FAILED" if error else "KILLED" if outcome == "interrupted" else "FINISHED"
+    client.set_terminated(run_id, status)
 
 
 def log_comparison(client: MlflowClient, run_id: str, folder: str | Path, figures: dict[str, Any],

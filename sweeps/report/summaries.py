@@ -18,12 +18,15 @@ Only ``finished`` and ``stopped`` trials have a result (:attr:`TrialSummary.has_
 alone feed selection, means, fronts, the best-so-far curve and the recommended weights. Every
 trial's compute counts in its search's cost.
 
-Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are read from
-the problem without its data (:func:`primary_metrics`), so the report never needs the data either.
+Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are read as
+the trials recorded them at their first report (:func:`sweep_primary_metrics`): the driver never
+imports the problem for them (for a record written before the trials did, from the problem
+imported as the trials import it, the spec's shipped code first; it reads no data).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -87,6 +90,9 @@ class TrialSummary:
     error: str | None = None
     start_time: float = 0.0  # unix seconds when the trial started
     outcome: str = ""
+    #: its problem's primary metric of each task, as it recorded it at its first report
+    #: (``{task: {"metric": name, "higher_is_better": bool}}``); None in records written before
+    primary: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.outcome and self.outcome not in OUTCOMES:
@@ -161,11 +167,48 @@ def primary_metrics(problem: Any, task_names: list[str] | None = None) -> list[P
 
 
 def spec_primary_metrics(spec: SweepSpec) -> list[PrimaryMetric]:
-    """:func:`primary_metrics` of the spec's problem, built from its name and options (no data:
-    the driver builds it only to read what it declares)."""
+    """:func:`primary_metrics` of the spec's problem, built from its name and options (no data),
+    imported as the trials import it: the spec's shipped code first
+    (:func:`sweeps.spec.runtime_env.code_on_path`)."""
     from gradnorm_core import make_problem
 
-    return primary_metrics(make_problem(spec.problem.name, **spec.problem.options), spec.task_names)
+    from ..spec.runtime_env import code_on_path
+
+    with code_on_path(spec.runtime_env):
+        return primary_metrics(make_problem(spec.problem.name, **spec.problem.options), spec.task_names)
+
+
+def recorded_primary_metrics(summaries: list[SearchSummary], task_names: list[str]) -> list[PrimaryMetric] | None:
+    """Each task's primary metric as a trial recorded it (:attr:`TrialSummary.primary`), the
+    reference search's trials first; None when no trial recorded one (a record written before the
+    trials did). A task that the record leaves out raises a one-line ValueError."""
+    for summary in sorted(summaries, key=lambda summary: not summary.reference):
+        for trial in summary.trials:
+            if trial.primary is None:
+                continue
+            missing = [task for task in task_names if task not in trial.primary]
+            if missing:
+                raise ValueError(f"the trials' problem gives no primary metric (with a direction) for task "
+                                 f"{missing[0]!r}; override Problem.primary_metrics() to name one per task, of a "
+                                 "Metric that declares its direction")
+            return [PrimaryMetric(task, str(trial.primary[task]["metric"]),
+                                  bool(trial.primary[task]["higher_is_better"])) for task in task_names]
+    return None
+
+
+def sweep_primary_metrics(summaries: list[SearchSummary], spec: SweepSpec) -> list[PrimaryMetric] | None:
+    """Delta m%'s primary metrics: as the trials recorded them (:func:`recorded_primary_metrics`),
+    else (an older record) from the problem imported as the trials import it
+    (:func:`spec_primary_metrics`). When neither says, ``None`` (the comparison has no Delta m%),
+    and one line printed says what is missing."""
+    try:
+        found = recorded_primary_metrics(summaries, spec.task_names)
+        return found if found is not None else spec_primary_metrics(spec)
+    except Exception as error:  # noqa: BLE001 - the user's problem: said in one line, the rest goes on
+        from trainables import error_line
+
+        print(f"Delta m% left out: no primary metric of every task ({error_line(error)})", flush=True)
+        return None
 
 
 def history_keys(trial: TrialSummary, prefix: str) -> list[str]:
@@ -221,8 +264,8 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     is the span from its first trial's start to its last trial's end (searches overlap). A
     trial's outcome is its run's ``gradnorm_tune.outcome`` tag, or without one its status
     (:func:`outcome_from_status`, with the ``stopped_early`` tag)."""
-    from trainables import (DEVICE, ERROR_TAG, OUTCOME, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history,
-                            trial_runs)
+    from trainables import (DEVICE, ERROR_TAG, OUTCOME, PRIMARY_METRICS, STOPPED_EARLY, TRIAL_ID, decode_params,
+                            metric_history, trial_runs)
 
     from ..searches import SEARCH_TYPES
 
@@ -239,12 +282,19 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
             compute_seconds=history[-1].get("compute_seconds", 0.0) if history else 0.0,
             device=tags.get(DEVICE, "?"), end_time=(run.info.end_time or run.info.start_time) / 1000,
             history=history, error=tags.get(ERROR_TAG), start_time=run.info.start_time / 1000,
-            outcome=outcome if outcome in OUTCOMES else FAILED,
+            outcome=outcome if outcome in OUTCOMES else FAILED, primary=_json(tags.get(PRIMARY_METRICS)),
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
                          grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)),
                          recommends_static=getattr(SEARCH_TYPES.get(kind), "recommends_static", False),
                          reference=getattr(SEARCH_TYPES.get(kind), "reference", False))
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return None
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:
