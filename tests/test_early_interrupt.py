@@ -217,3 +217,56 @@ def test_resume_and_report_on_a_malformed_sweep_json_say_so_in_one_line(text, tm
         assert code == 2 and err.count("\n") == 1, err
         assert err.startswith(f"gradnorm-tune: error: {tmp_path / 'sweep.json'} "), err
         assert err.rstrip().endswith("a damaged state cannot be resumed or reported"), err
+
+
+def test_a_tracking_server_gone_past_patience_exits_75_and_resume_writes_every_epoch_once(
+        local_ray, tmp_path, capfd, monkeypatch):
+    """On this machine (the cluster version: tests/test_cluster.py): a plain ``mlflow server`` on
+    SQLite, stopped once the trial has logged its first epoch, the trial then let go to its end.
+    The sweep waits --tracking-patience (2 s) for the server, exits 75 with one line, and resume,
+    once it is back, writes what is missing from the checkpoints: at the default checkpoint
+    interval the first epoch was logged but not checkpointed, and is not logged twice."""
+    from servers import MlflowServer
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # each write fails at once: patience decides
+    server = MlflowServer(f"sqlite:///{tmp_path / 'server.db'}", None, tmp_path / "server").start()
+    try:
+        gate = tmp_path / "gate"
+        gate.mkdir()
+        path = write_spec(tmp_path, "gone", {"equal": {"type": "equal"}})
+        data = yaml.safe_load(path.read_text())
+        data["problem"]["options"] |= {"gate": str(gate), "at": 3, "free": 0}  # held at epoch 2's first step
+        path.write_text(yaml.safe_dump(data))
+        client = MlflowClient(server.uri)
+
+        def first_epoch_logged() -> bool:
+            experiment = client.get_experiment_by_name("edges/gone")
+            runs = client.search_runs([experiment.experiment_id], f"tags.`{ROLE}` = 'trial'") if experiment else []
+            return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "score"))
+
+        def server_goes_away() -> None:
+            wait_until(first_epoch_logged, 240, "the trial's first epoch in MLflow", interval=0.2)
+            server.stop()
+            open_gate(gate)
+
+        stopper = threading.Thread(target=server_goes_away, daemon=True)
+        stopper.start()
+        code, out, err = command(capfd, "sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri",
+                                 server.uri, "--tracking-patience", "2")
+        stopper.join(1)
+        assert code == 75, out[-3000:] + err[-3000:]
+        (directory,) = (tmp_path / "runs").iterdir()
+        assert "Traceback" not in out + err and err.count("\n") <= 2, err
+        assert err.strip().splitlines()[-1].startswith(f"gradnorm-tune: error: tracking server {server.uri} "
+                                                       "unreachable for 2 s"), err
+        assert err.rstrip().endswith(f"bring the server back and run: gradnorm-tune resume {directory}"), err
+        server.start()
+        code, out, err = command(capfd, "resume", str(directory))
+        assert code == 0, out[-3000:] + err[-3000:]
+        grouped = record(server.uri, "gone")
+        assert not [run for runs in grouped.values() for run in runs if run.info.status != "FINISHED"]
+        (trial,) = grouped["trial"]
+        for key in ("score", "train/sum/loss", "compute_seconds"):
+            assert [m.step for m in client.get_metric_history(trial.info.run_id, key)] == [1, 2], key
+    finally:
+        server.stop()
