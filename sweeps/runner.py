@@ -26,9 +26,9 @@ import ray
 
 from trainables import default_tracking_uri
 
+from . import session
 from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
-from .session import reach_tracking_store
-from .session import quiet_logs
+from .session import quiet_logs, reach_tracking_store
 from .shipping import check_code_shipped, check_workers_import
 from .signals import StopSignals
 from .spec import SweepSpec, parse_spec
@@ -92,6 +92,7 @@ def _run_sweep(spec: SweepSpec, stop: StopSignals, storage: str | Path | None, t
         check_code_shipped(spec)  # to a cluster: the problem's code goes with the sweep
     tracking_uri = tracking_uri or default_tracking_uri()
     reach_tracking_store(tracking_uri)  # before Ray starts (the full check runs while it starts)
+    stop.check()
     client = connect(tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
                      then=WHILE_RAY_STARTS)
     stop.install()  # (again: ray.init installs a SIGTERM handler of its own)
@@ -101,8 +102,13 @@ def _run_sweep(spec: SweepSpec, stop: StopSignals, storage: str | Path | None, t
             check_workers_import(spec)
             check_nodes_see_storage(root)
         stop.check()
-    except (SweepError, KeyboardInterrupt):
+    except SweepError:
         ray.shutdown()
+        raise
+    except KeyboardInterrupt:  # a signal: the Ray this started stops (a caller's is left as it is)
+        stopping = session.release_ray()
+        if stopping is not None:
+            stopping.join()
         raise
     from trainables import create_comparison_run, ensure_experiment  # (imported while Ray started)
 
@@ -129,6 +135,7 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
     with StopSignals() as stop:  # a signal from here on stops the sweep where nothing is half-written
         check_settings(max_failures, 0.0, tracking_patience)
         state = SweepState.load(directory)
+        stop.resume_command = state.resume_command
         if tracking_uri:
             state.tracking_uri = tracking_uri
         if job is not None:
@@ -138,10 +145,10 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
         spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
         check_runtime_env(spec.runtime_env)
         reach_tracking_store(state.tracking_uri)
+        stop.check()
         client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
                          then=WHILE_RAY_STARTS)
         stop.install()  # (again: ray.init installs a SIGTERM handler of its own)
-        stop.resume_command = state.resume_command
         if job is not None:
             check_workers_import(spec)
         from .finish import finish_sweep  # (imported while Ray started)

@@ -12,8 +12,9 @@ What the first signal does depends on where the sweep is (:attr:`StopSignals.pha
   the running ones stopped, the experiment's state saved one last time, so that ``resume``
   continues every unfinished trial from its last checkpoint. The sweep then marks those trials'
   runs KILLED and the comparison interrupted.
-- ``"finishing"`` (the comparison, after the trials): it raises
-  :class:`~sweeps.state.SweepInterrupted` at once; ``resume`` builds the comparison again.
+- after Tune's run (the trials' record settled, then ``"finishing"``: the comparison): it raises
+  :class:`~sweeps.state.SweepInterrupted` at once; ``resume`` writes what is missing and builds the
+  comparison again.
 
 The sweep then exits 130 (SIGINT) or 143 (SIGTERM). A second signal raises
 :class:`~sweeps.state.SweepInterrupted` (a :class:`KeyboardInterrupt`) at once, wherever the
@@ -113,12 +114,13 @@ class StopSignals:
             raise SweepInterrupted(f"stopped at once; {self._then()}", signum, at_once=True)
         self.received = signum
         name = signal.Signals(signum).name
-        if self.phase == "finishing":
-            raise SweepInterrupted(f"{name} received while the comparison was built; {self._then()}", signum)
         again = "send it again to stop at once"
         if self.phase == "tune":
             print(f"gradnorm-tune: {name} received: stopping the sweep cleanly (trials keep their last "
                   f"checkpoint); {again}", flush=True)
             self.forward()
-        else:
+        elif self.phase == "setup":
             print(f"gradnorm-tune: {name} received: stopping the sweep before its trials start; {again}", flush=True)
+        else:  # after Tune's run: at once (resume writes what is missing and builds the comparison)
+            where = "the comparison was built" if self.phase == "finishing" else "the trials' record was settled"
+            raise SweepInterrupted(f"{name} received while {where}; {self._then()}", signum)

@@ -183,3 +183,31 @@ def test_a_loader_workers_error_and_a_broadcast_loss_fail_their_trials_in_one_li
         text = next(log).read_text()
         assert text.count("deterministic, not retried") == 1, text  # tried once
     assert tags == {"IndexError": 1, "TargetShapeError": 1}
+
+
+# -- Ray's own output ----------------------------------------------------------------------------
+
+
+def test_a_dead_raylets_report_is_one_line_and_the_rest_of_rays_output_passes(capsys):
+    """What Ray's driver prints when a node's agent reports its raylet dead (the tail of raylet.out,
+    mostly [state-dump] lines): one line in a quiet sweep; any other report as Ray prints it."""
+    import ray._private.worker as worker
+
+    from sweeps.ray_output import SAID, quiet_raylet_reports
+    from sweeps.session import quiet_logs
+
+    original = worker.print_to_stdstream
+    try:
+        quiet_logs()  # what a sweep sets up (quiet_raylet_reports among it), twice: idempotent
+        quiet_raylet_reports()
+        dump = ("Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user "
+                "or system OOM killer ... Last 20 lines of the Raylet logs:\n" + "".join(
+                    f"    [state-dump] NodeManager: line {i}\n" for i in range(20)))
+        worker.print_to_stdstream({"lines": [dump], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+        worker.print_to_stdstream({"lines": ["a task failed: the user's words"], "pid": 4242, "ip": "127.0.0.1",
+                                   "is_err": True, "task_name": "f", "actor_name": ""}, ignore_prefix=False)
+    finally:
+        worker.print_to_stdstream = original
+    out, err = capsys.readouterr()
+    assert out == SAID + "\n" and "state-dump" not in out + err
+    assert "a task failed: the user's words" in err
