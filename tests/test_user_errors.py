@@ -211,3 +211,22 @@ def test_a_dead_raylets_report_is_one_line_and_the_rest_of_rays_output_passes(ca
     out, err = capsys.readouterr()
     assert out == SAID + "\n" and "state-dump" not in out + err
     assert "a task failed: the user's words" in err
+
+
+def test_the_second_look_draws_nothing_from_the_random_generator():
+    """A loss that samples (here: noise on the sum's target) gets its second look without moving
+    torch's generator: a restored run, which checks its first batch again, keeps its numbers."""
+    problem = make_problem("multidigits", num_train=64, num_val=32, num_test=32)
+    plain = problem.task_losses
+
+    def noisy(outputs, targets):
+        return plain(outputs, [*targets[:2], targets[2] + 0.01 * torch.randn_like(targets[2])])
+
+    problem.task_losses = noisy
+    model = problem.build_model(seed=0)
+    x, targets = next(iter(iterate_batches(problem.train, 16, torch.device("cpu"))))
+    outputs = model(x)
+    losses = noisy(outputs, targets)
+    state = torch.get_rng_state()
+    check_target_shapes(problem, outputs, targets, losses)  # the sum task is looked at twice
+    assert torch.equal(torch.get_rng_state(), state)

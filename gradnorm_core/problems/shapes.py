@@ -49,6 +49,11 @@ def _suspect(output: Any, target: Any) -> torch.Size | None:
     return shape if shape.numel() > max(output.numel(), target.numel()) else None
 
 
+def _cuda_devices(outputs: Sequence[Any]) -> list[int]:
+    return sorted({output.device.index or 0 for output in outputs
+                   if isinstance(output, torch.Tensor) and output.device.type == "cuda"})
+
+
 def check_target_shapes(problem: Any, outputs: Sequence[Any], targets: Sequence[Any], losses: Any) -> None:
     """Raise :class:`TargetShapeError` if a task's loss (``losses``, what ``problem.task_losses``
     gave for ``outputs`` and ``targets`` on one batch) broadcast its target against its output.
@@ -60,7 +65,8 @@ def check_target_shapes(problem: Any, outputs: Sequence[Any], targets: Sequence[
     that compares every output with every target does not. Only an unchanged loss is a mistake, so
     a loss that reshapes the output itself (``F.mse_loss(output.squeeze(1), target)``) passes. A
     batch whose rows are all equal, a non-finite loss, or a ``task_losses`` that raises on the
-    rolled batch tells nothing, and passes."""
+    rolled batch tells nothing, and passes. The second look draws nothing from torch's random
+    generators."""
     if not (isinstance(outputs, (tuple, list)) and isinstance(targets, (tuple, list))
             and isinstance(losses, torch.Tensor) and losses.dim() == 1):
         return
@@ -76,7 +82,9 @@ def check_target_shapes(problem: Any, outputs: Sequence[Any], targets: Sequence[
         others = list(targets)
         others[index] = rolled
         try:
-            with torch.no_grad():
+            # without a graph, and without drawing from the random generators (a loss that samples
+            # would otherwise shift a restored run's numbers from an uninterrupted one's)
+            with torch.no_grad(), torch.random.fork_rng(devices=_cuda_devices(detached)):
                 again = problem.task_losses(detached, type(targets)(others) if isinstance(targets, tuple) else others)
             before, after = float(losses[index].detach()), float(again[index])
         except Exception:  # noqa: BLE001 - the user's loss on a batch it did not expect: no verdict
