@@ -120,3 +120,29 @@ def test_a_check_on_every_node_raises_when_a_worker_crashes_on_a_node_still_aliv
 
     with pytest.raises(WorkerCrashedError):
         on_every_node(crash, timeout=60)
+
+
+def test_submit_resume_reads_the_tracking_uri_and_code_from_sweep_json(tmp_path, capsys):
+    """``submit --resume DIR`` without --tracking-uri resumes on the sweep's own tracking server (as
+    the cluster sees it), from sweep.json: not an exit 2 of the job once it reached the cluster."""
+    from sweeps.cli import parser
+    from sweeps.cli_jobs import resumed_job
+    from sweeps.state import SweepState
+
+    directory = tmp_path / "demo-1"
+    directory.mkdir()
+    job = {"runtime_env": {"working_dir": "/laptop/code"}}
+    SweepState(directory, {"name": "demo"}, "demo", "http://mlflow.internal:5000", "s", "1", "r", job=job).save()
+
+    def resumed(*flags: str) -> tuple[dict, dict]:
+        found: dict = {}
+        return resumed_job(parser().parse_args(["submit", "--resume", str(directory), *flags]), found), found
+
+    assert resumed() == ({"working_dir": "/laptop/code"}, {"--tracking-uri": "http://mlflow.internal:5000"})
+    assert resumed("--tracking-uri", "http://other:5000") == ({"working_dir": "/laptop/code"}, {})
+    assert resumed("--working-dir", str(tmp_path)) == ({"working_dir": str(tmp_path)},
+                                                        {"--tracking-uri": "http://mlflow.internal:5000"})
+    # not a sweep's directory: one line, before anything reaches the cluster
+    assert main(["submit", "--resume", str(tmp_path), "--address", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a sweep directory (no sweep.json)" in err and err.count("\n") == 1
