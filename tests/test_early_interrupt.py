@@ -224,8 +224,8 @@ def test_a_tracking_server_gone_past_patience_exits_75_and_resume_writes_every_e
     """On this machine (the cluster version: tests/test_cluster.py): a plain ``mlflow server`` on
     SQLite, stopped once the trial has logged its first epoch, the trial then let go to its end.
     The sweep waits --tracking-patience (2 s) for the server, exits 75 with one line, and resume,
-    once it is back, writes what is missing from the checkpoints: at the default checkpoint
-    interval the first epoch was logged but not checkpointed, and is not logged twice."""
+    once it is back, writes what is missing (the second epoch) from the trial's checkpoint, which
+    is the record, and nothing twice."""
     from servers import MlflowServer
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # each write fails at once: patience decides
