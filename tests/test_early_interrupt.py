@@ -201,6 +201,12 @@ def test_a_failing_comparison_ends_its_run_failed_exits_70_and_report_rebuilds_i
     assert comparison.data.tags[ERROR_TAG].startswith("the comparison failed: RuntimeError: the plotting backend")
     assert [(run.data.tags[SEARCH], run.info.status) for run in grouped["search"]] == [("equal", "FINISHED")]
 
+    # report hits the same bug: exit 70 and its log again, the comparison run left as it was
+    code, out, err = command(capfd, "report", str(directory), "--tracking-uri", uri)
+    assert code == 70 and err.count("\n") == 1 and f"its traceback is in {log};" in err, err
+    assert log.read_text().count("Traceback (most recent call last)") == 2
+    assert MlflowClient(uri).get_run(comparison.info.run_id).info.status == "FAILED"
+
     monkeypatch.setattr(sweeps.report, "comparison_figures", figures)  # the bug fixed: report rebuilds it
     code, out, err = command(capfd, "report", str(directory), "--tracking-uri", uri)
     assert code == 0, out[-3000:] + err[-3000:]
