@@ -24,11 +24,11 @@ from pathlib import Path
 
 import ray
 
-from trainables import default_tracking_uri
+from trainables import TrackingError, default_tracking_uri, reach_tracking_server
 
 from . import session
 from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
-from .session import quiet_logs, reach_tracking_store
+from .session import quiet_logs
 from .shipping import check_code_shipped, check_workers_import
 from .signals import StopSignals
 from .spec import SweepSpec, parse_spec
@@ -56,6 +56,14 @@ def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patien
     if not (isinstance(tracking_patience, (int, float)) and math.isfinite(tracking_patience)
             and tracking_patience >= 0):
         raise SweepError(f"--tracking-patience is {tracking_patience:g}; give a number of seconds >= 0")
+
+
+def reach_tracking_store(uri: str) -> None:
+    """Before Ray starts: a tracking server's port answers (:func:`trainables.reach_tracking_server`)."""
+    try:
+        reach_tracking_server(uri)
+    except TrackingError as error:
+        raise SweepError(str(error)) from None
 
 
 def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_uri: str | None = None,

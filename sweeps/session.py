@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from trainables import TrackingError, check_tracking_server, first_line, reach_tracking_server
+from trainables import TrackingError, check_tracking_server, first_line
 
 from .ray_output import quiet_raylet_reports
 from .state import SweepError
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 __all__ = ["check_cluster_fits", "check_local_resources", "check_ray_address", "check_runtime_env", "connect",
-           "on_every_node", "quiet_logs", "reach_tracking_store", "release_ray", "start_ray", "tracking_client"]
+           "on_every_node", "quiet_logs", "release_ray", "start_ray", "tracking_client"]
 
 
 def quiet_logs() -> None:
@@ -241,14 +241,6 @@ def _autoscaling() -> bool:
         return _internal_kv_get("__autoscaling_status") is not None
     except Exception:  # noqa: BLE001 - no way to tell: assume none
         return False
-
-
-def reach_tracking_store(uri: str) -> None:
-    """Before Ray starts: a tracking server's port answers (:func:`trainables.reach_tracking_server`)."""
-    try:
-        reach_tracking_server(uri)
-    except TrackingError as error:
-        raise SweepError(str(error)) from None
 
 
 def tracking_client(uri: str) -> MlflowClient:
