@@ -17,6 +17,7 @@ from trainables import end_comparison_run, error_line, storage
 
 from .spec import SweepSpec
 from .state import FinishFailed, SweepState
+from .verdict import OUTCOMES
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -24,15 +25,17 @@ if TYPE_CHECKING:
 __all__ = ["COMPARISON_LOG", "build"]
 
 COMPARISON_LOG = "comparison.log"  # in the sweep's logs folder
-#: the trials' verdicts (:class:`sweeps.verdict.Verdict`) a finished comparison run is tagged with
-VERDICTS = ("complete", "trials_failed", "no_result")
+#: the statuses of a comparison run whose trials all ended but whose comparison did not: FAILED, or
+#: RUNNING where the tracking store was away too when it failed (or the driver was killed in it)
+UNENDED = ("FAILED", "RUNNING")
 
 
 def build(state: SweepState, spec: SweepSpec, client: MlflowClient, *, ending: bool) -> None:
     """:func:`sweeps.comparison.build_comparison`, for a sweep at its end (``ending``) or for
     ``report``. An exception in it raises :class:`FinishFailed` (see the module docstring); at a
     sweep's end the comparison run is then FAILED. A ``report`` that succeeds ends a comparison run
-    that an earlier failure left FAILED as the trials' verdict (``state.outcome``) says."""
+    that an earlier failure left FAILED (or RUNNING, :data:`UNENDED`) as the trials' verdict
+    (``state.outcome``) says."""
     from .comparison import build_comparison
 
     try:
@@ -47,7 +50,8 @@ def build(state: SweepState, spec: SweepSpec, client: MlflowClient, *, ending: b
                 pass
         raise FinishFailed(f"the comparison failed on an internal error ({error_line(error)}); the trials' record "
                            f"is whole; its traceback is in {log}; rebuild it with: {state.report_command}") from None
-    if not ending and state.outcome in VERDICTS and client.get_run(state.comparison_run_id).info.status == "FAILED":
+    if (not ending and state.outcome in OUTCOMES.values()
+            and client.get_run(state.comparison_run_id).info.status in UNENDED):
         end_comparison_run(client, state.comparison_run_id, state.outcome, state.counts)
 
 

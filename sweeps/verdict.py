@@ -21,7 +21,7 @@ from enum import IntEnum
 
 from trainables import Outcome
 
-__all__ = ["ExitStatus", "Verdict"]
+__all__ = ["OUTCOMES", "ExitStatus", "Verdict"]
 
 
 class ExitStatus(IntEnum):
@@ -39,6 +39,10 @@ class ExitStatus(IntEnum):
     @classmethod
     def interrupted_by(cls, signum: int | None) -> ExitStatus:
         return cls.SIGTERM if signum == signal.SIGTERM else cls.SIGINT
+
+
+#: the comparison run's outcome tag of a sweep that ran to its end, by its exit status
+OUTCOMES = {ExitStatus.OK: "complete", ExitStatus.TRIALS_FAILED: "trials_failed", ExitStatus.NO_RESULT: "no_result"}
 
 
 @dataclass
@@ -79,8 +83,7 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """The comparison run's outcome tag: ``complete``, ``trials_failed`` or ``no_result``."""
-        return {ExitStatus.OK: "complete", ExitStatus.TRIALS_FAILED: "trials_failed",
-                ExitStatus.NO_RESULT: "no_result"}[self.status]
+        return OUTCOMES[self.status]
 
     def line(self) -> str:
         """The one summary line printed at the sweep's end."""

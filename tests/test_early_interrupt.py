@@ -215,6 +215,45 @@ def test_a_failing_comparison_ends_its_run_failed_exits_70_and_report_rebuilds_i
     assert "cost_table.md" in {item.path for item in MlflowClient(uri).list_artifacts(comparison.info.run_id)}
 
 
+def test_a_comparison_that_fails_with_the_tracking_store_away_is_ended_by_report(tmp_path, new_store, monkeypatch):
+    """The comparison fails at the sweep's end and the tracking store cannot end its run either: the
+    run stays RUNNING, the traceback is kept, exit 70's line; ``report`` then ends it as the
+    trials' verdict says (no Ray: the finishing step alone, on a record made here)."""
+    import sweeps.comparison
+    from sweeps import rebuild
+    from sweeps.state import FinishFailed, SweepState
+    from trainables import create_comparison_run, ensure_experiment
+
+    uri = new_store(tmp_path / "mlflow.db")
+    client = MlflowClient(uri)
+    experiment = ensure_experiment(client, "edges/away", uri)
+    directory = tmp_path / "away"
+    run_id = create_comparison_run(client, experiment, "away comparison", "s1", str(directory))
+    state = SweepState(directory, {"name": "away"}, "away", uri, "s1", experiment, run_id,
+                       outcome="trials_failed", counts={"failed": 1})
+
+    def broken(*args) -> None:
+        raise RuntimeError("a bug in the table")
+
+    def away(*args, **kwargs) -> None:
+        raise ConnectionError("the tracking server went away")
+
+    monkeypatch.setattr(sweeps.comparison, "build_comparison", broken)
+    monkeypatch.setattr(rebuild, "end_comparison_run", away)
+    with pytest.raises(FinishFailed, match=r"^the comparison failed on an internal error \(RuntimeError: a bug in "
+                                           r"the table\); .* rebuild it with: gradnorm-tune report ") as failed:
+        rebuild.build(state, None, client, ending=True)
+    assert "\n" not in str(failed.value) and "a bug in the table" in (directory / "logs" / "comparison.log").read_text()
+    assert client.get_run(run_id).info.status == "RUNNING"
+
+    monkeypatch.undo()  # the bug fixed, the server back: report ends the run the failure left
+    monkeypatch.setattr(sweeps.comparison, "build_comparison", lambda *args: None)
+    rebuild.build(state, None, client, ending=False)
+    ended = client.get_run(run_id)
+    assert ended.info.status == "FINISHED" and ended.data.tags[OUTCOME] == "trials_failed"
+    assert ended.data.tags["gradnorm_tune.failed_trials"] == "1"
+
+
 @pytest.mark.parametrize("text", ["{}", "not json", "[1, 2]", '{"spec": {}, "spec_source": 3}'])
 def test_resume_and_report_on_a_malformed_sweep_json_say_so_in_one_line(text, tmp_path, capfd):
     (tmp_path / "sweep.json").write_text(text)
