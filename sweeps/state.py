@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import types
+import typing
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,7 @@ def _fields(text: str, source: str) -> dict[str, Any]:
         raise SweepError(f"{source} is not JSON ({one_line(error)}); {fix}") from None
     if not isinstance(data, dict):
         raise SweepError(f"{source} holds a {type(data).__name__}, not a sweep's state; {fix}")
-    kinds = {f.name: f.type for f in fields(SweepState) if f.name != "directory"}
+    kinds = [f.name for f in fields(SweepState) if f.name != "directory"]
     required = [f.name for f in fields(SweepState) if f.name != "directory" and f.default is MISSING
                 and f.default_factory is MISSING]
     missing = [name for name in required if name not in data]
@@ -160,15 +162,26 @@ def _fields(text: str, source: str) -> dict[str, Any]:
     if unknown:
         raise SweepError(f"{source} has unknown fields ({', '.join(unknown)}): written by another version of "
                          f"gradnorm-tune?; use that version, or {fix}")
+    hints = typing.get_type_hints(SweepState)
     for name, value in data.items():
-        expected = {"spec": dict, "searches": dict, "counts": dict, "wall_seconds": (int, float)}.get(name, str)
-        if value is None and name in ("outcome", "job"):
-            continue
-        if name == "job":
-            expected = dict
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if not _holds(hints[name], value):
             raise SweepError(f"{source}: {name} is {type(value).__name__}, not a sweep's {name}; {fix}")
     return data
+
+
+def _holds(hint: Any, value: Any) -> bool:
+    """Whether a JSON value fits a :class:`SweepState` field's annotation (its outer type; ``None``
+    where the field is optional; a whole number where it is a float; never a bool for a number)."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_holds(arg, value) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    kind = typing.get_origin(hint) or hint
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def location(directory: str | os.PathLike) -> Path | str:

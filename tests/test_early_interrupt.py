@@ -254,14 +254,33 @@ def test_a_comparison_that_fails_with_the_tracking_store_away_is_ended_by_report
     assert ended.data.tags["gradnorm_tune.failed_trials"] == "1"
 
 
-@pytest.mark.parametrize("text", ["{}", "not json", "[1, 2]", '{"spec": {}, "spec_source": 3}'])
+WHOLE = ('"spec": {"name": "s"}, "spec_source": "s", "tracking_uri": "sqlite:///m.db", "sweep_id": "1", '
+         '"experiment_id": "1", "comparison_run_id": "r"')
+
+
+@pytest.mark.parametrize("text", ["{}", "not json", "[1, 2]", '{"spec": {}, "spec_source": 3}',
+                                  "{%s, %s}" % (WHOLE, '"searches": []'), "{%s, %s}" % (WHOLE, '"wall_seconds": true'),
+                                  "{%s, %s}" % (WHOLE, '"outcome": 3'), "{%s, %s}" % (WHOLE, '"future": 1')])
 def test_resume_and_report_on_a_malformed_sweep_json_say_so_in_one_line(text, tmp_path, capfd):
     (tmp_path / "sweep.json").write_text(text)
     for name in ("resume", "report"):
         code, out, err = command(capfd, name, str(tmp_path))
         assert code == 2 and err.count("\n") == 1, err
-        assert err.startswith(f"gradnorm-tune: error: {tmp_path / 'sweep.json'} "), err
+        assert err.startswith(f"gradnorm-tune: error: {tmp_path / 'sweep.json'}"), err
         assert err.rstrip().endswith("a damaged state cannot be resumed or reported"), err
+
+
+def test_a_whole_sweep_json_of_any_version_loads(tmp_path):
+    """Every field as a sweep writes it (optional ones null, a whole number of seconds) loads: the
+    check reads each field's type from SweepState itself."""
+    from sweeps.state import SweepState
+
+    state = SweepState(tmp_path, {"name": "s"}, "s", "sqlite:///m.db", "1", "1", "r", job={"runtime_env": {}},
+                       searches={"equal": {"status": "done"}}, wall_seconds=3, counts={"failed": 1})
+    state.save()
+    assert SweepState.load(tmp_path) == state
+    (tmp_path / "sweep.json").write_text("{%s}" % WHOLE)  # the optional fields left out
+    assert SweepState.load(tmp_path).outcome is None
 
 
 def test_a_tracking_server_gone_past_patience_exits_75_and_resume_writes_every_epoch_once(
