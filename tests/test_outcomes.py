@@ -181,7 +181,7 @@ def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, caps
     diverged = [line for line in out.splitlines() if "DIVERGED: " in line]
     assert len(diverged) == 4, out
     for line in diverged:  # which loss, which epoch and step (4 steps an epoch: step 6 is epoch 2's 2nd)
-        assert ("DIVERGED: task 'low''s training loss is nan at epoch 2, step 2 of the epoch; lower training.lr"
+        assert ("DIVERGED: task 'low': its training loss is nan at epoch 2, step 2 of the epoch; lower training.lr"
                 in line and "(log: " in line), line
         text = Path(line.rsplit("(log: ", 1)[1].rstrip(")")).read_text()
         assert "the last finite values: the step before: low " in text and "the last reported epoch (1): " in text

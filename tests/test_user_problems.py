@@ -264,7 +264,7 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     assert error.startswith("RuntimeError: waves: no model for seed 1 (module ") and "_ray_pkg_" in error, error
     (wild,) = [run for run in runs if run.data.tags[OUTCOME] == "diverged"]
     assert wild.info.status == "FAILED" and wild.data.tags[SEARCH] == "wild"
-    assert wild.data.tags[ERROR_TAG].startswith("task 'low''s training loss is inf at epoch 1, step "), wild.data.tags
+    assert wild.data.tags[ERROR_TAG].startswith("task 'low': its training loss is inf at epoch 1, step "), wild.data.tags
     assert [a.path for a in client.list_artifacts(wild.info.run_id)] == [ERROR_LOG]
     (line,) = [line for line in done.stdout.splitlines() if "DIVERGED: " in line]
     log = Path(line.rsplit("(log: ", 1)[1].rstrip(")"))  # its log: which loss, where, the last finite values

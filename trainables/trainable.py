@@ -176,7 +176,7 @@ def diverged(error: Exception, problem, training: Training | None, history: list
         line = f"{error}" + (f" ({', '.join(bad[:4])})" if bad else "")
         return line, f"{line}; {finite}"
     task = error.task if isinstance(error.task, int) and error.task < len(names) else None
-    which = f"task {names[task]!r}'s training loss" if task is not None else "a task's training loss"
+    which = f"task {names[task]!r}: its training loss" if task is not None else "a task's training loss"
     epoch = (training.epoch + 1) if training is not None else len(history) + 1
     step = f", step {training.steps_this_epoch + 1} of the epoch" if training is not None else ""
     line = (f"{which} is {error.value if error.value is not None else 'not finite'} at epoch {epoch}{step}; "
