@@ -19,6 +19,7 @@ from .optim import EvaluationPlan, autocast, clip_gradients, make_optimizer, mak
 from .problems.base import Problem
 from .problems.data import Split, iterate_batches
 from .problems.models import accepts_branch
+from .problems.shapes import check_target_shapes
 from .train_config import DeviceClock, TrainConfig, cpu_clock_now, resolve_device
 
 
@@ -88,7 +89,8 @@ class Training:
     (model, optimizer, learning-rate schedule, balancer, shuffling RNG, best validation score,
     epoch, elapsed seconds) and produces the same
     records as the uninterrupted run. A non-finite loss stops the run with the balancer's
-    :class:`NonFiniteLossError`. A balancer that ``wants_losses_after_step`` (FAMO) gets the
+    :class:`NonFiniteLossError`; a target that its loss broadcasts against an output of another
+    shape, on the first batch, with :class:`~gradnorm_core.problems.shapes.TargetShapeError`. A balancer that ``wants_losses_after_step`` (FAMO) gets the
     batch's losses re-evaluated after each optimizer step (``Balancer.after_step``).
 
     Data: each epoch draws one permutation of the train split from the shuffling generator
@@ -132,6 +134,11 @@ class Training:
         self.cpu_seconds: float | None = 0.0
         self.gpu_seconds: float | None = 0.0 if self.device.type == "cuda" else None
         self.samples = 0
+        # where the run is within its epoch (steps taken), and the last step's losses: what a
+        # trainer reports when a step fails (a non-finite loss)
+        self.steps_this_epoch = 0
+        self.last_losses: torch.Tensor | None = None
+        self._shapes_checked = False  # the first step checks each task's output and target shapes
         # branch= only for a balancer that declares it needs it (GradNorm's Linear fast path)
         self._branch = balancer.branch if balancer.uses_branch else None
         if self._branch is not None and not accepts_branch(self.model):
@@ -176,7 +183,7 @@ class Training:
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
         # summed on the device: a copy to the host every step would synchronise a GPU each time
         weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
-        steps = 0
+        steps = self.steps_this_epoch = 0
         order = torch.randperm(len(train), generator=self.shuffle)
         batches = iterate_batches(
             train,
@@ -189,7 +196,7 @@ class Training:
         for x, targets in batches:
             weight_totals += self.balancer.weights.to(self.device)
             totals += self.step(x, targets).double()
-            steps += 1
+            steps = self.steps_this_epoch = steps + 1
         self.balancer.end_epoch()
         self.epoch += 1
         val = self._evaluate("val") if self.plan.validates(self.epoch) else {}
@@ -224,10 +231,15 @@ class Training:
         for FAMO the losses after the step). Returns the T losses, detached."""
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.config.precision):
-            losses = self.problem.task_losses(self._forward(x), targets)
+            outputs = self._forward(x)
+            losses = self.problem.task_losses(outputs, targets)
+            if not self._shapes_checked:  # the first batch: no target broadcast against its output
+                check_target_shapes(self.problem, outputs, targets, losses)
+                self._shapes_checked = True
         if self.config.precision == "bf16":
             losses = losses.float()  # the balancer weighs float32 losses
         self.balancer.backward(losses)
+        self.last_losses = losses.detach()
         clip_gradients(self.model, self.config.clip_grad_norm)
         self.optimizer.step()
         if self.balancer.wants_losses_after_step:  # FAMO: this batch's losses after the step

@@ -84,8 +84,8 @@ def build_comparison(state: SweepState, spec: SweepSpec, client: MlflowClient) -
     the tables and the answer and returns the answer."""
     summaries = report.sweep_summaries(client, state, spec)
     metrics = report.task_metric_names(summaries)
-    # Delta m%'s primary metrics, read from the problem (no data), when a single-task reference ran
-    primaries = report.spec_primary_metrics(spec) if report.reference_search(summaries) else None
+    # Delta m%'s primary metrics, as the trials recorded them, when a single-task reference ran
+    primaries = report.sweep_primary_metrics(summaries, spec) if report.reference_search(summaries) else None
     rows = report.cost_rows(summaries, metrics, fronts=report.front_statuses(summaries), primaries=primaries)
     unit = report.stable_unit(summaries)
     shown = [m for m in metrics if not m.endswith("/normalized_error")]  # the CSV has them all

@@ -25,6 +25,7 @@ from trainables import MlflowTrialLogger, Outcome, search_of, weights_of
 
 from .progress import Progress, trial_outcome
 from .searcher import RECOMMENDED
+from .signals import StopSignals
 from .state import SweepState
 
 __all__ = ["Relay", "SweepEvents"]
@@ -36,8 +37,10 @@ class SweepEvents:
     """The live handler of one sweep's Tune events (see the module docstring); a context manager
     that registers it for its :class:`Relay` while the experiment runs."""
 
-    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int]) -> None:
+    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int],
+                 stop: StopSignals | None = None) -> None:
         self.state = state
+        self.stop = stop  # a signal that came while Tune started is handed to Tune at its first step
         self.logger = logger
         self.totals = dict(totals)
         self.progress = Progress(totals)
@@ -61,6 +64,8 @@ class SweepEvents:
                 self.statuses[trial.trial_id] = trial.status
 
     def step_begin(self, trials) -> None:
+        if self.stop is not None:
+            self.stop.forward()
         self._see(trials)
 
     def step_end(self, trials) -> None:

@@ -18,6 +18,7 @@ from trainables import (
     redact,
     reopen_run,
     search_of,
+    skip_search_run,
 )
 
 from . import session
@@ -94,10 +95,11 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
                                patience_seconds=tracking_patience, logs=str(state.logs_dir),
                                comparison_run_id=state.comparison_run_id)
     try:
+        stop.check()  # a signal while the sweep was set up: its runs end KILLED below
         open_searches(state, spec, client, logger)
         print_plan(state, spec)
         totals = trial_totals(spec)
-        with SweepEvents(state, logger, totals) as events:
+        with SweepEvents(state, logger, totals, stop) as events:
             start = time.time()
             try:
                 results = run_experiment(state, spec, stop, max_failures, checkpoint_seconds)
@@ -105,22 +107,23 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
                 state.wall_seconds += time.time() - start
                 state.save()
             verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
+        state.outcome, state.counts = verdict.outcome, verdict.counts  # the trials' verdict, for `report` too
+        state.save()
         delete_orphans(client, state, set(events.trials))
         releasing = session.release_ray() if release_ray else None
-        from .comparison import build_comparison  # (the report's modules: needed only now)
+        from .rebuild import build  # (the report's modules: needed only now)
 
         try:
-            build_comparison(state, spec, client)
+            with stop.finishing():
+                build(state, spec, client, ending=True)
         finally:
             if releasing is not None:
                 releasing.join()
-        state.outcome, state.counts = verdict.outcome, verdict.counts
         end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
-        state.save()
     except SweepInterrupted as interrupted:
         if state.outcome != "interrupted" and not interrupted.at_once:  # stopped outside Tune's run
             adopt_search_runs(state, logger)
-            end_unfinished(state, client, Verdict().counts)
+            end_unfinished(state, client, state.counts or Verdict().counts)
         raise
     finally:
         logger.close()
@@ -138,7 +141,8 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
     verdict, or :class:`SweepInterrupted` / :class:`SweepUnfinished` when the sweep did not get
     to its end."""
     statuses = events.statuses
-    logger.reconcile(results, statuses)  # the checkpoints are the record: whatever the tracking server missed
+    # the checkpoints are the record: whatever the tracking server missed
+    logger.reconcile(results, statuses, {trial_id: trial.config for trial_id, trial in events.trials.items()})
     adopt_search_runs(state, logger)
     if logger.pending:
         raise SweepUnfinished(
@@ -172,7 +176,7 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
         if "parent_run_id" not in entry:  # no trial of it started: its run starts and ends now
             entry["parent_run_id"] = logger.search_run(name)
         if entry["status"] == "skipped":
-            end_search_run(client, entry["parent_run_id"], "KILLED")
+            skip_search_run(client, entry["parent_run_id"])
             continue
         entry["result"] = name not in verdict.without_result
         entry["status"] = "done"

@@ -12,6 +12,7 @@ line says how to start one, on the address the links use.
 
 from __future__ import annotations
 
+import shlex
 import urllib.parse
 
 from trainables import is_local_store
@@ -62,7 +63,8 @@ def ui_lines(tracking_uri: str, experiment_id: str | None = None, run_id: str | 
     lines = []
     if is_local_store(tracking_uri):
         host, port = LOCAL_UI
-        lines.append(f"browse it: mlflow ui --backend-store-uri {tracking_uri} --host {host} --port {port}  "
+        lines.append(f"browse it: mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --host {host} "
+                     f"--port {port}  "
                      f"then open {ui_base(tracking_uri)}" + (", or:" if experiment_id else ""))
     elif experiment_id is None:
         lines.append(f"browse it: open {ui_base(tracking_uri)}")

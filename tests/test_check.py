@@ -186,8 +186,14 @@ MISTAKES = {
         "Rings.task_losses: returned a list; return the 2 losses as one tensor: torch.stack([loss_1, ..., loss_2])"),
     "a target broadcast against its output": (
         {"code": replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)")},
-        "Rings.task_losses: torch warned: Using a target size (torch.Size([16])) that is different to the input size "
-        "(torch.Size([16, 1]))"),
+        "Rings.task_losses: task 'radius': its loss broadcast the target (16,) against the output (16, 1) to (16, 16) "
+        "on the first batch (it compares every output with every target); give the output and its target the same "
+        "shape (e.g. the target as (16, 1)"),
+    "a target broadcast in a loss written by hand": (  # no torch warning here
+        {"code": replaced("F.mse_loss(outputs[0], targets[0])", "((outputs[0] - targets[0]) ** 2).mean()",
+                          replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)"))},
+        "Rings.task_losses: task 'radius': its loss broadcast the target (16,) against the output (16, 1) to (16, 16) "
+        "on the first batch"),
     "a non-finite loss": (
         {"code": replaced("F.mse_loss(outputs[0], targets[0])",
                           "F.mse_loss(outputs[0], targets[0].log() - 1e9 * 1e300)")},
@@ -253,6 +259,15 @@ def test_each_mistake_is_one_line_exit_2_without_ray_or_mlflow(case, place, caps
     assert expected.format(code=place / "code") in err, err
     assert captured.out == ""
     assert ray_running() == ray_before and not (place / "mlflow.db").exists() and MODULE not in sys.modules
+
+
+def test_a_loss_that_reshapes_the_output_itself_is_no_mistake(place, capsys):
+    """Output (B, 1) and target (B,) of other shapes, but a loss that pairs them (as the built-in
+    MultiDigits and QM9 do): the shape check passes it."""
+    code = replaced("F.mse_loss(outputs[0], targets[0])", "F.mse_loss(outputs[0].squeeze(1), targets[0])",
+                    replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)"))
+    assert main(["check", str(write_spec(place, code))]) == 0, capsys.readouterr().err
+    assert "no mistake found" in capsys.readouterr().out
 
 
 def test_verbose_shows_the_traceback_of_the_problems_own_error(place, capsys):

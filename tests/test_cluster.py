@@ -175,6 +175,7 @@ def test_sweep_on_the_cluster_with_a_worker_node_killed_mid_trial(sweep, ray_clu
     # a new machine joins while the sweep goes on (and the next tests get their two nodes back)
     ray_cluster.add_worker(cpus=2)
     assert finish(driver, sweep.output) == 0, sweep.output()[-3000:]
+    assert "[state-dump]" not in sweep.output()  # Ray's report of the dead raylet: one line at most
     runs = assert_every_trial_once_and_complete(client, "worker-killed")
     restarted = [run for run in runs if int(run.data.tags.get(RESTARTS, 0)) > 0]
     assert all(int(run.data.tags[RESTARTS]) <= 3 for run in restarted)  # --max-failures 3

@@ -145,6 +145,38 @@ def test_primary_metrics_come_from_the_problem_without_its_data():
     assert len(qm9) == 11 and all(p.name == f"{p.task}/mae" and not p.higher_is_better for p in qm9)
 
 
+def test_the_comparison_reads_the_primary_metrics_as_the_trials_recorded_them(capsys):
+    """What a trial records at its first report (trainables' primary_metrics_of) reads back as the
+    problem declares them, with no problem imported; a record that leaves a task out is one line
+    and no Delta m%; a record without any (older) falls back to the spec's problem."""
+    from dataclasses import replace
+
+    from gradnorm_core import make_problem
+    from sweeps.report import recorded_primary_metrics, sweep_primary_metrics
+    from sweeps.spec import parse_spec
+    from trainables.trainable import primary_metrics_of
+
+    digits = make_problem("multidigits", num_train=64, num_val=32, num_test=32)
+    recorded = json.loads(primary_metrics_of(digits))
+    tasks = list(digits.task_names)
+    older = competitor("older", 0.9, 1.0)  # written before trials recorded them: no primary
+    both = competitor("equal", 0.9, 1.0)
+    both.trials = [replace(both.trials[0], primary=recorded)]
+    assert recorded_primary_metrics([older, both], tasks) == primary_metrics(digits)
+    assert recorded_primary_metrics([older], tasks) is None
+
+    partial = competitor("partial", 0.9, 1.0)
+    partial.trials = [replace(partial.trials[0], primary={"left": recorded["left"]})]
+    with pytest.raises(ValueError, match="^the trials' problem gives no primary metric .* for task 'right'; "):
+        recorded_primary_metrics([partial], tasks)
+    spec = parse_spec({"name": "pm", "problem": {"name": "multidigits", "options": {"num_train": 64}},
+                       "training": {"epochs": 1}, "searches": {"equal": "equal"}})
+    assert sweep_primary_metrics([partial], spec) is None
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("Delta m% left out: no primary metric of every task (ValueError: the trials' problem")
+    assert sweep_primary_metrics([older], spec) == primary_metrics(digits)  # the older record: from the problem
+
+
 def test_a_short_sweep_logs_delta_m_for_every_search(local_ray, tmp_path, new_store):
     from sweeps.runner import run_sweep
     from sweeps.spec import parse_spec

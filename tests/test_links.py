@@ -42,6 +42,9 @@ def test_a_local_store_says_how_to_start_its_ui_on_the_address_the_links_use():
         "http://127.0.0.1:5000/#/experiments/3/runs/r1/artifacts/cost_table.md?workflowType=machine_learning",
     ]
     assert ui_lines("http://mlflow:5000") == ["browse it: open http://mlflow:5000"]
+    # quoted for the shell: a path with a space pasted into bash stays one argument
+    (line,) = ui_lines("sqlite:////home/me/my runs/mlflow.db")
+    assert "mlflow ui --backend-store-uri 'sqlite:////home/me/my runs/mlflow.db' --host" in line
 
 
 def test_train_prints_the_link_to_its_run(tmp_path, capsys):

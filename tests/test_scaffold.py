@@ -141,6 +141,12 @@ def test_every_field_of_the_spec_and_the_problem_is_commented(tmp_path, capsys):
             above = lines[node.lineno - 4:node.lineno]
             assert any("#" in line for line in above), lines[node.lineno - 1]
     assert "EDIT" in ast.get_docstring(methods[1]) and "EDIT" in ast.get_docstring(methods[2])
+    # the search types its comments name are ones the spec takes (the former equal_lr is not)
+    from sweeps.searches import SEARCH_TYPES
+
+    (listed,) = re.findall(r"# the search's type: ([a-z_, ]+)", spec)
+    named = [name.strip() for name in listed.split(",") if name.strip()]
+    assert len(named) >= 5 and not set(named) - set(SEARCH_TYPES), named
 
 
 EDITED = '''

@@ -154,8 +154,12 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
         checkpoint = None
 
     assert again.run_id(Trial.trial_id, Trial.config) == finished.info.run_id
-    again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0})
-    assert [m.value for m in client.get_metric_history(finished.info.run_id, "val/score")][-1] != 123.0
+    again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0, "reported_at": 1.0})
+    again.on_trial_result(0, [], Trial, {"epoch": 4, "score": 4.0, "reported_at": 2.0})  # a new one is written
+    again.flush()  # (the writes are on the logger's thread: what it wrote, written)
+    again.close()
+    logged = sorted((m.step, m.value) for m in client.get_metric_history(finished.info.run_id, "val/score"))
+    assert logged == sorted((m.step, m.value) for m in scores) + [(4, 4.0)]  # epoch 3 kept as it was, once
 
 
 @pytest.mark.parametrize("config,message", [

@@ -208,12 +208,15 @@ class MlflowTrialLogger(tune.Callback):
         failures.append(text)
         return failures.log
 
-    def reconcile(self, results, statuses: dict[str, str]) -> None:
+    def reconcile(self, results, statuses: dict[str, str], configs: dict[str, dict[str, Any]] | None = None) -> None:
         """Make every trial's run match its checkpointed history and its end (``results``, a Tune
         ResultGrid; ``statuses``, each trial's Tune status at the experiment's end, as callbacks
-        saw it). A trial that ended gets its outcome's status; one cut off by an interruption
-        (neither TERMINATED nor ERROR) ends KILLED at its last checkpointed epoch, for ``resume``
-        to continue. A trial this logger has already written whole, end included, is not read again."""
+        saw it; ``configs``, each trial's config as Tune's trials hold it, for a trial that never
+        reported, whose result holds no config). A trial that ended gets its outcome's status; one
+        cut off by an interruption (neither TERMINATED nor ERROR) ends KILLED at its last
+        checkpointed epoch, for ``resume`` to continue; one that never started and never reported
+        has no run and gets none. A trial this logger has already written whole, end included, is
+        not read again."""
         self.flush()  # what is queued first: then only what is still missing is read back
         updates = []
         for result in results:
@@ -221,9 +224,12 @@ class MlflowTrialLogger(tune.Callback):
             trial_id = metrics.get("trial_id")
             if not trial_id:
                 continue
-            config = dict(result.config or {})
-            self.search_of(config)
             status = statuses.get(trial_id)
+            config = dict(result.config or (configs or {}).get(trial_id) or {})
+            if "epoch" not in metrics and (search_of(config) not in self.parents
+                                           or trial_id not in self._runs and status in (None, "PENDING")):
+                continue  # never reported, and never started (or of no known search): no run to end
+            self.search_of(config)
             errored = status == "ERROR" or result.error is not None
             update = self.ending(trial_id, config, metrics, errored=errored, ended=errored or status == "TERMINATED")
             if (self._status.get(trial_id) == update.outcome.run_status

@@ -7,13 +7,15 @@ end that a tracking outage missed is simply written again later.
 - A comparison run ends ``FINISHED`` when the sweep ran to its end, with the tag ``outcome``
   saying whether every trial ended as planned (``complete``), some failed or diverged
   (``trials_failed``) or a search got no result at all (``no_result``); ``KILLED`` with
-  ``outcome=interrupted`` when the sweep was stopped (``resume`` puts it back to ``RUNNING``).
+  ``outcome=interrupted`` when the sweep was stopped (``resume`` puts it back to ``RUNNING``);
+  ``FAILED`` with the error when the comparison itself failed (``report`` rebuilds it).
 - A search run starts when its search's first trial starts (:func:`ensure_search_run`, called
   by the trial logger when it writes that trial's start), so that its duration in MLflow is its
   own, and ends ``FINISHED`` when it has a result, ``FAILED`` when every trial of it failed or
-  diverged, ``KILLED`` when the sweep was interrupted before its last trial ended (or when it
-  was skipped: the recommended static search, when its source search has no result). A search
-  with no trial that started gets its run when the sweep settles.
+  diverged, ``KILLED`` when the sweep was interrupted before its last trial ended; a search that
+  was skipped (the recommended static search, when its source search has no result) ends
+  ``FINISHED`` with the tag ``outcome=skipped``. A search with no trial that started gets its run
+  when the sweep settles.
 - When the comparison is built, the comparison run gets the answer as its description
   (:func:`describe_comparison`; MLflow renders it on the run's Overview), the experiment the
   answer's gist, and every search run its own numbers under the same names
@@ -33,6 +35,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NOTE
 
 from .tracking import (
+    ERROR_TAG,
     MAX_TAG_LENGTH,
     OUTCOME,
     ROLE,
@@ -57,6 +60,7 @@ __all__ = [
     "ensure_search_run",
     "log_comparison",
     "log_search_metrics",
+    "skip_search_run",
     "log_search_weights",
     "reopen_run",
 ]
@@ -72,17 +76,31 @@ def _ms(seconds: float | None) -> int:
     return int((time.time() if seconds is None else seconds) * 1000)
 
 
+#: the outcome tag of a search run that ran no trial by design
+SKIPPED = "skipped"
+
+
 def end_search_run(client: MlflowClient, run_id: str, status: str, end_time: float | None = None) -> None:
     """End a search run as ``status`` (``FINISHED``, ``FAILED`` or ``KILLED``) at ``end_time``."""
     client.set_terminated(run_id, status, end_time=_ms(end_time))
 
 
-def end_comparison_run(client: MlflowClient, run_id: str, outcome: str, counts: dict[str, int]) -> None:
-    """End the comparison run: ``KILLED`` when ``outcome`` is ``interrupted``, else ``FINISHED``;
-    tagged with the outcome and the number of trials of each trial outcome."""
+def skip_search_run(client: MlflowClient, run_id: str) -> None:
+    """End the run of a search that has nothing to run (the recommended static search whose source
+    has no result): ``FINISHED``, tagged ``outcome=skipped``, not an interruption's ``KILLED``."""
+    client.set_tag(run_id, OUTCOME, SKIPPED)
+    client.set_terminated(run_id, "FINISHED", end_time=_ms(None))
+
+
+def end_comparison_run(client: MlflowClient, run_id: str, outcome: str, counts: dict[str, int],
+                       error: str | None = None) -> None:
+    """End the comparison run: ``KILLED`` when ``outcome`` is ``interrupted``, ``FAILED`` with
+    ``error`` (one line) when the comparison itself failed, else ``FINISHED``; tagged with the
+    outcome and the number of trials of each trial outcome."""
     tags = [RunTag(OUTCOME, outcome)] + [RunTag(COUNTS.format(name), str(count)) for name, count in counts.items()]
-    client.log_batch(run_id, tags=tags)
-    client.set_terminated(run_id, "KILLED" if outcome == "interrupted" else "FINISHED")
+    client.log_batch(run_id, tags=tags + ([RunTag(ERROR_TAG, error[:MAX_TAG_LENGTH])] if error else []))
+    status = "FAILED" if error else "KILLED" if outcome == "interrupted" else "FINISHED"
+    client.set_terminated(run_id, status)
 
 
 def ensure_search_run(client: MlflowClient, experiment_id: str, comparison_run_id: str, sweep_id: str,

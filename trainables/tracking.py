@@ -45,6 +45,10 @@ STOPPED_EARLY = TAG_PREFIX + "stopped_early"
 # how the run's trial ended (trainables.outcome), or the comparison's verdict (trainables.sweep_runs)
 OUTCOME = TAG_PREFIX + "outcome"
 ERROR_LOG = "error.log"  # the artifact of a failed trial's run: its full traceback(s)
+#: the keys of an epoch's record (trainables.epoch_metrics) that its run keeps as tags
+#: ``gradnorm_tune.<key>``: where it ran, and (the first epoch) its problem's primary metrics
+RECORD_TAGS = ("device", "node", "primary_metrics")
+PRIMARY_METRICS = TAG_PREFIX + "primary_metrics"  # JSON {task: {"metric": ..., "higher_is_better": ...}}
 PARENT = "mlflow.parentRunId"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
@@ -270,8 +274,9 @@ def _is_number(value: Any) -> bool:
 
 def log_epoch(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None:
     """One epoch's record (``trainables.epoch_metrics``) as metrics at step = epoch, under their
-    MLflow names (:func:`trainables.metric_names.mlflow_name`), and its device and node as tags.
-    The points carry the record's ``reported_at`` time: written twice, stored once."""
+    MLflow names (:func:`trainables.metric_names.mlflow_name`), and its device and node (and the
+    first epoch's primary metrics) as tags (:data:`RECORD_TAGS`). The points carry the record's
+    ``reported_at`` time: written twice, stored once."""
     step = int(record["epoch"])
     timestamp = int(float(record.get("reported_at", record.get("timestamp", 0))) * 1000)
     metrics = [
@@ -279,7 +284,7 @@ def log_epoch(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None
         for key, value in record.items()
         if (key in METRIC_KEYS or "/" in key) and _is_number(value)
     ]
-    tags = [RunTag(TAG_PREFIX + key, str(record[key])) for key in ("device", "node") if key in record]
+    tags = [RunTag(TAG_PREFIX + key, str(record[key])[:MAX_TAG_LENGTH]) for key in RECORD_TAGS if key in record]
     for start in range(0, max(len(metrics), 1), MAX_BATCH_METRICS):
         client.log_batch(run_id, metrics=metrics[start:start + MAX_BATCH_METRICS], tags=tags)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -17,7 +18,7 @@ from ray import tune
 from gradnorm_core import EpochRecord, NonFiniteLossError, Training
 
 from .config import TrialConfig, logs_of
-from .failures import TrialFailures, error_line
+from .failures import TrialFailures, error_line, user_error
 from .metric_names import (
     AVERAGE_WEIGHT,
     BEST_SCORE,
@@ -84,6 +85,31 @@ def best_scores(history: list[dict[str, Any]]) -> dict[str, float]:
     return {BEST_SCORE: best[SCORE], BEST_TEST_SCORE: best[TEST_SCORE]}
 
 
+#: the key of a trial's first epoch record that holds its problem's primary metric of each task
+#: and its direction, as JSON ``{task: {"metric": name, "higher_is_better": bool}}`` (Delta m%
+#: reads them: the driver never imports the problem); the trial's run keeps it as a tag
+PRIMARY_METRICS = "primary_metrics"
+
+
+def primary_metrics_of(problem) -> str:
+    """``problem.primary_metrics()`` and their directions (``gradnorm_core.higher_is_better``), as
+    :data:`PRIMARY_METRICS` holds them; ``"{}"`` when the problem cannot say."""
+    from gradnorm_core import higher_is_better
+
+    found = {}
+    try:
+        names = problem.primary_metrics()
+        for task in problem.task_names:
+            if task in names:
+                try:
+                    found[task] = {"metric": names[task], "higher_is_better": higher_is_better(names[task])}
+                except ValueError:  # a metric that declares no direction: Delta m% says what is missing
+                    continue
+    except Exception:  # noqa: BLE001 - the user's metrics: Delta m% then says what is missing
+        pass
+    return json.dumps(found)
+
+
 def node_id() -> str:
     """The Ray node this trial runs on (a restored trial may move to another)."""
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
@@ -130,22 +156,26 @@ def train_trial(config: dict[str, Any]) -> None:
         adopted = saved.get("trial_id") not in (None, trial_id)
         history = [] if adopted else history
     failures = TrialFailures(logs_of(config) or context.get_trial_dir(), trial_id) if trial_id else None
-    training = None
+    problem, training = None, None
     try:
         trial = TrialConfig.from_dict(config)
         problem, training = trial.start(state, adopt=adopted)
         _train(trial, problem, training, history, trial.run.checkpoint_seconds, trial_id)
-    except NonFiniteLossError as error:
-        _end(Outcome.DIVERGED, history, str(error).splitlines()[0], type(error).__name__, None)
-    except Diverged as error:
-        _end(Outcome.DIVERGED, history, str(error), "Diverged", None)
+    except (NonFiniteLossError, Diverged) as error:
+        line, text = diverged(error, problem, training, history)
+        log = None
+        if failures is not None:
+            failures.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')} diverged, not retried: {text}\n"
+                            + "".join(traceback.format_exception(error)))
+            log = failures.log
+        _end(Outcome.DIVERGED, history, line, type(error).__name__, log)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - classified: retried by Tune, or ended here
         if isinstance(error, SystemExit) and _from_ray(error):
             raise  # Tune stopping the trial from inside tune.report (a scheduler, the sweep's end)
         epoch = training.epoch if training is not None else len(history)
         if failures is None or not failures.record(error, epoch, reported=bool(history)):
             raise
-        _end(Outcome.FAILED, history, error_line(error), type(error).__name__, failures.log)
+        _end(Outcome.FAILED, history, error_line(error), user_error(error)[0], failures.log)
 
 
 def _from_ray(error: BaseException) -> bool:
@@ -156,7 +186,42 @@ def _from_ray(error: BaseException) -> bool:
 
 
 class Diverged(Exception):
-    """The validation score turned NaN or infinite."""
+    """The validation score turned NaN or infinite (``record``: that epoch's)."""
+
+    def __init__(self, message: str, record: EpochRecord | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+def _values(record: dict[str, Any], keys: list[str]) -> str:
+    return ", ".join(f"{key} {record[key]:.6g}" for key in keys if isinstance(record.get(key), (int, float)))
+
+
+def diverged(error: Exception, problem, training: Training | None, history: list[dict[str, Any]]) -> tuple[str, str]:
+    """What a diverged trial says: one line (its error tag and the sweep's line: which loss or
+    score, which epoch and step) and its log's text, which adds the last finite values (the last
+    step's losses, the last reported epoch's losses and score)."""
+    names = list(getattr(problem, "task_names", ()) or ())
+    last = history[-1] if history else {}
+    finite = f"the last reported epoch ({last['epoch']}): " + _values(
+        last, [f"train/{task}/loss" for task in names] + ["score"]) if last else "no epoch reported before"
+    if isinstance(error, Diverged):
+        record = error.record
+        bad = [f"{key} {value}" for key, value in (record.val.items() if record is not None else ())
+               if isinstance(value, float) and not math.isfinite(value)]
+        line = f"{error}" + (f" ({', '.join(bad[:4])})" if bad else "")
+        return line, f"{line}; {finite}"
+    task = error.task if isinstance(error.task, int) and error.task < len(names) else None
+    which = f"task {names[task]!r}: its training loss" if task is not None else "a task's training loss"
+    epoch = (training.epoch + 1) if training is not None else len(history) + 1
+    step = f", step {training.steps_this_epoch + 1} of the epoch" if training is not None else ""
+    line = (f"{which} is {error.value if error.value is not None else 'not finite'} at epoch {epoch}{step}; "
+            "lower training.lr (or clip the gradients: training.clip_grad_norm) or check that task's data")
+    previous = training.last_losses if training is not None else None
+    if previous is not None and names:
+        values = ", ".join(f"{name} {value:.6g}" for name, value in zip(names, previous.tolist()))
+        finite = f"the step before: {values}; {finite}"
+    return line, f"{line}; the last finite values: {finite}"
 
 
 def _end(outcome: Outcome, history: list[dict[str, Any]], error: str, error_type: str, log: str | None) -> None:
@@ -173,8 +238,10 @@ def _train(trial: TrialConfig, problem, training: Training, history: list[dict[s
         tune.report(history[-1])  # nothing left: its end again (the logger writes an epoch once)
     for record in training:
         if record.score is not None and not math.isfinite(record.score):
-            raise Diverged(f"the validation score is {record.score} at epoch {record.epoch}")
+            raise Diverged(f"the validation score is {record.score} at epoch {record.epoch}", record)
         metrics = epoch_metrics(record, problem.task_names, device) | {"node": node}
+        if not history:  # the first epoch: what the report needs of the problem, recorded once
+            metrics[PRIMARY_METRICS] = primary_metrics_of(problem)
         # what searches select on: the best validation score so far, and the test score there
         # (the training tests at every new best); inf until the first validation, as Tune wants
         # its metric in every result

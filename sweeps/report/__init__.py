@@ -3,7 +3,8 @@
 Modules in layers, each using only those above it in this list:
 
 1. :mod:`.summaries`: trials and searches as plain data (:class:`TrialSummary`,
-   :class:`SearchSummary`, each trial's outcome), read back from the MLflow record;
+   :class:`SearchSummary`, each trial's outcome), read back from the MLflow record; beside it
+   :mod:`.primaries`: Delta m%'s primary metrics, as the trials recorded them;
 2. :mod:`.selection`: trials grouped by configuration, means and spread over seeds, the best
    configuration, noise, the best-so-far curve, the recommended static weights, the compute at
    which a search came within noise of the grid's best, a derived search's cost with its source's;
@@ -18,8 +19,8 @@ Modules in layers, each using only those above it in this list:
 9. :mod:`.figures`: the plots, their shared helpers, and :func:`comparison_figures`, the list of
    the plots a comparison writes.
 
-Everything but the reading in :mod:`.summaries` is a pure function over the dataclasses: no Ray,
-no MLflow, no pyplot. Selection is always on the validation ``"score"`` (lower is better); test
+Everything but the reading in :mod:`.summaries` and :mod:`.primaries` is a pure function over the
+dataclasses: no Ray, no MLflow, no pyplot. Selection is always on the validation ``"score"`` (lower is better); test
 numbers are only read off the trial and epoch that validation chose.
 """
 
@@ -92,12 +93,12 @@ from .summaries import (
     primary_metrics,
     reads_metric,
     search_summary,
-    spec_primary_metrics,
     sweep_summaries,
     sweep_timing,
     short_label,
     task_metric_names,
 )
+from .primaries import recorded_primary_metrics, spec_primary_metrics, sweep_primary_metrics
 from .table import OUTCOME_FIELDS, cost_key, cost_rows, full_grid_key, with_source_key, write_csv
 
 __all__ = [
@@ -162,6 +163,7 @@ __all__ = [
     "reach_key",
     "reaches",
     "reads_metric",
+    "recorded_primary_metrics",
     "recommended_weights",
     "reference_point",
     "reference_search",
@@ -174,6 +176,7 @@ __all__ = [
     "source_compute",
     "spec_primary_metrics",
     "stable_unit",
+    "sweep_primary_metrics",
     "sweep_summaries",
     "sweep_timing",
     "table_heading",

@@ -18,12 +18,14 @@ Only ``finished`` and ``stopped`` trials have a result (:attr:`TrialSummary.has_
 alone feed selection, means, fronts, the best-so-far curve and the recommended weights. Every
 trial's compute counts in its search's cost.
 
-Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are read from
-the problem without its data (:func:`primary_metrics`), so the report never needs the data either.
+Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are what
+each trial recorded at its first report (:attr:`TrialSummary.primary`); :mod:`.primaries` reads
+them for the comparison.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,6 +105,9 @@ class TrialSummary:
     cpu_seconds: float | None = None
     gpu_seconds: float | None = None
     samples: float | None = None
+    #: its problem's primary metric of each task, as it recorded it at its first report
+    #: (``{task: {"metric": name, "higher_is_better": bool}}``); None in records written before
+    primary: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.outcome and self.outcome not in OUTCOMES:
@@ -190,14 +195,6 @@ def primary_metrics(problem: Any, task_names: list[str] | None = None) -> list[P
     return out
 
 
-def spec_primary_metrics(spec: SweepSpec) -> list[PrimaryMetric]:
-    """:func:`primary_metrics` of the spec's problem, built from its name and options (no data:
-    the driver builds it only to read what it declares)."""
-    from gradnorm_core import make_problem
-
-    return primary_metrics(make_problem(spec.problem.name, **spec.problem.options), spec.task_names)
-
-
 def history_keys(trial: TrialSummary, prefix: str) -> list[str]:
     """Keys of the trial's first history record that start with ``prefix`` (``"weight/"``), in
     record order; a one-line ValueError when there are none."""
@@ -252,8 +249,8 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     is the span from its first trial's start to its last trial's end (searches overlap). A
     trial's outcome is its run's ``gradnorm_tune.outcome`` tag, or without one its status
     (:func:`outcome_from_status`, with the ``stopped_early`` tag)."""
-    from trainables import (DEVICE, ERROR_TAG, OUTCOME, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history,
-                            trial_runs)
+    from trainables import (DEVICE, ERROR_TAG, OUTCOME, PRIMARY_METRICS, STOPPED_EARLY, TRIAL_ID, decode_params,
+                            metric_history, trial_runs)
 
     from ..searches import SEARCH_TYPES
 
@@ -274,7 +271,7 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
             history=history, error=tags.get(ERROR_TAG), start_time=run.info.start_time / 1000,
             outcome=outcome if outcome in OUTCOMES else FAILED,
             cpu_seconds=last.get(metric_names.CPU_SECONDS), gpu_seconds=last.get(metric_names.GPU_SECONDS),
-            samples=last.get(metric_names.SAMPLES),
+            samples=last.get(metric_names.SAMPLES), primary=_json(tags.get(PRIMARY_METRICS)),
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
                          grid_size=entry.get("grid_size"), levels=entry.get("levels"),
@@ -283,6 +280,13 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
                          reference=getattr(SEARCH_TYPES.get(kind), "reference", False),
                          maps_front=getattr(SEARCH_TYPES.get(kind), "maps_front", False),
                          schedules_weights=getattr(SEARCH_TYPES.get(kind), "schedules_weights", False))
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return None
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:
