@@ -162,7 +162,7 @@ def test_a_nan_score_diverges_and_sys_exit_fails(fault, faults_sweep):
     assert [a.path for a in MlflowClient(faults_sweep.uri).list_artifacts(trial.info.run_id)] == [ERROR_LOG]
     if fault == "nan_score":
         assert text.count("diverged, not retried: the validation score is nan at epoch 2") == 1, text
-        first = MlflowClient(faults_sweep.uri).get_metric_history(trial.info.run_id, "score")[0].value
+        first = MlflowClient(faults_sweep.uri).get_metric_history(trial.info.run_id, "val/score")[0].value
         assert "the last reported epoch (1): train/low/loss " in text and f"score {first:.6g}" in text, text
 
 
