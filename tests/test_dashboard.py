@@ -10,7 +10,7 @@ rendered ``cost_table.md`` is the artifact's table cell for cell and every plot 
 byte. Without credentials the UI and the API answer 401.
 
 The test keeps a screenshot of the plot in ``tmp_path``; with ``GRADNORM_TUNE_UPDATE_SCREENSHOT=1``
-it also writes ``docs/mlflow_comparison.png`` (shown in the README).
+it also writes ``docs/mlflow_comparison.png`` (shown in docs/mlflow.md).
 
 Needs Debian's Chromium (``apt-get install chromium chromium-driver``): Playwright cannot download
 its own browser here, so it is pointed at ``/usr/bin/chromium``.

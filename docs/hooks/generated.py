@@ -51,7 +51,7 @@ def docstring_table(doc: str) -> dict[int, str]:
 
 
 def exit_statuses() -> str:
-    from sweeps.verdict import ExitStatus  # (sweeps does not export it)
+    from sweeps import ExitStatus
 
     meanings = docstring_table(_module_of(ExitStatus).__doc__ or "")
     missing = [status.name for status in ExitStatus if int(status) not in meanings]
