@@ -8,7 +8,8 @@ outcome tag, all from how each trial ended (:class:`trainables.Outcome`).
 | 3 | some trials failed or diverged; every search still has a result |
 | 4 | at least one search has no result at all: all its trials failed or diverged |
 | 75 | the sweep stopped unfinished for a passing reason (the tracking server stayed away): resume it |
-| 130, 143 | interrupted by SIGINT (Ctrl-C), or by SIGTERM (143): resume it |
+| 130 | interrupted by SIGINT (Ctrl-C): resume it |
+| 143 | interrupted by SIGTERM (e.g. from a job scheduler): resume it |
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ as tests/test_multimnist.py::test_real_mnist_if_present does.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys

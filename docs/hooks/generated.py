@@ -41,13 +41,9 @@ def _module_of(obj: object):
 
 
 def docstring_table(doc: str) -> dict[int, str]:
-    """``| 0 | meaning |`` rows of a docstring's Markdown table -> {status: meaning}; a first cell
-    may list several statuses (``130, 143``)."""
-    meanings = {}
-    for first, meaning in re.findall(r"^\|\s*([\d, ]+?)\s*\|\s*(.+?)\s*\|$", doc, flags=re.MULTILINE):
-        for status in first.split(","):
-            meanings[int(status)] = meaning
-    return meanings
+    """``| 0 | meaning |`` rows of a docstring's Markdown table -> {status: meaning}."""
+    return {int(status): meaning
+            for status, meaning in re.findall(r"^\|\s*(\d+)\s*\|\s*(.+?)\s*\|$", doc, flags=re.MULTILINE)}
 
 
 def exit_statuses() -> str:
