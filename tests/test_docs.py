@@ -262,3 +262,22 @@ def test_the_command_check_can_fail():
                   ["curl", "http://example.org"], ["docker", "compose", "-f", "docker/nothing.yaml", "up"]):
         with pytest.raises(AssertionError):
             check_command(words, set())
+
+
+def test_the_links_shown_are_the_lines_a_sweep_prints():
+    """The closing lines the README and the MLflow page show are what sweeps.links prints for the
+    same store, experiment and run."""
+    from sweeps.links import ui_lines
+
+    shown = 0
+    for path in (ROOT / "README.md", DOCS / "mlflow.md"):
+        for block in blocks(path, "text"):
+            lines = block.splitlines()
+            if not any(line.startswith("browse it: ") for line in lines):
+                continue
+            start = next(i for i, line in enumerate(lines) if line.startswith("browse it: "))
+            uri = re.search(r"--backend-store-uri (\S+)", lines[start]).group(1)
+            experiment, run = re.search(r"/#/experiments/(\d+)/runs/([^/]+)/artifacts", lines[start + 2]).groups()
+            assert lines[start:start + 3] == ui_lines(uri, experiment, run), path.name
+            shown += 1
+    assert shown == 2
