@@ -178,7 +178,7 @@ def fields_table(cls: type, nested: list[type] | None = None, skip: tuple[str, .
 def docstring_markdown(doc: str | None) -> str:
     """A docstring as Markdown: Sphinx roles (``:class:`~a.b.C```) as plain code (```C```)."""
     text = inspect.cleandoc(doc or "")
-    return re.sub(r":(?:class|func|meth|mod|data|attr|exc):`~?(?:[\w]+\.)*([\w]+)`", r"``\1``", text)
+    return re.sub(r":(?:class|func|meth|mod|data|attr|exc):`~?\.*(?:\w+\.)*(\w+)`", r"``\1``", text)
 
 
 def nested_section(nested: list[type], done: set[type]) -> str:
@@ -192,19 +192,27 @@ def nested_section(nested: list[type], done: set[type]) -> str:
     return "\n".join(parts)
 
 
+def _model_of(model: type, key: str) -> type:
+    """The pydantic model a field of ``model`` holds (a union's member, for an optional one)."""
+    annotation = model.model_fields[key].annotation
+    return next(arg for arg in (annotation, *typing.get_args(annotation))
+                if inspect.isclass(arg) and issubclass(arg, BaseModel))
+
+
 def spec_section() -> str:
-    """The top level of a spec, and its problem, training, resources and storage."""
-    spec = importlib.import_module("sweeps.spec")
+    """The top level of a spec (``sweeps.SweepSpec``), and its problem, training, resources and
+    storage."""
     from gradnorm_core import TrainConfig
+    from sweeps import SweepSpec
 
     nested: list[type] = []
-    parts = ["### The top level { #top-level }", fields_table(spec.SweepSpec, nested)]
-    for key, model in (("problem", spec.ProblemSpec), ("resources", spec.Resources)):
+    parts = ["### The top level { #top-level }", fields_table(SweepSpec, nested)]
+    for key in ("problem", "resources"):
+        model = _model_of(SweepSpec, key)
         nested.remove(model) if model in nested else None
         parts += [f"### {key} {{ #{key} }}", docstring_markdown(model.__doc__), fields_table(model, nested)]
     parts += ["### training { #training }", docstring_markdown(TrainConfig.__doc__), fields_table(TrainConfig)]
-    storage = next(arg for arg in typing.get_args(spec.SweepSpec.model_fields["storage"].annotation)
-                   if inspect.isclass(arg) and issubclass(arg, BaseModel))
+    storage = _model_of(SweepSpec, "storage")
     parts += ["### storage { #storage }", docstring_markdown(_module_doc(storage)), fields_table(storage, nested)]
     return "\n\n".join(parts) + "\n\n" + nested_section(nested, set())
 

@@ -175,7 +175,7 @@ def on_page_markdown(markdown, page, config, files):
     return expand(markdown, page.file.src_uri)
 
 
-ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj):(<code>)~?(?:[\w]+\.)*")
+ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj):(<code>)~?\.*(?:\w+\.)*")
 
 
 def on_page_content(html, page, config, files):
