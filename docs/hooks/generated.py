@@ -100,7 +100,7 @@ def methods() -> str:
         where = f"gradnorm_core.{cls.__name__}" if public else object_path(cls)
         rows.append(f"| `{name}` | [`{cls.__name__}`](#{name}) | {options or '-'} |")
         sections.append(f"### `{name}` {{ #{name} }}\n\n::: {where}\n    options:\n      members: false\n"
-                        f"      show_root_heading: false\n      show_root_toc_entry: false\n")
+                        f"      show_root_heading: false\n      show_root_toc_entry: false\n      show_source: true\n")
     table = "\n".join(["| registry name | class | options (default) |", "|---|---|---|", *rows])
     return table + "\n\n" + "\n".join(sections)
 
