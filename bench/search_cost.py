@@ -9,11 +9,17 @@ per configuration: GradNorm as in the paper (L(0) from the first step, weights' 
 0.025, Optuna over alpha, the sweep's network lr), GradNorm searched (alpha, the weights' learning
 rate, the L(0) rule and the network's lr in one Optuna search), the same under ASHA, the static
 grid (full or sampled) and the same grid under ASHA, static weights drawn by Optuna at the
-searched GradNorm's budget (``static_optuna``, its network lr searched too), equal weights and
-every one-configuration balancer at the sweep's lr and with the lr searched (``<name>_lr``), the
-single-task reference of Delta m%, and the recommended static weights. Writes a Markdown table,
-a CSV, the best-so-far-vs-compute plot and the Pareto plot to bench/results/ and logs them to
-MLflow. The load average is sampled while the sweep runs and written beside the results.
+searched GradNorm's budget (``static_optuna``, its network lr searched too), the front searched by
+NSGA-II with one objective per task at that budget (``static_pareto``), population based training of
+the weights and the network lr (``pbt``: one population of 2, the sweep's two slots), equal weights and
+every one-configuration balancer (the gradient methods and RLW included) at the sweep's lr and with the
+lr searched (``<name>_lr``), the single-task reference of Delta m%, and the recommended static weights.
+Writes the answer and the Markdown tables, a CSV, the best-so-far plot, the Pareto plot, the alpha
+sweep's plot and the grid's cost by number of tasks to bench/results/ and logs them to MLflow. Costs
+are counted in wall-clock seconds, in the trials' own CPU time (GPU time on GPUs) and in samples; the
+shares of the grid are stated in the stable unit, against the grid as it ran and against the full grid
+(projected from the points that ran when it was sampled). The load average is sampled while the
+sweep runs and written beside the results.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from sweeps import RECOMMENDED, SweepState, parse_spec, report, run_sweep, sweep
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: one-configuration balancers, each run at the sweep's lr and with the network's lr searched
-BALANCERS = ("equal", "uncertainty", "dwa", "scale_invariant", "imtl", "famo")
+BALANCERS = ("equal", "uncertainty", "dwa", "scale_invariant", "imtl", "famo", "mgda", "pcgrad", "cagrad", "nash_mtl",
+             "imtl_g", "aligned_mtl", "upgrad", "dualproj", "rlw")
 AT_SWEEP_LR_ONLY = ("imtl_l",)  # the same dynamics as uncertainty without Kendall's 1/2
 ALPHA_TRIALS, LR_TRIALS = 10, 6
+PBT_POPULATION = 2  # a population trains at once: at most the sweep's 2 trial slots
 
 
 def searches(static_grid: dict, lr: float, epochs: int, repeats: int) -> dict:
@@ -56,11 +64,16 @@ def searches(static_grid: dict, lr: float, epochs: int, repeats: int) -> dict:
         "static_grid": {"type": "static_grid", **static_grid},
         "static_grid_asha": {"type": "static_grid", **static_grid, "scheduler": asha},
         "static_optuna": {"type": "static_optuna", "num_trials": ALPHA_TRIALS, "lr": rates},
+        # the front searched by NSGA-II at the same budget, and a weight schedule found by PBT
+        "static_pareto": {"type": "static_pareto", "num_trials": ALPHA_TRIALS, "lr": rates},
+        "pbt": {"type": "pbt", "population": PBT_POPULATION, "perturb": ["weights", "lr"], "lr": rates,
+                "quantile_fraction": 0.5},
         **{name: {"type": name} for name in BALANCERS + AT_SWEEP_LR_ONLY},
         **{f"{name}_lr": {"type": name, "lr": rates, "num_trials": LR_TRIALS} for name in BALANCERS},
         "single_task": {"type": "single_task"},
     }
-    return {name: {**search, "repeats": repeats} for name, search in found.items()}
+    # a pbt search trains one population (its members share the seed): no repeats
+    return {name: search if search["type"] == "pbt" else {**search, "repeats": repeats} for name, search in found.items()}
 
 
 def problem_spec(problem: str, scale: float, repeats: int) -> dict:
@@ -145,39 +158,64 @@ def setup_rows(spec) -> list[str]:
     return lines
 
 
-def verdict(rows: list[dict]) -> list[str]:
-    """One line per search: its Delta m%, what it cost against the grid, when it came within noise of
-    the grid's best; then the goal the issue names, met or not."""
+def verdict(rows: list[dict], unit: str) -> list[str]:
+    """One line per search: its Delta m%, what it cost against the grid as it ran and against the
+    full grid (in ``unit``, the stable one, with wall-clock seconds beside), when it came within
+    noise of the grid's best; then the goal the issue names, met or not."""
+    words, reach_key = report.UNIT_WORDS[unit], report.reach_key(unit)
     lines = []
     for row in rows:
         if row["search"] == "static_grid":
             continue
-        cost = row.get("grid_compute_fraction")
-        derived = f" (with {row['source']}'s compute)" if row.get("source") else ""
-        reach = row.get("to_grid_best")
+        cost, wall, own = (row.get(f"grid_{unit}_fraction"), row.get("grid_compute_fraction"),
+                           row.get("grid_cpu_fraction") if unit != "cpu" else None)
+        full = row.get(f"full_grid_{unit}_fraction")
+        derived = f" (with {row['source']}'s)" if row.get("source") else ""
+        reach = row.get(reach_key)
         parts = [f"Δm% {row['delta_m']:+.1f}" if row.get("delta_m") is not None else None,
-                 f"the whole search cost {cost:.2f} of the grid's compute{derived}" if cost is not None else None,
-                 None if "to_grid_best" not in row else
+                 None if cost is None else
+                 f"the whole search cost {report.percent(cost)} of the grid's {words}{derived} ("
+                 + ("" if own is None else f"{report.percent(own)} of its CPU time; ")
+                 + f"{report.percent(wall)} of its wall-clock seconds)"
+                 + ("" if full is None or full == cost else f", {report.percent(full)} of the full grid's (projected)"),
+                 None if reach_key not in row else
                  "never within noise of the grid's best" if reach is None else
-                 f"within noise of the grid's best at {reach:.2f} of the grid's compute{derived}",
+                 f"within noise of the grid's best at {report.percent(reach)} of the grid's {words}{derived}",
                  f"{row['vs_best']} against the best row" if row.get("vs_best") else None]
         lines.append(f"- {row['search']}: " + "; ".join(p for p in parts if p) + ".")
     goal = [row for row in rows if row["search"] in ("gradnorm_paper", "gradnorm_searched", "gradnorm_asha", RECOMMENDED)
-            and row.get("to_grid_best") is not None and row["to_grid_best"] <= 0.2]
-    lines += ["", "Goal (GradNorm, or its recommended static, within noise of the grid's best at no more than 1/5 of "
-              "the grid's compute): " + ("met by " + ", ".join(f"{r['search']} ({r['to_grid_best']:.2f})" for r in goal)
-                                         if goal else "not met.")]
+            and row.get(reach_key) is not None and row[reach_key] <= 0.2]
+    lines += ["", f"Goal (GradNorm, or its recommended static, within noise of the grid's best at no more than 1/5 of "
+              f"the grid's {words}): " + ("met by " + ", ".join(f"{r['search']} ({report.percent(r[reach_key])})"
+                                                               for r in goal) if goal else "not met.")]
     return lines
 
 
 def per_trial_line(rows: list[dict]) -> str:
-    """Each search's mean compute per trial: where the load moved (searches that ran while the
-    machine was busier pay more per trial for the same work), the fractions above move with it."""
-    parts = [f"{row['search']} {float(row['compute_seconds']) / int(row['trials']):.1f}" for row in rows
-             if int(row["trials"]) > 0]
-    return ("Mean compute per trial (s), to read the fractions against (the sweep hands out the searches' trials "
-            "in this order, so a search that ran while other work loaded the machine paid more per trial for the "
-            "same work): " + ", ".join(parts) + ".")
+    """Each search's mean cost per trial in wall-clock seconds and in the trials' own CPU seconds:
+    the wall-clock moves with the load (a search whose trials ran while the machine was busier pays
+    more for the same work), the CPU time far less."""
+    parts = [f"{row['search']} {float(row['compute_seconds']) / int(row['trials']):.2f} / "
+             f"{float(row.get('cpu_seconds') or 'nan') / int(row['trials']):.2f}" for row in rows if int(row["trials"]) > 0]
+    return ("Mean cost per trial, wall-clock s / CPU s (the sweep hands out the searches' trials in this order; a "
+            "search that ran while other work loaded the machine paid more wall-clock per trial for the same work): "
+            + ", ".join(parts) + ".")
+
+
+def full_grid_line(grid: dict, unit: str) -> str:
+    """What the full grid would cost: its points at the mean cost of those that ran, projected."""
+    if not grid.get("full_grid_projected"):
+        return (f"The grid ran whole: {grid['grid_size']:,} points, {grid['trials']} trials, "
+                f"{float(grid[report.cost_key(unit)]):,.0f} {report.UNIT_WORDS[unit]}.")
+    full = float(grid[report.full_grid_key(unit)])
+    hours = [f"{float(grid[key]) / 3600:,.1f} {what}" for key, what in (
+        ("full_grid_cpu_seconds", "CPU hours"), ("full_grid_compute_seconds", "hours of wall-clock trial time at this load"))
+        if grid.get(key)]
+    return (f"The full grid has {grid['grid_size']:,} points, of which {grid['points_ran']} ran (sampled at random): "
+            f"projected at their mean cost, it would take {full:,.0f} {report.UNIT_WORDS[unit]}"
+            + (f" ({'; '.join(hours)})" if unit == "samples" and hours else "")
+            + ". Fractions *of the grid* below are of the sampled grid as it ran; fractions *of the full grid* of "
+            "this projection.")
 
 
 def main() -> None:
@@ -208,6 +246,7 @@ def main() -> None:
     primaries = report.spec_primary_metrics(spec)
     metrics = report.task_metric_names(summaries)
     rows = report.cost_rows(summaries, metrics, report.front_statuses(summaries), primaries=primaries)
+    unit = report.stable_unit(summaries)
     shown = [p.name for p in primaries]  # the table shows each task's primary metric; the CSV has them all
     grid = next(r for r in rows if r["search"] == "static_grid")
     nice = os.nice(0)
@@ -217,8 +256,10 @@ def main() -> None:
     lines = [
         f"# Search cost on {args.problem}", "",
         f"Command: `{command}`; {time.strftime('%Y-%m-%d')}, 2 CPU cores shared with other work, {seconds:.0f} s for "
-        f"the sweep; {sampler.describe()}. Compute seconds are inflated by the load and noisy; all searches share "
-        "the sweep's two trial slots in one Tune experiment and interleave, so compare them within this table only.",
+        f"the sweep; {sampler.describe()}. Wall-clock seconds are inflated by the load and noisy (all searches share "
+        "the sweep's two trial slots in one Tune experiment and interleave); the shares of the grid are stated in "
+        f"{report.UNIT_WORDS[unit]}, the trials' own, which the load hardly moves, and in samples processed, which "
+        "it does not move at all (second table and CSV).",
         "",
         f"Where the numbers come from: problem {spec.problem.name} ({', '.join(f'{k} {v}' for k, v in options.items())}), "
         f"{spec.training['epochs']} epochs, batch {spec.training['batch_size']}, Adam; every configuration trained with "
@@ -231,12 +272,19 @@ def main() -> None:
         "lower is better), with the test score and each task's primary test metric at the same epochs. *Δm%*: the "
         "mean relative loss against the single-task reference on each task's primary metric, "
         "(1/T) Σ (-1)^h (M - M_stl) / M_stl × 100 (lower is better; below 0 beats training each task alone). "
-        "*to grid's best*: the fraction of the full grid's compute at which the search first had a configuration "
-        f"(all its seeds ended) within noise of the grid's best ({grid['best_val_score']:.4f}); for the recommended "
-        "static, its GradNorm search's compute comes first. *vs best*: within the seeds' spread of the best row "
-        "(sqrt(std_a² + std_b²)). *grid front*: where the best trial lies against the non-dominated grid trials.",
-        "", report.format_table(rows, shown), "", per_trial_line(rows), "",
-        "**Plainly** (from the table above):", "", *verdict(rows), "",
+        f"*reached best*: the share of the grid's {report.UNIT_WORDS[unit]} (the grid as it ran) at which "
+        "the search first had a configuration (all its seeds ended) within noise of the grid's best "
+        f"({grid['best_val_score']:.4f}); for the recommended static, its GradNorm search's cost comes first. "
+        "*vs best*: within the seeds' spread of the best row (sqrt(std_a² + std_b²)). *grid front*: where the best "
+        "trial lies against the non-dominated grid trials. *hypervolume (per s)*: the volume dominated by the search's "
+        "non-dominated configurations (each the mean over its seeds of the per-task normalized validation errors at "
+        "the best epochs) up to one reference point, 1.1 × the sweep's worst normalized error in each task; in "
+        "brackets that over the search's compute seconds (the recommended static's with its GradNorm search's): the "
+        "quality of a front per second.",
+        "", full_grid_line(grid, unit), "",
+        report.table_heading(rows, unit), "", report.headline_table(rows, unit), "",
+        report.details_table(rows, shown), "", per_trial_line(rows), "",
+        "**Plainly** (from the tables above):", "", report.answer(rows, unit), "", *verdict(rows, unit), "",
         f"Recommended static weights (the time-averaged weights of the best GradNorm configuration, averaged over its "
         f"seeds): {state.searches.get(RECOMMENDED, {}).get('weights')}; the grid's best: {grid['best_config']}.",
     ]
@@ -247,8 +295,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{args.problem}.md").write_text("\n".join(lines) + "\n")
     report.write_csv(rows, args.out / f"{args.problem}.csv")
-    report.save_figure(report.best_so_far_figure(summaries), args.out / f"{args.problem}_best_so_far.png")
+    report.save_figure(report.best_so_far_figure(summaries, unit), args.out / f"{args.problem}_best_so_far.png")
     report.save_figure(report.pareto_figure(summaries), args.out / f"{args.problem}_pareto.png")
+    report.save_figure(report.grid_cost_figure(summaries, unit), args.out / f"{args.problem}_grid_cost_by_tasks.png")
+    report.save_figure(report.alpha_vs_score_figure(summaries), args.out / f"{args.problem}_alpha_vs_score.png")
     client.log_artifacts(state.comparison_run_id, str(args.out), artifact_path="search_cost")
     print("\n".join(lines))
 

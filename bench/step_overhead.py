@@ -9,6 +9,7 @@ so that machine noise hits them alike; the figure per method is the median over 
     python bench/step_overhead.py --balancers     # the loss-scale balancers, IMTL and FAMO instead
     python bench/step_overhead.py --balancers scale_invariant dwa uncertainty
     python bench/step_overhead.py --famo          # FAMO same_batch vs next_batch vs equal
+    python bench/step_overhead.py --baselines     # the field's gradient methods (both Jacobians) and RLW
 
 Methods:
   gradnorm        GradNorm.for_linear: one backward, norms from a hook and the layer's input
@@ -23,7 +24,10 @@ registered is skipped with a note). A method that ``wants_losses_after_step`` (F
 ``same_batch``) gets them as the training loop gives them: one more forward pass under
 ``torch.no_grad()`` after the optimizer's step, which its ratio includes. ``--famo`` times FAMO
 with ``update`` ``same_batch`` and ``next_batch`` side by side, and adds their ratio: the cost of
-the re-evaluation.
+the re-evaluation. ``--baselines`` times the gradient-aggregation methods with the Jacobian on the
+trunk's parameters (their default: T backward passes per step, batched) and on its output
+(``jacobian=representation``: one backward pass), and RLW, against equal weights; its table has
+one row per method and one column per T.
 """
 
 from __future__ import annotations
@@ -143,6 +147,9 @@ def balancer_step(spec: str) -> Callable[[MultiHeadNet, ToyRegression], Step]:
 #: timed by ``--balancers`` with no names: the loss-scale balancers, IMTL and both FAMO timings
 DEFAULT_BALANCERS = ("scale_invariant", "uncertainty", "imtl_l", "imtl", "famo", "famo:update=next_batch")
 FAMO_TIMINGS = ("famo:update=same_batch", "famo:update=next_batch")
+#: timed by ``--baselines``: each gradient method on the trunk's parameters and on its output, and RLW
+GRADIENT_METHODS = ("mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad", "dualproj")
+BASELINES = (*GRADIENT_METHODS, *(f"{name}:jacobian=representation" for name in GRADIENT_METHODS), "rlw")
 
 
 def _training_step(model, problem, backward, branch=None, after_step=None) -> Step:
@@ -214,9 +221,14 @@ def main() -> None:
                              f"no names: {' '.join(DEFAULT_BALANCERS)}")
     parser.add_argument("--famo", action="store_true",
                         help=f"time {' and '.join(FAMO_TIMINGS)} against equal, and their ratio")
+    parser.add_argument("--baselines", action="store_true",
+                        help="time the gradient methods (on the trunk's parameters and its output) and RLW "
+                             "against equal; one row per method")
     args = parser.parse_args()
     if args.famo:
         args.balancers = list(FAMO_TIMINGS)
+    if args.baselines:
+        args.balancers = list(BASELINES)
     if args.balancers is None:
         makers = {name: make for name, make in METHODS.items() if name in args.methods + ["equal"]}
     else:
@@ -232,6 +244,9 @@ def main() -> None:
     extra = ["same_batch / next_batch"] if pair else []
     print(f"toy trunk 250-100x4, heads 100->100, batch {args.batch_size}, device {device}, "
           f"{args.threads} threads, median of {args.rounds} interleaved rounds")
+    if args.baselines:
+        by_method(names, makers, args, device)
+        return
     print("| T  | equal ms/step | " + " | ".join([f"{n} / equal" for n in names] + extra) + " |")
     print("|----|---------------|" + "|".join("-" * (len(n) + 10) for n in names + extra) + "|")
     for num_tasks in args.tasks:
@@ -241,6 +256,24 @@ def main() -> None:
         if pair:
             cells.append(f"{times[pair[0]] / times[pair[1]]:{len(extra[0]) - 1}.2f}x")
         print(f"| {num_tasks:<2} | {equal * 1e3:13.2f} | {' | '.join(cells)} |", flush=True)
+
+
+def by_method(names: list[str], makers: dict, args: argparse.Namespace, device: torch.device) -> None:
+    """One row per method, its step's time over equal's at each T (all measured first, side by
+    side per T)."""
+    ratios: dict[str, list[str]] = {name: [] for name in names}
+    equal_ms = []
+    for num_tasks in args.tasks:
+        times = measure(num_tasks, args.batch_size, args.rounds, args.round_seconds, device, makers)
+        equal_ms.append(f"{times['equal'] * 1e3:.2f} ms")
+        for name in names:
+            ratios[name].append(f"{times[name] / times['equal']:.2f}x")
+        print(f"T={num_tasks} measured", flush=True)
+    print("| method / equal | " + " | ".join(f"T={t}" for t in args.tasks) + " |")
+    print("|---|" + "---:|" * len(args.tasks))
+    print("| equal (ms per step) | " + " | ".join(equal_ms) + " |")
+    for name in names:
+        print(f"| {name.replace(':jacobian=', ', ')} | " + " | ".join(ratios[name]) + " |")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from .balancers import (
 from .data import MemmapDataset, default_cache_dir, map_array
 from .problems import PROBLEMS, MultiHeadNet, Problem, make_problem, problem_tasks
 from .problems import BinaryErrorRate, ErrorRate, MeanAbsoluteError, Metric, Metrics, NormalizedMSE, Split
-from .problems import TASK_KINDS, higher_is_better
+from .problems import TASK_KINDS, TargetShapeError, check_target_shapes, higher_is_better
 from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, chance_mse, seeded_init
 from .problems.data import iterate_batches
 from .train_config import TrainConfig, resolve_device
@@ -67,6 +67,7 @@ __all__ = [
     "ScaleInvariant",
     "Split",
     "StaticWeights",
+    "TargetShapeError",
     "TrainConfig",
     "Training",
     "UncertaintyWeighting",
@@ -75,6 +76,7 @@ __all__ = [
     "chance_mse",
     "default_cache_dir",
     "check_balancer_options",
+    "check_target_shapes",
     "fit",
     "higher_is_better",
     "iterate_batches",

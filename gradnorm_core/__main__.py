@@ -12,13 +12,15 @@ import sys
 from . import TrainConfig, fit, make_balancer, make_problem, resolve_initial_losses
 
 # options whose values are names, kept as strings; every other option must be a number
-STRING_OPTIONS = ("initial_losses", "optimizer")
+STRING_OPTIONS = ("initial_losses", "optimizer", "update", "jacobian", "scale_mode")
 
 
 def parse_method(text: str) -> tuple[str, dict[str, float | str]]:
     """``"gradnorm:alpha=0.12,lr=0.025"`` -> ``("gradnorm", {"alpha": 0.12, "lr": 0.025})``.
 
-    ``initial_losses`` and ``optimizer`` take names (``initial_losses=chance``, ``optimizer=sgd``).
+    ``initial_losses``, ``optimizer``, ``update``, ``jacobian`` and ``scale_mode`` take names
+    (``initial_losses=chance``, ``jacobian=representation``); a whole number stays an int
+    (``update_weights_every=2``).
     """
     name, _, rest = text.partition(":")
     options: dict[str, float | str] = {}
@@ -30,7 +32,7 @@ def parse_method(text: str) -> tuple[str, dict[str, float | str]]:
             options[key] = value
             continue
         try:
-            options[key] = float(value)
+            options[key] = int(value) if value.lstrip("+-").isdigit() else float(value)
         except ValueError:
             raise ValueError(f"method option {key!r} must be a number, got {value!r}") from None
     return name, options

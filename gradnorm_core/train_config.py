@@ -1,8 +1,10 @@
 """The settings of one training run (:class:`TrainConfig`: which keys exist, their defaults and
-their checks) and the device a run trains on (:func:`resolve_device`)."""
+their checks), the device a run trains on (:func:`resolve_device`) and the clocks of its
+cost: its CPU time (:func:`cpu_clock_now`) and its time on a GPU (:class:`DeviceClock`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,3 +77,28 @@ def resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device is {device!r} but no CUDA device is available: use 'cpu' or 'auto'")
     return resolved
+
+
+class DeviceClock:
+    """The seconds between two events on a CUDA device's current stream: one recorded when the
+    clock is made, one when :meth:`seconds` is called (which waits for the device to reach it)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.start.record(torch.cuda.current_stream(device))
+
+    def seconds(self) -> float:
+        end = torch.cuda.Event(enable_timing=True)
+        end.record(torch.cuda.current_stream(self.device))
+        end.synchronize()
+        return self.start.elapsed_time(end) / 1000.0
+
+
+def cpu_clock_now():
+    """The clock of an epoch's CPU time: the calling thread's (:func:`time.thread_time`) when torch
+    computes on it alone (one intra-op thread: the usual trial, whose Ray worker sets
+    ``OMP_NUM_THREADS`` to its one CPU), so that other threads of the process (a Ray worker's run
+    about 2 ms a second whatever the trial does) do not count; else the whole process's
+    (:func:`time.process_time`), torch's intra-op threads included."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.process_time

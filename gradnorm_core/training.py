@@ -19,7 +19,8 @@ from .optim import EvaluationPlan, autocast, clip_gradients, make_optimizer, mak
 from .problems.base import Problem
 from .problems.data import Split, iterate_batches
 from .problems.models import accepts_branch
-from .train_config import TrainConfig, resolve_device
+from .problems.shapes import check_target_shapes
+from .train_config import DeviceClock, TrainConfig, cpu_clock_now, resolve_device
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,16 @@ class EpochRecord:
     best epoch always has it), empty otherwise. ``weights`` are the task weights at the end of
     the epoch; ``mean_weights`` their mean over the epoch's steps, as used for the gradients
     (their mean over epochs is the time average).
+
+    What the run has cost so far, each cumulative over its epochs (a resumed run included):
+    ``elapsed_seconds``, wall-clock, which grows with whatever else loads the machine;
+    ``cpu_seconds``, the CPU time of its epochs (:func:`cpu_clock_now`: the training thread's,
+    torch's intra-op threads' too where torch runs several; ``None`` when resumed from a state
+    that did not count it); ``gpu_seconds``,
+    the time between an event recorded on the device's stream at each epoch's start and one at
+    its end (``None`` off CUDA); ``samples``, the training items processed (epochs x the train
+    split's size). CPU time and samples hardly move with the machine's load: they are the units
+    in which runs on a shared machine compare.
     """
 
     epoch: int
@@ -42,6 +53,9 @@ class EpochRecord:
     mean_weights: list[float]
     elapsed_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    cpu_seconds: float | None = None
+    gpu_seconds: float | None = None
+    samples: int = 0
 
     def flat(self) -> dict[str, float]:
         """One flat mapping, e.g. for a metrics logger: ``val/score``, ``weight/<task>``, ...
@@ -52,6 +66,10 @@ class EpochRecord:
         for split in ("train", "val", "test"):
             out.update({f"{split}/{key}": value for key, value in getattr(self, split).items()})
         out["elapsed_seconds"] = self.elapsed_seconds
+        out["samples"] = self.samples
+        for key in ("cpu_seconds", "gpu_seconds"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,7 +89,8 @@ class Training:
     (model, optimizer, learning-rate schedule, balancer, shuffling RNG, best validation score,
     epoch, elapsed seconds) and produces the same
     records as the uninterrupted run. A non-finite loss stops the run with the balancer's
-    :class:`NonFiniteLossError`. A balancer that ``wants_losses_after_step`` (FAMO) gets the
+    :class:`NonFiniteLossError`; a target that its loss broadcasts against an output of another
+    shape, on the first batch, with :class:`~gradnorm_core.problems.shapes.TargetShapeError`. A balancer that ``wants_losses_after_step`` (FAMO) gets the
     batch's losses re-evaluated after each optimizer step (``Balancer.after_step``).
 
     Data: each epoch draws one permutation of the train split from the shuffling generator
@@ -112,6 +131,14 @@ class Training:
         self.shuffle = torch.Generator().manual_seed(self.config.seed)
         self.epoch = 0
         self.elapsed_seconds = 0.0
+        self.cpu_seconds: float | None = 0.0
+        self.gpu_seconds: float | None = 0.0 if self.device.type == "cuda" else None
+        self.samples = 0
+        # where the run is within its epoch (steps taken), and the last step's losses: what a
+        # trainer reports when a step fails (a non-finite loss)
+        self.steps_this_epoch = 0
+        self.last_losses: torch.Tensor | None = None
+        self._shapes_checked = False  # the first step checks each task's output and target shapes
         # branch= only for a balancer that declares it needs it (GradNorm's Linear fast path)
         self._branch = balancer.branch if balancer.uses_branch else None
         if self._branch is not None and not accepts_branch(self.model):
@@ -129,8 +156,8 @@ class Training:
         }
         # the learning rate is scheduled per step (None: constant); validation every val_every
         # epochs, test at a new best validation score and at the end (gradnorm_core.optim)
-        steps_per_epoch = -(-len(self._splits["train"]) // self.config.batch_size)
-        self.scheduler = make_scheduler(self.optimizer, self.config, steps_per_epoch)
+        self.steps_per_epoch = -(-len(self._splits["train"]) // self.config.batch_size)
+        self.scheduler = make_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.plan = EvaluationPlan(self.config.val_every, self.config.epochs)
         if state is not None:
             self.load_state_dict(state)
@@ -148,13 +175,15 @@ class Training:
             yield self.run_epoch()
 
     def run_epoch(self) -> EpochRecord:
-        start = time.perf_counter()
+        start, cpu_clock = time.perf_counter(), cpu_clock_now()
+        cpu_start = cpu_clock()
+        gpu_clock = DeviceClock(self.device) if self.gpu_seconds is not None else None
         train = self._splits["train"]
         self.model.train()
         totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
         # summed on the device: a copy to the host every step would synchronise a GPU each time
         weight_totals = torch.zeros(self.problem.num_tasks, dtype=torch.float64, device=self.device)
-        steps = 0
+        steps = self.steps_this_epoch = 0
         order = torch.randperm(len(train), generator=self.shuffle)
         batches = iterate_batches(
             train,
@@ -167,12 +196,17 @@ class Training:
         for x, targets in batches:
             weight_totals += self.balancer.weights.to(self.device)
             totals += self.step(x, targets).double()
-            steps += 1
+            steps = self.steps_this_epoch = steps + 1
         self.balancer.end_epoch()
         self.epoch += 1
         val = self._evaluate("val") if self.plan.validates(self.epoch) else {}
         test = self._evaluate("test") if self.plan.tests(self.epoch, val.get("score")) else {}
         self.elapsed_seconds += time.perf_counter() - start
+        if self.cpu_seconds is not None:
+            self.cpu_seconds += cpu_clock() - cpu_start
+        if gpu_clock is not None:
+            self.gpu_seconds += gpu_clock.seconds()
+        self.samples += len(train)
         train_losses = {
             f"{task}/loss": float(total / steps)
             for task, total in zip(self.problem.task_names, totals)
@@ -186,6 +220,9 @@ class Training:
             weights=[float(w) for w in self.balancer.weights],
             mean_weights=(weight_totals / steps).tolist(),
             elapsed_seconds=self.elapsed_seconds,
+            cpu_seconds=self.cpu_seconds,
+            gpu_seconds=self.gpu_seconds,
+            samples=self.samples,
         )
 
     def step(self, x: Any, targets: Any) -> torch.Tensor:
@@ -194,10 +231,15 @@ class Training:
         for FAMO the losses after the step). Returns the T losses, detached."""
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.config.precision):
-            losses = self.problem.task_losses(self._forward(x), targets)
+            outputs = self._forward(x)
+            losses = self.problem.task_losses(outputs, targets)
+            if not self._shapes_checked:  # the first batch: no target broadcast against its output
+                check_target_shapes(self.problem, outputs, targets, losses)
+                self._shapes_checked = True
         if self.config.precision == "bf16":
             losses = losses.float()  # the balancer weighs float32 losses
         self.balancer.backward(losses)
+        self.last_losses = losses.detach()
         clip_gradients(self.model, self.config.clip_grad_norm)
         self.optimizer.step()
         if self.balancer.wants_losses_after_step:  # FAMO: this batch's losses after the step
@@ -225,6 +267,9 @@ class Training:
         return {
             "epoch": self.epoch,
             "elapsed_seconds": self.elapsed_seconds,
+            "cpu_seconds": self.cpu_seconds,
+            "gpu_seconds": self.gpu_seconds,
+            "samples": self.samples,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
@@ -245,6 +290,38 @@ class Training:
         torch.set_rng_state(state["torch_rng"])
         self.epoch = int(state["epoch"])
         self.elapsed_seconds = float(state["elapsed_seconds"])
+        # a state saved before these were counted: CPU and GPU time unknown, samples exact
+        self.cpu_seconds = state.get("cpu_seconds")
+        if self.device.type == "cuda":
+            self.gpu_seconds = state.get("gpu_seconds")
+        self.samples = int(state.get("samples", self.epoch * len(self._splits["train"])))
+
+
+    def adopt(self, state: dict[str, Any], epoch: int | None = None, elapsed_seconds: float = 0.0) -> None:
+        """Continue another run's :meth:`state_dict` with this run's own settings, as population
+        based training's exploit does: a member takes a better member's model and goes on training
+        it with its own (perturbed) task weights and learning rate, for its own remaining epochs.
+
+        From ``state``: the model, the optimizer's moments, the best validation score, the
+        shuffling and torch RNGs. Kept from this run: the balancer (its weights; its state), and
+        the network's learning rate ``config.lr``. ``epoch``: this run's own epochs so far (None:
+        ``state``'s), where it goes on from; the schedule is placed at that epoch's first step, and
+        every parameter group's rate is ``config.lr`` times the schedule's factor there (1 without
+        a schedule). ``elapsed_seconds``: the compute this run had spent before (``state``'s own
+        is the other run's, and is not taken)."""
+        epoch = int(state["epoch"]) if epoch is None else int(epoch)
+        adopted = {**state, "balancer": self.balancer.state_dict(), "epoch": epoch}
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            adopted["scheduler"] = {**state["scheduler"], "last_epoch": epoch * self.steps_per_epoch}
+        self.load_state_dict(adopted)
+        factor = 1.0 if self.scheduler is None else self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr * factor
+            if "initial_lr" in group:
+                group["initial_lr"] = self.config.lr
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [self.config.lr for _ in self.optimizer.param_groups]
+        self.elapsed_seconds = float(elapsed_seconds)
 
 
 def fit(

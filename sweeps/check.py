@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Iterator, Mapping
@@ -54,8 +55,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(said.rstrip(), file=sys.stderr)
         raise
     print("\n".join(report.lines()))
-    print(f"no mistake found: gradnorm-tune sweep {args.spec}" + (f" --working-dir {args.working_dir}"
-                                                                   if args.working_dir else ""))
+    print(f"no mistake found: gradnorm-tune sweep {shlex.quote(args.spec)}"
+          + (f" --working-dir {shlex.quote(args.working_dir)}" if args.working_dir else ""))
     return 0
 
 

@@ -60,8 +60,8 @@ def exit_status(state) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .comparison import build_comparison
     from .links import print_ui_hint
+    from .rebuild import build
     from .session import tracking_client
     from .spec import parse_spec
     from .state import SweepState
@@ -69,7 +69,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     state = SweepState.load(args.directory)
     if args.tracking_uri:
         state.tracking_uri = args.tracking_uri
-    build_comparison(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri))
+    build(state, parse_spec(state.spec_data(), state.spec_source), tracking_client(state.tracking_uri), ending=False)
     print_ui_hint(state.tracking_uri, state.experiment_id, state.comparison_run_id)
     return 0
 
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
     from trainables import TrackingError, TrialConfigError
 
     from .spec import SpecError
-    from .state import SweepError, SweepInterrupted, SweepUnfinished
+    from .state import FinishFailed, SweepError, SweepInterrupted, SweepUnfinished
     from .verdict import ExitStatus
 
     try:
@@ -198,15 +198,18 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
     except SweepUnfinished as error:
         print(f"gradnorm-tune: error: {error}", file=sys.stderr)
         return int(ExitStatus.UNFINISHED)
+    except FinishFailed as error:
+        print(f"gradnorm-tune: error: {error}", file=sys.stderr)
+        return int(ExitStatus.INTERNAL)
     except (SpecError, SweepError, TrackingError, TrialConfigError) as error:
         print(f"gradnorm-tune: error: {error}", file=sys.stderr)
         return int(ExitStatus.BAD_INPUT)
     except SweepInterrupted as interrupted:
         print(f"gradnorm-tune: {interrupted}", file=sys.stderr)
         return int(ExitStatus.interrupted_by(interrupted.signum))
-    except KeyboardInterrupt:
-        print("gradnorm-tune: stopped at once; finish it with: gradnorm-tune resume <sweep directory>",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # outside a sweep's signal handling (before it, or another command)
+        print("gradnorm-tune: stopped at once (Ctrl-C); a sweep it interrupted is finished by: gradnorm-tune "
+              "resume <its directory>", file=sys.stderr)
         return int(ExitStatus.SIGINT)
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_job_commands", "job_of", "job_spec"]
+__all__ = ["add_job_commands", "job_of", "job_spec", "resumed_job"]
 
 ADDRESS_HELP = "the cluster's Ray job server, http://HEAD:8265; default $RAY_API_SERVER_ADDRESS"
 
@@ -43,16 +43,14 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from .jobs import follow, job_client, submit_sweep
     from .shipping import check_code_shipped
     from .spec import load_spec, spec_path
-    from .state import SweepError, SweepState
+    from .state import SweepError
 
     flags = {"--tracking-uri": args.tracking_uri, "--max-failures": args.max_failures,
              "--tracking-patience": args.tracking_patience, "--verbose": args.verbose}
     if args.resume:
         if args.spec:
             raise SweepError("submit: give a spec or --resume DIRECTORY, not both")
-        runtime_env = {"working_dir": str(Path(args.working_dir).expanduser().resolve())} if args.working_dir else None
-        if runtime_env is None:
-            runtime_env = (SweepState.load(args.resume).job or {}).get("runtime_env") or {}
+        runtime_env = resumed_job(args, flags)
         from .jobs import call, entrypoint, job_runtime_env
 
         client = job_client(args.address)
@@ -85,6 +83,27 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if args.no_wait:
         return 0
     return follow(client, job_id)
+
+
+def resumed_job(args: argparse.Namespace, flags: dict[str, Any]) -> dict[str, Any]:
+    """``submit --resume DIRECTORY``: the runtime_env to ship again (``--working-dir``, else the one
+    the sweep's job was submitted with) and, unless ``--tracking-uri`` is given, the sweep's own
+    tracking URI (as the cluster sees it) into ``flags``, both from the sweep's ``sweep.json``, read
+    here: a directory that is no sweep's is one line before anything reaches the cluster."""
+    from .state import SweepError, SweepState
+
+    runtime_env = {"working_dir": str(Path(args.working_dir).expanduser().resolve())} if args.working_dir else None
+    if runtime_env is not None and args.tracking_uri is not None:
+        return runtime_env
+    try:
+        state = SweepState.load(args.resume)
+    except SweepError:
+        if runtime_env is None:
+            raise
+        return runtime_env  # (this machine cannot read it: the head's MLFLOW_TRACKING_URI, then)
+    if args.tracking_uri is None:
+        flags["--tracking-uri"] = state.tracking_uri
+    return runtime_env if runtime_env is not None else (state.job or {}).get("runtime_env") or {}
 
 
 def cmd_job(args: argparse.Namespace) -> int:

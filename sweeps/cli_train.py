@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     if run_id is not None:
         finish_run(client, run_id)
-        print_ui_hint(tracking_uri, experiment_id, run_id, "this run (its metrics and weights)", tab="")
+        print_ui_hint(tracking_uri, experiment_id, run_id, "this run (its metrics and weights)", artifact=None)
     return 0
 
 

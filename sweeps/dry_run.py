@@ -4,7 +4,8 @@ what ``gradnorm-tune check`` runs (:func:`check_problem`).
 In order, each on the problem's own code: the data splits (``load_data``: map-style, not empty,
 items ``(x, targets)`` with one target per task), the first train batch through the model
 (``build_model``: one output per task), the losses (``task_losses``: shape ``(T,)``, finite, no
-broadcast of a target against an output of another shape), GradNorm's W reached by every task's
+broadcast of a target against an output of another shape: :func:`gradnorm_core.check_target_shapes`,
+which every trial runs on its first batch too), GradNorm's W reached by every task's
 loss, a metrics pass over the first validation batch (``metrics``: ``<task>/normalized_error``
 for every task, finite), then for each search its first trial built as the trial builds it
 (:meth:`trainables.TrialConfig.build`, the method's options checked on this model) and its
@@ -26,8 +27,8 @@ import torch
 from torch.utils.data import Subset
 
 from gradnorm_core import Problem, Split, fit, iterate_batches, make_balancer, make_problem, resolve_device
-from gradnorm_core import resolve_shared_layer
-from trainables import TrialConfigError
+from gradnorm_core import TargetShapeError, check_target_shapes, resolve_shared_layer
+from trainables import TrialConfigError, user_error
 
 from .check_report import CheckReport, MethodStep
 from .spec import SpecError, SweepSpec
@@ -60,9 +61,9 @@ class _Checker:
         except CheckError:
             raise
         except Exception as error:  # noqa: BLE001 - the user's code: one line (--verbose: the traceback)
-            message = one_line(str(error))[:240]
-            raise self.fail(where, f"raised {type(error).__name__}" + (f": {message}" if message else ""),
-                            fix) from error
+            name, text = user_error(error)  # as the user raised it (not torch's DataLoader wrapper)
+            message = one_line(text)[:240]
+            raise self.fail(where, f"raised {name}" + (f": {message}" if message else ""), fix) from error
 
 
 def check_problem(spec: SweepSpec) -> CheckReport:
@@ -144,6 +145,11 @@ def _forward(check: _Checker, owner: str, problem: Problem, model: torch.nn.Modu
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         losses = check.call(f"{owner}.task_losses", "fix task_losses", problem.task_losses, outputs, targets)
+        try:  # each task's output and target shapes, as every trial checks them on its first batch
+            check_target_shapes(problem, outputs, targets, losses)
+        except TargetShapeError as error:
+            what, _, fix = str(error).partition("; ")
+            raise check.fail(f"{owner}.task_losses", what, fix) from None
     size = next((w for w in said if "target size" in str(w.message)), None)
     if size is not None:  # F.mse_loss and friends broadcast (B, 1) against (B,): a wrong loss, silently
         raise check.fail(f"{owner}.task_losses", f"torch warned: {one_line(str(size.message))[:200]}",

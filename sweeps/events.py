@@ -4,7 +4,9 @@
 resumed): it passes each trial's events to the MLflow trial logger, prints the trial lines and
 the progress line (:mod:`sweeps.progress`), and keeps each search's status: ``running`` from its
 first trial, ``done`` after its last, when its MLflow run ends too (FINISHED, or FAILED when none
-of its trials has a result), while the other searches go on. The runner reads it in memory;
+of its trials has a result), while the other searches go on. A search's run is the logger's to
+write: it is created when its first trial's start is written and ended after its last trial's
+updates, in the logger's queue. The runner reads it in memory;
 ``sweep.json`` keeps the statuses only so that ``resume`` finds them.
 
 Tune pickles its callbacks with the experiment; what it holds is a :class:`Relay`, which keeps
@@ -19,19 +21,11 @@ from typing import Any
 
 from ray import tune
 
-from trainables import (
-    MlflowTrialLogger,
-    Outcome,
-    end_search_run,
-    first_line,
-    log_search_weights,
-    search_of,
-    tracking_client,
-    weights_of,
-)
+from trainables import MlflowTrialLogger, Outcome, search_of, weights_of
 
 from .progress import Progress, trial_outcome
 from .searcher import RECOMMENDED
+from .signals import StopSignals
 from .state import SweepState
 
 __all__ = ["Relay", "SweepEvents"]
@@ -43,8 +37,10 @@ class SweepEvents:
     """The live handler of one sweep's Tune events (see the module docstring); a context manager
     that registers it for its :class:`Relay` while the experiment runs."""
 
-    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int]) -> None:
+    def __init__(self, state: SweepState, logger: MlflowTrialLogger, totals: dict[str, int],
+                 stop: StopSignals | None = None) -> None:
         self.state = state
+        self.stop = stop  # a signal that came while Tune started is handed to Tune at its first step
         self.logger = logger
         self.totals = dict(totals)
         self.progress = Progress(totals)
@@ -68,6 +64,8 @@ class SweepEvents:
                 self.statuses[trial.trial_id] = trial.status
 
     def step_begin(self, trials) -> None:
+        if self.stop is not None:
+            self.stop.forward()
         self._see(trials)
 
     def step_end(self, trials) -> None:
@@ -87,7 +85,7 @@ class SweepEvents:
             entry["status"] = "running"
         if search == RECOMMENDED and "weights" not in entry:
             entry["weights"], changed = weights_of(trial.config), True
-            self._write(lambda client: log_search_weights(client, entry["parent_run_id"], entry["weights"]))
+            self.logger.search_weights(search, entry["weights"])
         if changed:
             self.state.save()
 
@@ -110,7 +108,7 @@ class SweepEvents:
         self.ended[trial.trial_id] = update.outcome
         self.statuses[trial.trial_id] = status
         self.progress.ended(trials, trial, update.outcome, update.error, update.log)
-        self._check_done(trials, trial)
+        self._check_done(trials, trial, update.ended)
 
     def experiment_end(self, trials) -> None:
         # Only the trials no step of this run saw (a resumed experiment whose trials had all
@@ -124,26 +122,19 @@ class SweepEvents:
 
     # -- searches ------------------------------------------------------------------------------
 
-    def _check_done(self, trials, trial) -> None:
-        """End the trial's search (its status, its run) once its last trial has ended."""
+    def _check_done(self, trials, trial, at: float | None = None) -> None:
+        """End the trial's search (its status, its run) once its last trial has ended (``at``, that
+        trial's end: the search's run ends with it)."""
         search = search_of(trial.config)
         entry = self.state.searches.get(search)
         outcomes = [self.ended.get(t.trial_id) or trial_outcome(t) for t in trials if search_of(t.config) == search]
         ended = [outcome for outcome in outcomes if outcome is not None]
         if entry is None or entry.get("status") == "done" or len(ended) < self.totals.get(search, 0):
             return
-        entry["status"], entry["ended_at"] = "done", time.time()
+        entry["status"], entry["ended_at"] = "done", at or time.time()
         entry["result"] = any(outcome.selectable for outcome in ended)
         self.state.save()
-        status = "FINISHED" if entry["result"] else "FAILED"
-        self._write(lambda client: end_search_run(client, entry["parent_run_id"], status, entry["ended_at"]))
-
-    def _write(self, write) -> None:
-        """One write to the tracking store now; when it fails, the runner writes it at the end."""
-        try:
-            write(tracking_client(self.state.tracking_uri))
-        except Exception as error:  # noqa: BLE001 - written again at the sweep's end
-            print(f"  tracking server: {first_line(error)}; written at the sweep's end", flush=True)
+        self.logger.end_search(search, "FINISHED" if entry["result"] else "FAILED", entry["ended_at"])
 
 
 class Relay(tune.Callback):

@@ -16,6 +16,7 @@ from trainables import storage, train_trial
 from .events import Relay
 from .scheduler import SchedulerState, SweepScheduler
 from .searcher import RECOMMENDED, SweepSearcher
+from .searches import PbtSearch
 from .signals import StopSignals
 from .spec import SweepSpec
 from .state import TRIALS_DIR, SweepState
@@ -38,11 +39,28 @@ def trial_totals(spec: SweepSpec) -> dict[str, int]:
 
 
 def make_scheduler(spec: SweepSpec) -> SweepScheduler | None:
-    """The early stopping of the searches that asked for it (one ASHA each), or ``None`` (Tune's
-    FIFO scheduler: every trial trains all its epochs)."""
+    """The early stopping of the searches that asked for it (one ASHA each) and the population based
+    training of the ``pbt`` searches (one PBT each), or ``None`` (Tune's FIFO scheduler: every trial
+    trains all its epochs)."""
     epochs = int(spec.training["epochs"])
     settings = {search.name: search.scheduler.resolved(epochs) for search in spec.searches if search.scheduler}
-    return SweepScheduler(settings) if settings else None
+    populations = {search.name: search.settings(epochs, spec.num_tasks, int(spec.training["seed"]))
+                   for search in spec.searches if isinstance(search, PbtSearch)}
+    if not settings and not populations:
+        return None
+    from .population import SearchPBT
+
+    return SweepScheduler(settings, {name: SearchPBT(found) for name, found in populations.items()})
+
+
+def checkpoints_to_keep(spec: SweepSpec) -> int:
+    """Each trial's newest checkpoints kept: 2, or with a ``pbt`` search two more than its longest
+    perturbation interval, so that the checkpoint a member is copied from (its latest
+    perturbation's: the member has trained less than an interval since) is still there when a
+    lower member takes it over (Tune's PBT warns below 3)."""
+    epochs = int(spec.training["epochs"])
+    intervals = [search.interval(epochs) for search in spec.searches if isinstance(search, PbtSearch)]
+    return max([2, *(interval + 2 for interval in intervals)])
 
 
 def tune_storage(state: SweepState) -> tuple[str, object | None]:
@@ -77,7 +95,7 @@ def _tuner(state: SweepState, spec: SweepSpec, max_failures: int, checkpoint_sec
         run_config=tune.RunConfig(
             name=TRIALS_DIR, storage_path=storage_path, storage_filesystem=filesystem, verbose=0, callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoints_to_keep(spec)),
         ),
     )
 

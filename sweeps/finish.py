@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from trainables import (
     MlflowTrialLogger,
-    create_search_run,
     delete_orphan_trial_runs,
     end_comparison_run,
     end_search_run,
@@ -19,6 +18,7 @@ from trainables import (
     redact,
     reopen_run,
     search_of,
+    skip_search_run,
 )
 
 from . import session
@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 __all__ = ["finish_sweep"]
 
 
-def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> None:
-    """One MLflow run per search under the comparison run, created once, before any trial; on a
-    resume, the comparison and the unfinished searches' runs go back to RUNNING."""
+def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: MlflowTrialLogger) -> None:
+    """One MLflow run per search under the comparison run, each created by ``logger`` when the
+    search's first trial starts (so that it spans its own trials); on a resume, the comparison and
+    the unfinished searches' runs go back to RUNNING."""
     seed = int(spec.training["seed"])
     plan = [(search.name, search.type, search.parent_params(spec.num_tasks, seed)) for search in spec.searches]
     if recommend_from(spec):
@@ -46,14 +47,23 @@ def open_searches(state: SweepState, spec: SweepSpec, client: MlflowClient) -> N
     reopen_run(client, state.comparison_run_id)
     for name, kind, params in plan:
         entry = state.searches.setdefault(name, {"status": "pending"})
+        if "grid_size" in params and "grid_size" not in entry:
+            entry |= {"grid_size": params["grid_size"], "sampled": bool(params.get("grid_sampled")),
+                      "levels": params.get("grid_levels")}
         if "parent_run_id" not in entry:
-            entry["parent_run_id"] = create_search_run(client, state.experiment_id, state.comparison_run_id,
-                                                       state.sweep_id, name, kind, params)
-            if "grid_size" in params:
-                entry |= {"grid_size": params["grid_size"], "sampled": bool(params.get("grid_sampled"))}
-            state.save()
-        elif entry["status"] not in ("done", "skipped"):
+            logger.plans[name] = (kind, params)
+            continue
+        logger.parents[name] = entry["parent_run_id"]
+        if entry["status"] not in ("done", "skipped"):
             reopen_run(client, entry["parent_run_id"])
+    state.save()
+
+
+def adopt_search_runs(state: SweepState, logger: MlflowTrialLogger) -> None:
+    """The search runs ``logger`` created, kept in the state (``resume`` and ``report`` read them)."""
+    for name, entry in state.searches.items():
+        if name in logger.parents:
+            entry["parent_run_id"] = logger.parents[name]
 
 
 def print_plan(state: SweepState, spec: SweepSpec) -> None:
@@ -82,13 +92,14 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
     trials are settled, the Ray the sweep started stops while the comparison is built (for a
     command that exits after the sweep; see :func:`sweeps.session.release_ray`)."""
     logger = MlflowTrialLogger(state.tracking_uri, state.experiment_id, {}, state.sweep_id,
-                               patience_seconds=tracking_patience, logs=str(state.logs_dir))
+                               patience_seconds=tracking_patience, logs=str(state.logs_dir),
+                               comparison_run_id=state.comparison_run_id)
     try:
-        open_searches(state, spec, client)
-        logger.parents.update({name: entry["parent_run_id"] for name, entry in state.searches.items()})
+        stop.check()  # a signal while the sweep was set up: its runs end KILLED below
+        open_searches(state, spec, client, logger)
         print_plan(state, spec)
         totals = trial_totals(spec)
-        with SweepEvents(state, logger, totals) as events:
+        with SweepEvents(state, logger, totals, stop) as events:
             start = time.time()
             try:
                 results = run_experiment(state, spec, stop, max_failures, checkpoint_seconds)
@@ -96,21 +107,23 @@ def finish_sweep(state: SweepState, spec: SweepSpec, client: MlflowClient, stop:
                 state.wall_seconds += time.time() - start
                 state.save()
             verdict = settle(state, spec, client, logger, results, events, totals, stop.received)
+        state.outcome, state.counts = verdict.outcome, verdict.counts  # the trials' verdict, for `report` too
+        state.save()
         delete_orphans(client, state, set(events.trials))
         releasing = session.release_ray() if release_ray else None
-        from .comparison import build_comparison  # (the report's modules: needed only now)
+        from .rebuild import build  # (the report's modules: needed only now)
 
         try:
-            build_comparison(state, spec, client)
+            with stop.finishing():
+                build(state, spec, client, ending=True)
         finally:
             if releasing is not None:
                 releasing.join()
-        state.outcome, state.counts = verdict.outcome, verdict.counts
         end_comparison_run(client, state.comparison_run_id, verdict.outcome, verdict.counts)
-        state.save()
     except SweepInterrupted as interrupted:
         if state.outcome != "interrupted" and not interrupted.at_once:  # stopped outside Tune's run
-            end_unfinished(state, client, Verdict().counts)
+            adopt_search_runs(state, logger)
+            end_unfinished(state, client, state.counts or Verdict().counts)
         raise
     finally:
         logger.close()
@@ -128,7 +141,9 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
     verdict, or :class:`SweepInterrupted` / :class:`SweepUnfinished` when the sweep did not get
     to its end."""
     statuses = events.statuses
-    logger.reconcile(results, statuses)  # the checkpoints are the record: whatever the tracking server missed
+    # the checkpoints are the record: whatever the tracking server missed
+    logger.reconcile(results, statuses, {trial_id: trial.config for trial_id, trial in events.trials.items()})
+    adopt_search_runs(state, logger)
     if logger.pending:
         raise SweepUnfinished(
             f"tracking server {redact(state.tracking_uri)} unreachable for {logger.patience_seconds:.0f} s "
@@ -158,8 +173,10 @@ def settle(state: SweepState, spec: SweepSpec, client: MlflowClient, logger: Mlf
     for name, entry in state.searches.items():
         if totals.get(name, 0):
             verdict.expect(name)
+        if "parent_run_id" not in entry:  # no trial of it started: its run starts and ends now
+            entry["parent_run_id"] = logger.search_run(name)
         if entry["status"] == "skipped":
-            end_search_run(client, entry["parent_run_id"], "KILLED")
+            skip_search_run(client, entry["parent_run_id"])
             continue
         entry["result"] = name not in verdict.without_result
         entry["status"] = "done"

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import ray
 
-from trainables import default_tracking_uri
+from trainables import TrackingError, default_tracking_uri, reach_tracking_server
 
+from . import session
 from .session import check_cluster_fits, check_local_resources, check_ray_address, check_runtime_env, connect
 from .session import quiet_logs
 from .shipping import check_code_shipped, check_workers_import
@@ -57,6 +58,14 @@ def check_settings(max_failures: int, checkpoint_seconds: float, tracking_patien
         raise SweepError(f"--tracking-patience is {tracking_patience:g}; give a number of seconds >= 0")
 
 
+def reach_tracking_store(uri: str) -> None:
+    """Before Ray starts: a tracking server's port answers (:func:`trainables.reach_tracking_server`)."""
+    try:
+        reach_tracking_server(uri)
+    except TrackingError as error:
+        raise SweepError(str(error)) from None
+
+
 def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_uri: str | None = None,
               ray_address: str | None = None, max_failures: int = 2, quiet: bool = True,
               tracking_patience: float = 300.0, checkpoint_seconds: float = 10.0,
@@ -72,40 +81,56 @@ def run_sweep(spec: SweepSpec, *, storage: str | Path | None = None, tracking_ur
     nothing started), :class:`SweepInterrupted` or :class:`SweepUnfinished` (``resume`` finishes it)."""
     if quiet:
         quiet_logs()
+    with StopSignals() as stop:  # a signal from here on stops the sweep where nothing is half-written
+        return _run_sweep(spec, stop, storage, tracking_uri, ray_address, max_failures, quiet, tracking_patience,
+                          checkpoint_seconds, job, release_ray)
+
+
+def _run_sweep(spec: SweepSpec, stop: StopSignals, storage: str | Path | None, tracking_uri: str | None,
+               ray_address: str | None, max_failures: int, quiet: bool, tracking_patience: float,
+               checkpoint_seconds: float, job: dict | None, release_ray: bool) -> SweepState:
     check_settings(max_failures, checkpoint_seconds, tracking_patience)
     root = check_storage(storage_root(storage and str(storage), spec.storage, shared=job is not None))
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     check_ray_address(address)
     check_runtime_env(spec.runtime_env)
     if not address:
-        check_local_resources(spec.resources.cpu, spec.resources.gpu)
+        check_local_resources(spec.resources.cpu, spec.resources.gpu, spec.training["device"])
     elif job is None:
         check_code_shipped(spec)  # to a cluster: the problem's code goes with the sweep
     tracking_uri = tracking_uri or default_tracking_uri()
+    reach_tracking_store(tracking_uri)  # before Ray starts (the full check runs while it starts)
+    stop.check()
     client = connect(tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
                      then=WHILE_RAY_STARTS)
+    stop.install()  # (again: ray.init installs a SIGTERM handler of its own)
     try:
         check_cluster_fits(spec.resources.cpu, spec.resources.gpu)
         if address:
             check_workers_import(spec)
             check_nodes_see_storage(root)
+        stop.check()
     except SweepError:
         ray.shutdown()
+        raise
+    except KeyboardInterrupt:  # a signal: the Ray this started stops (a caller's is left as it is)
+        stopping = session.release_ray()
+        if stopping is not None:
+            stopping.join()
         raise
     from trainables import create_comparison_run, ensure_experiment  # (imported while Ray started)
 
     from .finish import finish_sweep
 
-    with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
-        directory = new_directory(root, spec.name)
-        experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
-        sweep_id = uuid.uuid4().hex[:12]
-        comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))
-        state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison, job=job)
-        state.save()
-        print(f"sweep {spec.name} in {directory}\n  (if interrupted: {state.resume_command})", flush=True)
-        return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds,
-                            release_ray)
+    directory = new_directory(root, spec.name)
+    experiment_id = ensure_experiment(client, spec.experiment, tracking_uri)
+    sweep_id = uuid.uuid4().hex[:12]
+    comparison = create_comparison_run(client, experiment_id, f"{spec.name} comparison", sweep_id, str(directory))
+    state = SweepState(directory, spec.raw, spec.source, tracking_uri, sweep_id, experiment_id, comparison, job=job)
+    state.save()
+    stop.resume_command = state.resume_command
+    print(f"sweep {spec.name} in {directory}\n  (if interrupted: {state.resume_command})", flush=True)
+    return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, checkpoint_seconds, release_ray)
 
 
 def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_failures: int = 2,
@@ -115,24 +140,26 @@ def resume_sweep(directory: str | Path, *, ray_address: str | None = None, max_f
     restored or started. ``job``, ``release_ray``: as for :func:`run_sweep`."""
     if quiet:
         quiet_logs()
-    check_settings(max_failures, 0.0, tracking_patience)
-    state = SweepState.load(directory)
-    if tracking_uri:
-        state.tracking_uri = tracking_uri
-    if job is not None:
-        state.job = job
-    if tracking_uri or job is not None:
-        state.save()
-    spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
-    check_runtime_env(spec.runtime_env)
-    client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
-                     then=WHILE_RAY_STARTS)
-    if job is not None:
-        check_workers_import(spec)
-    from .finish import finish_sweep  # (imported while Ray started)
+    with StopSignals() as stop:  # a signal from here on stops the sweep where nothing is half-written
+        check_settings(max_failures, 0.0, tracking_patience)
+        state = SweepState.load(directory)
+        stop.resume_command = state.resume_command
+        if tracking_uri:
+            state.tracking_uri = tracking_uri
+        if job is not None:
+            state.job = job
+        if tracking_uri or job is not None:
+            state.save()
+        spec = parse_spec(state.spec_data(in_job=job is not None), state.spec_source)
+        check_runtime_env(spec.runtime_env)
+        reach_tracking_store(state.tracking_uri)
+        stop.check()
+        client = connect(state.tracking_uri, ray_address, quiet, None if job is not None else spec.runtime_env,
+                         then=WHILE_RAY_STARTS)
+        stop.install()  # (again: ray.init installs a SIGTERM handler of its own)
+        if job is not None:
+            check_workers_import(spec)
+        from .finish import finish_sweep  # (imported while Ray started)
 
-    with StopSignals() as stop:  # (after ray.init, which installs a SIGTERM handler of its own)
         print(f"resuming sweep {spec.name} in {state.directory}", flush=True)
         return finish_sweep(state, spec, client, stop, max_failures, tracking_patience, release_ray=release_ray)
-
-

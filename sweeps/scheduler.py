@@ -1,4 +1,5 @@
-"""Early stopping per search, in the sweep's one Tune experiment.
+"""Early stopping per search, and population based training of a ``pbt`` search, in the sweep's
+one Tune experiment.
 
 A Tune experiment has one trial scheduler; a sweep runs every search in one experiment. So
 :class:`SweepScheduler` keeps one :class:`ray.tune.schedulers.ASHAScheduler` for each search
@@ -14,13 +15,17 @@ callbacks ``on_trial_complete`` as for any ended trial. The MLflow run of a tria
 its last epoch is FINISHED and tagged ``gradnorm_tune.stopped_early`` (see
 :func:`trainables.stopped_early`).
 
+A ``pbt`` search's trials go to its own :class:`sweeps.population.SearchPBT` (Tune's PBT), which
+sees that search's trials only; its waiting members start before any other trial
+(:meth:`SweepScheduler.choose_trial_to_run`), so that a population trains together.
+
 Restore: Tune pickles the scheduler into the experiment's ``tuner.pkl`` when the Tuner is
 created, and never saves it again, so a resumed sweep would start with empty rungs (and could
 let a trial that was already stopped run on). :class:`SchedulerState`, a Tune callback holding
-the same scheduler object (one pickle: the reference survives), returns the ASHAs' rungs and
-the stop decisions from :meth:`get_state`, which Tune saves with every experiment checkpoint,
-beside the trial states it matches; on resume Tune hands them back through :meth:`set_state`
-before re-adding the trials.
+the same scheduler object (one pickle: the reference survives), returns the ASHAs' rungs, the
+stop decisions and the PBT members' states from :meth:`get_state`, which Tune saves with every
+experiment checkpoint, beside the trial states it matches; on resume Tune hands them back
+through :meth:`set_state` before re-adding the trials.
 """
 
 from __future__ import annotations
@@ -44,10 +49,13 @@ def _search(trial) -> str | None:
 
 class SweepScheduler(FIFOScheduler):
     """One ASHA per search that asked for one (``settings``: search name -> ``grace_period``,
-    ``reduction_factor``, ``max_t``), FIFO for every other trial. See the module docstring."""
+    ``reduction_factor``, ``max_t``), one PBT per ``pbt`` search (``populations``: search name ->
+    its :class:`sweeps.population.SearchPBT`), FIFO for every other trial. See the module docstring."""
 
-    def __init__(self, settings: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, settings: dict[str, dict[str, Any]], populations: dict[str, Any] | None = None) -> None:
         super().__init__()
+        self.populations = dict(populations or {})
+        self._members: dict[str, dict[str, Any]] = {}  # trial id -> its PBT state, saved before a restore
         self.settings = {name: dict(options) for name, options in settings.items()}
         # what Tune checks every result for: the sweep's metric, which every result has; an epoch
         # that did not validate (val_every) has no "score", and each ASHA passes over it
@@ -61,6 +69,13 @@ class SweepScheduler(FIFOScheduler):
     def _asha(self, trial) -> ASHAScheduler | None:
         return self.ashas.get(_search(trial))
 
+    def _population(self, trial, controller) -> tuple[Any, Any] | None:
+        """The trial's search's PBT and the controller as that search sees it, or ``None``."""
+        from .population import SearchView
+
+        name = _search(trial)
+        return (self.populations[name], SearchView(controller, name)) if name in self.populations else None
+
     # -- Tune's scheduler interface ----------------------------------------------------------
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
@@ -70,8 +85,18 @@ class SweepScheduler(FIFOScheduler):
         asha = self._asha(trial)
         if asha is not None:
             asha.on_trial_add(tune_controller, trial)
+        population = self._population(trial, tune_controller)
+        if population is not None:
+            pbt, view = population
+            pbt.on_trial_add(view, trial)
+            if trial.trial_id in self._members:  # re-added on restore: it goes on with its state
+                pbt.restore_member(trial, self._members.pop(trial.trial_id))
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        population = self._population(trial, tune_controller)
+        if population is not None:
+            pbt, view = population
+            return TrialScheduler.CONTINUE if is_marker(result) else pbt.on_trial_result(view, trial, result)
         asha = self._asha(trial)
         if asha is None or is_marker(result):  # a failed or diverged trial's last word: no epoch
             return TrialScheduler.CONTINUE
@@ -104,22 +129,39 @@ class SweepScheduler(FIFOScheduler):
         if asha is not None:
             asha.on_trial_error(tune_controller, trial)
 
+    def choose_trial_to_run(self, tune_controller):
+        """A population's waiting member first, the one that trained least (its PBT's choice), so
+        that a population trains together; else Tune's FIFO order."""
+        from .population import SearchView
+
+        for name, pbt in self.populations.items():
+            trial = pbt.choose_trial_to_run(SearchView(tune_controller, name))
+            if trial is not None:
+                return trial
+        return super().choose_trial_to_run(tune_controller)
+
     def debug_string(self) -> str:
-        return "\n".join(f"[{name}] {asha.debug_string()}" for name, asha in self.ashas.items())
+        return "\n".join([f"[{name}] {asha.debug_string()}" for name, asha in self.ashas.items()]
+                         + [f"[{name}] {pbt.debug_string()}" for name, pbt in self.populations.items()])
 
     # -- state (see SchedulerState) ------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        """The rungs each ASHA has recorded and the trials stopped so far (picklable)."""
+        """The rungs each ASHA has recorded, the trials stopped so far, and each PBT member's state
+        (its last score, perturbation epoch and checkpoint; picklable)."""
+        members = {trial_id: saved for pbt in self.populations.values()
+                   for trial_id, saved in pbt.member_states().items()}
         return {"ashas": {name: dict(vars(asha)) for name, asha in self.ashas.items()},
-                "stopped": dict(self.stopped)}
+                "stopped": dict(self.stopped), "members": members}
 
     def load(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state` (the searches' ASHAs as they were then)."""
+        """Continue from :meth:`state` (the searches' ASHAs as they were then; each PBT member's
+        state as it is re-added)."""
         for name, saved in state.get("ashas", {}).items():
             if name in self.ashas:
                 vars(self.ashas[name]).update(saved)
         self.stopped.update(state.get("stopped", {}))
+        self._members.update(state.get("members", {}))
 
 
 class SchedulerState(tune.Callback):

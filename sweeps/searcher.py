@@ -3,7 +3,8 @@ searches share the cluster's trial slots in one Tune experiment.
 
 Each search keeps its own way of choosing trials: a search whose trials are known up front (a
 grid, a one-trial baseline) gives them in order; a search that learns from results (Optuna over
-alpha) keeps its own Ray searcher and is told of its own trials only. Tune's
+alpha) keeps its own Ray searcher and is told of its own trials only: their final metric, or each
+of a search's objectives (``static_pareto``) at the trial's best epoch. Tune's
 ``max_concurrent_trials`` limits the sweep as a whole, and Tune's checkpoints, restore and
 failure handling apply to every trial as to any other experiment.
 
@@ -15,24 +16,27 @@ recommended trial trains at its best configuration's rate: the weights were foun
 Order: the search that feeds the recommended trial first (so that the alpha result and the
 recommended trial come early), then the others in the spec's order, each search giving out all
 of its trials before the next one starts. Idle slots never wait on a search that has nothing to
-give.
+give, but a search whose trials train together (a ``pbt`` population) starts only once all of
+them fit under Tune's ``max_concurrent_trials`` beside the trials still running.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
 from ray.tune.search import Searcher
 
-from trainables import TrialBase, is_marker
+from trainables import TrialBase, is_marker, metric_names
 
+from .scheduler import SCORE
 from .searches import SearchType, StaticSearch
 
 RECOMMENDED = "recommended_static"
 RECOMMENDED_TYPE = StaticSearch.type_name()
-AVERAGE_WEIGHT = "avg_weight/"  # the trainable's running time-average of the step-mean weights
+AVERAGE_WEIGHT = metric_names.AVERAGE_WEIGHT  # the trainable's running time-average of the step-mean weights
 
 
 def trial_config(base: TrialBase, search: SearchType, point: dict[str, Any], repeat: int = 0) -> dict[str, Any]:
@@ -54,7 +58,7 @@ class _Group:
     key: str
     point: dict[str, Any]
     handed: int = 0
-    scores: dict[str, float] = field(default_factory=dict)  # trial id -> its final metric
+    scores: dict[str, list[float]] = field(default_factory=dict)  # trial id -> its final metric(s)
     failed: set[str] = field(default_factory=set)
 
 
@@ -73,6 +77,8 @@ class _Source:
     open_group: str | None = None  # the pick whose repeats are being handed out
     labels: dict[str, str] = field(default_factory=dict)  # trial id -> its configuration's label
     rates: dict[str, float] = field(default_factory=dict)  # trial id -> its network lr (training.lr)
+    objectives: list[str] | None = None  # what its searcher is told, at each trial's best epoch; None: the metric
+    best_epochs: dict[str, dict] = field(default_factory=dict)  # trial id -> its best epoch's objectives so far
 
     @property
     def exhausted(self) -> bool:
@@ -100,24 +106,38 @@ class _Source:
         group.handed += 1
         return group.point, group.handed - 1
 
+    def keep_best_epoch(self, trial_id: str, result: dict) -> None:
+        """Keep the :attr:`objectives` of the trial's epoch with the lowest ``score`` so far (the first of equals)."""
+        score = result.get(SCORE)
+        if self.objectives is None or score is None or not math.isfinite(score):
+            return
+        kept = self.best_epochs.get(trial_id)
+        if kept is None or score < kept[SCORE]:
+            self.best_epochs[trial_id] = {SCORE: score, **{key: result.get(key) for key in self.objectives}}
+
     def tell(self, trial_id: str, result: dict | None, error: bool, metric: str) -> None:
-        """Tell the searcher of an ended trial: at once without repeats, else the mean of a
-        pick's repeats once all of them have ended (an error only if every one failed)."""
+        """Tell the searcher of an ended trial (its :attr:`objectives` at its best epoch, else
+        ``metric``): at once without repeats, else the mean of a pick's repeats once all of them
+        have ended (an error only if every one failed)."""
+        keys = self.objectives or [metric]
+        if result and self.objectives is not None:
+            result = {key: self.best_epochs.get(trial_id, {}).get(key) for key in keys}
         if self.search.repeats == 1:
             self.searcher.on_trial_complete(trial_id, result=result, error=error)
             return
         group = self.groups.get(self.group_of.get(trial_id, ""))
         if group is None:
             return
-        value = None if error or not result else result.get(metric)
-        if value is None:
+        values = None if error or not result else [result.get(key) for key in keys]
+        if values is None or any(value is None for value in values):
             group.failed.add(trial_id)
         else:
-            group.scores[trial_id] = float(value)
+            group.scores[trial_id] = [float(value) for value in values]
         if len(group.scores) + len(group.failed) == self.search.repeats:
             scores = list(group.scores.values())
             if scores:
-                self.searcher.on_trial_complete(group.key, result={metric: sum(scores) / len(scores)})
+                means = {key: sum(column) / len(scores) for key, column in zip(keys, zip(*scores))}
+                self.searcher.on_trial_complete(group.key, result=means)
             else:
                 self.searcher.on_trial_complete(group.key, error=True)
 
@@ -173,8 +193,9 @@ class SweepSearcher(Searcher):
         sources = []
         for search in ordered:
             points = search.trial_points(len(task_names), seed)
-            searcher = None if points is not None else search.searcher(seed, metric, mode, num_tasks=len(task_names))
-            sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher))
+            objectives = search.objectives(task_names) if points is None else None
+            searcher = None if points is not None else search.searcher(seed, objectives or metric, mode, len(task_names))
+            sources.append(_Source(search, search.trial_count(len(task_names)), points, searcher, objectives=objectives))
         recommendation = _Recommendation(recommend_from) if recommend_from else None
         self.ledger = _Ledger(sources, recommendation)
 
@@ -183,11 +204,18 @@ class SweepSearcher(Searcher):
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # our searches bring their own spaces; metric and mode are fixed above
 
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Kept for a population to wait for room (:meth:`suggest`); Tune's ConcurrencyLimiter enforces it."""
+        self.max_concurrent = max_concurrent
+        return False
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         self._add_recommended()
         for source in self.ledger.sources:
             if source.exhausted:
                 continue
+            if source.search.trains_together and source.handed == 0 and not self._room_for(source):
+                return None  # a population starts at once: its members wait until all of them fit
             picked = source.next_point(trial_id)
             if picked is None:
                 continue
@@ -202,8 +230,10 @@ class SweepSearcher(Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         source = self._source_of(trial_id)
-        if (source is not None and source.searcher is not None and source.search.repeats == 1
-                and not is_marker(result)):
+        if source is None or source.searcher is None or is_marker(result):
+            return
+        source.keep_best_epoch(trial_id, result)
+        if source.search.repeats == 1 and source.objectives is None:
             source.searcher.on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -246,6 +276,12 @@ class SweepSearcher(Searcher):
         return self.ledger.trial_search.get(trial_id)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _room_for(self, source: _Source) -> bool:
+        """Whether all of the source's trials fit beside the live ones under ``max_concurrent``."""
+        limit = getattr(self, "max_concurrent", None)
+        live = len(self.ledger.trial_search) - sum(len(s.ended) for s in self.ledger.sources)
+        return limit is None or live + source.total <= limit
 
     def _source_of(self, trial_id: str) -> _Source | None:
         name = self.ledger.trial_search.get(trial_id)

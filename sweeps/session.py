@@ -21,6 +21,7 @@ import ray
 
 from trainables import TrackingError, check_tracking_server, first_line
 
+from .ray_output import quiet_raylet_reports
 from .state import SweepError
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def quiet_logs() -> None:
     Optuna sets its own level when it is first imported: it is quieted here once imported (a
     sweep imports it while Ray starts, see :func:`connect`)."""
     logging.getLogger("ray").setLevel(logging.CRITICAL)
+    quiet_raylet_reports()  # a dead node's raylet log tail: one line (sweeps.ray_output)
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if "optuna" in sys.modules:
@@ -132,6 +134,9 @@ def start_ray(address: str | None, quiet: bool = True, runtime_env: dict | None 
             where = f"Ray at {address!r}" if address else "a local Ray"
             raise SweepError(f"cannot start {where} with the spec's runtime_env ({first_line(error)}); "
                              "check runtime_env and --ray-address") from None
+        if not address:  # (a loaded machine: Ray's processes did not start in time)
+            raise SweepError(f"cannot start a local Ray ({first_line(error)}); run it again when the machine is "
+                             "less busy, or pass --ray-address of a running cluster") from None
         raise SweepError(f"cannot connect to Ray at {address!r} ({first_line(error)}); check --ray-address") from None
     _STARTED.update(job=_ray_job(), runtime_env=runtime_env)
 
@@ -171,9 +176,14 @@ def _too_big(cpu: float, gpu: float, node_cpus: float, node_gpus: float) -> str 
     return None
 
 
-def check_local_resources(cpu: float, gpu: float) -> None:
+def check_local_resources(cpu: float, gpu: float, device: str = "auto") -> None:
     """Before a local Ray starts: a trial's resources fit this machine (else every trial would
-    wait for ever)."""
+    wait for ever), and a trial's ``device`` (``training.device``) is here (a ``cuda`` device on a
+    machine without a GPU: every trial would fail)."""
+    if str(device).startswith("cuda") and local_gpus() == 0:
+        raise SweepError(f"training.device is {device!r} but this machine has no GPU, so every trial would fail; "
+                         "set training.device to auto (a GPU where there is one) or cpu, or pass --ray-address "
+                         "of a cluster that has GPUs")
     problem = _too_big(cpu, gpu, local_cpus(), local_gpus())
     if problem:
         raise SweepError(f"resources: {problem.format(where='this machine')}, so no trial could start; "

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import shlex
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,12 @@ class SweepError(RuntimeError):
 class SweepUnfinished(SweepError):
     """The sweep stopped for a passing reason (its tracking server stayed away); its trials are
     checkpointed and ``gradnorm-tune resume`` finishes it. One line, like :class:`SweepError`."""
+
+
+class FinishFailed(RuntimeError):
+    """A finishing step (the comparison, its plots) failed on an internal error, not on the user's
+    input: the trials' record is whole and ``gradnorm-tune report`` rebuilds it. One line, naming
+    the log that keeps the traceback."""
 
 
 @dataclass
@@ -94,10 +103,16 @@ class SweepState:
 
     @property
     def resume_command(self) -> str:
-        """The command that finishes this sweep after an interruption."""
+        """The command that finishes this sweep after an interruption, quoted for the shell (a URI's
+        ``?...&...`` included)."""
         if self.job is not None:
-            return f"gradnorm-tune submit --resume {self.directory} --address http://HEAD:8265"
-        return f"gradnorm-tune resume {self.directory}"
+            return f"gradnorm-tune submit --resume {shlex.quote(str(self.directory))} --address http://HEAD:8265"
+        return f"gradnorm-tune resume {shlex.quote(str(self.directory))}"
+
+    @property
+    def report_command(self) -> str:
+        """The command that rebuilds this sweep's comparison, quoted for the shell."""
+        return f"gradnorm-tune report {shlex.quote(str(self.directory))}"
 
     def save(self) -> None:
         data = {key: value for key, value in self.__dict__.items() if key != "directory"}
@@ -124,7 +139,49 @@ class SweepState:
         if text is None:
             raise SweepError(f"{directory} is not a sweep directory (no {STATE_FILE}); "
                              "pass the directory a sweep printed at its start")
-        return cls(directory=where, **json.loads(text))
+        return cls(directory=where, **_fields(text, storage.join(str(where), STATE_FILE)))
+
+
+def _fields(text: str, source: str) -> dict[str, Any]:
+    """What a ``sweep.json`` holds, checked: a JSON object with every field a sweep writes, of its
+    type; anything else is a one-line SweepError."""
+    fix = "pass the directory a sweep printed at its start; a damaged state cannot be resumed or reported"
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise SweepError(f"{source} is not JSON ({one_line(error)}); {fix}") from None
+    if not isinstance(data, dict):
+        raise SweepError(f"{source} holds a {type(data).__name__}, not a sweep's state; {fix}")
+    kinds = [f.name for f in fields(SweepState) if f.name != "directory"]
+    required = [f.name for f in fields(SweepState) if f.name != "directory" and f.default is MISSING
+                and f.default_factory is MISSING]
+    missing = [name for name in required if name not in data]
+    if missing:
+        raise SweepError(f"{source} is not a sweep's state (missing: {', '.join(missing)}); {fix}")
+    unknown = sorted(set(data) - set(kinds))
+    if unknown:
+        raise SweepError(f"{source} has unknown fields ({', '.join(unknown)}): written by another version of "
+                         f"gradnorm-tune?; use that version, or {fix}")
+    hints = typing.get_type_hints(SweepState)
+    for name, value in data.items():
+        if not _holds(hints[name], value):
+            raise SweepError(f"{source}: {name} is {type(value).__name__}, not a sweep's {name}; {fix}")
+    return data
+
+
+def _holds(hint: Any, value: Any) -> bool:
+    """Whether a JSON value fits a :class:`SweepState` field's annotation (its outer type; ``None``
+    where the field is optional; a whole number where it is a float; never a bool for a number)."""
+    if hint is Any:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_holds(arg, value) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    kind = typing.get_origin(hint) or hint
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
 
 
 def location(directory: str | os.PathLike) -> Path | str:

@@ -7,6 +7,7 @@ outcome tag, all from how each trial ended (:class:`trainables.Outcome`).
 | 2 | bad input, found before anything started (spec, flags, servers, cluster) |
 | 3 | some trials failed or diverged; every search still has a result |
 | 4 | at least one search has no result at all: all its trials failed or diverged |
+| 70 | a finishing step (the comparison, its plots) failed on an internal error: the trials' record is whole, the traceback is in the sweep's ``logs/comparison.log``, ``gradnorm-tune report`` rebuilds it |
 | 75 | the sweep stopped unfinished for a passing reason (the tracking server stayed away): resume it |
 | 130 | interrupted by SIGINT (Ctrl-C): resume it |
 | 143 | interrupted by SIGTERM (e.g. from a job scheduler): resume it |
@@ -21,7 +22,7 @@ from enum import IntEnum
 
 from trainables import Outcome
 
-__all__ = ["ExitStatus", "Verdict"]
+__all__ = ["OUTCOMES", "ExitStatus", "Verdict"]
 
 
 class ExitStatus(IntEnum):
@@ -31,6 +32,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2
     TRIALS_FAILED = 3
     NO_RESULT = 4
+    INTERNAL = 70  # (sysexits' EX_SOFTWARE)
     UNFINISHED = 75
     SIGINT = 128 + signal.SIGINT
     SIGTERM = 128 + signal.SIGTERM
@@ -38,6 +40,10 @@ class ExitStatus(IntEnum):
     @classmethod
     def interrupted_by(cls, signum: int | None) -> ExitStatus:
         return cls.SIGTERM if signum == signal.SIGTERM else cls.SIGINT
+
+
+#: the comparison run's outcome tag of a sweep that ran to its end, by its exit status
+OUTCOMES = {ExitStatus.OK: "complete", ExitStatus.TRIALS_FAILED: "trials_failed", ExitStatus.NO_RESULT: "no_result"}
 
 
 @dataclass
@@ -78,8 +84,7 @@ class Verdict:
     @property
     def outcome(self) -> str:
         """The comparison run's outcome tag: ``complete``, ``trials_failed`` or ``no_result``."""
-        return {ExitStatus.OK: "complete", ExitStatus.TRIALS_FAILED: "trials_failed",
-                ExitStatus.NO_RESULT: "no_result"}[self.status]
+        return OUTCOMES[self.status]
 
     def line(self) -> str:
         """The one summary line printed at the sweep's end."""

@@ -11,7 +11,12 @@ how far it got), and a fault that strikes at a given step.
   from the last checkpoint then finishes;
 - ``"nan_loss"``: the losses are NaN from step ``k`` on, for the seeds in ``seeds`` (all: None);
 - ``"nan_score"``: the validation score is NaN once the model has taken ``k`` steps;
-- ``"exit"``: ``task_losses`` calls ``sys.exit(3)`` at step ``k``.
+- ``"exit"``: ``task_losses`` calls ``sys.exit(3)`` at step ``k``;
+- ``"broadcast"``: task ``high``'s targets of shape ``(N,)`` (not ``(N, 1)`` as its outputs) and its
+  loss written by hand: ``(output - target) ** 2`` broadcasts ``(B, 1)`` against ``(B,)`` to ``(B, B)``
+  (no torch warning);
+- ``"loader"``: the train split is a Dataset batched by a DataLoader (``training.num_workers``
+  worker processes) whose every item raises ``IndexError``, in the worker.
 
 ``faults=[...]`` gives each seed its own fault instead (``faults[s]`` for the model built with
 seed ``s``): one sweep of repeats then holds several faults, one per trial.
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from gradnorm_core.problems import Metrics, MultiHeadNet, NormalizedMSE, Problem, Split
 
@@ -39,6 +45,19 @@ class CountingNet(MultiHeadNet):
         if self.training:
             self.steps += 1
         return super().forward(x, branch)
+
+
+class Unreadable(Dataset):
+    """A split whose items cannot be read (a corrupt file, say): each raises ``IndexError``."""
+
+    def __init__(self, split: Split) -> None:
+        self.size = len(split)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int):
+        raise IndexError(f"faulty: train item {index} cannot be read")
 
 
 class Faulty(Problem):
@@ -58,7 +77,11 @@ class Faulty(Problem):
         splits = []
         for size in (self.num_train, 32, 32):
             x = torch.randn(size, 4, generator=generator)
-            splits.append(Split(x, (torch.sin(x.sum(1, keepdim=True)), 10 * x[:, :1] * x[:, 1:2])))
+            high = 10 * x[:, :1] * x[:, 1:2]
+            splits.append(Split(x, (torch.sin(x.sum(1, keepdim=True)), high.reshape(-1) if self.fault == "broadcast"
+                                    else high)))
+        if self.fault == "loader":
+            splits[0] = Unreadable(splits[0])
         return tuple(splits)
 
     def build_model(self, seed: int = 0) -> nn.Module:
@@ -77,6 +100,9 @@ class Faulty(Problem):
         return self.model is not None and self.model.training and int(self.model.steps) >= self.at
 
     def task_losses(self, outputs, targets):
+        if self.fault == "broadcast":
+            high = ((outputs[1] - targets[1]) ** 2).mean()  # (B, 1) - (B,): (B, B)
+            return torch.stack([nn.functional.mse_loss(outputs[0], targets[0]), high])
         losses = torch.stack([nn.functional.mse_loss(o, t) for o, t in zip(outputs, targets)])
         if self.fault == "raise" and self._struck() and int(self.model.steps) == self.at:
             raise ValueError(f"faulty: bad targets at step {self.at}")

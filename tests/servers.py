@@ -233,9 +233,10 @@ class Postgres:
 
 
 class MlflowServer:
-    """``mlflow server --app-name basic-auth`` on PostgreSQL, on 127.0.0.1."""
+    """``mlflow server --app-name basic-auth`` on PostgreSQL, on 127.0.0.1; without ``auth_uri``, a
+    plain ``mlflow server`` (no accounts) on whatever ``backend_uri`` says (a SQLite file)."""
 
-    def __init__(self, backend_uri: str, auth_uri: str, root: Path) -> None:
+    def __init__(self, backend_uri: str, auth_uri: str | None, root: Path) -> None:
         self.backend_uri, self.auth_uri, self.root = backend_uri, auth_uri, Path(root)
         self.port = free_port()
         self.admin = ("admin", secrets.token_urlsafe(16))
@@ -266,11 +267,12 @@ class MlflowServer:
                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             env.pop(key, None)
+        auth = ["--app-name", "basic-auth"] if self.auth_uri is not None else []
         self.starts += 1
         self.log_path = self.root / f"server-{self.starts}.log"
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                [BIN / "mlflow", "server", "--app-name", "basic-auth", "--host", HOST, "--port", str(self.port),
+                [BIN / "mlflow", "server", *auth, "--host", HOST, "--port", str(self.port),
                  "--backend-store-uri", self.backend_uri, "--artifacts-destination", str(self.root / "artifacts"),
                  "--workers", "1"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,

@@ -6,9 +6,9 @@
 - tests/test_progress.py: the progress line while it runs (printed after every step of Tune's loop);
 - tests/test_network_lr.py: the network's learning rate drawn by Optuna for equal weights.
 
-Five searches at 2 slots: GradNorm's alpha by Optuna, a 2-point static grid, equal weights, equal
-weights with the network's lr drawn from a range that leaves out the sweep's ``training.lr``, and
-the recommended static trial.
+Five searches at 2 slots: GradNorm's alpha by Optuna, a static grid of 9 points sampled at 2 (so
+that the record projects the full grid's cost), equal weights, equal weights with the network's lr
+drawn from a range that leaves out the sweep's ``training.lr``, and the recommended static trial.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SPEC = {
     "resources": {"cpu": 1, "max_concurrent": 2},
     "searches": {
         "gradnorm": {"type": "gradnorm", "search": "optuna", "alpha": {"low": 0.0, "high": 3.0}, "num_trials": 2},
-        "grid": {"type": "static_grid", "levels": [[1], [0.5, 2], [1]]},
+        "grid": {"type": "static_grid", "levels": [[1], [0.5, 1, 2], [0.5, 1, 2]], "max_trials": 2},
         "equal": {"type": "equal"},
         "lrs": {"type": "equal", "lr": {"low": LR_RANGE[0], "high": LR_RANGE[1]}, "num_trials": 3},
     },

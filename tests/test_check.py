@@ -100,7 +100,8 @@ def test_a_good_problem_gives_its_report(place, capsys):
     path = write_spec(place, searches={"gradnorm": {"type": "gradnorm", "alpha": {"low": 0.5, "high": 2.0},
                                                     "num_trials": 3},
                                        "grid": {"type": "static_grid", "levels": [1, 2]},
-                                       "equal": {"type": "equal"}}, recommended_static=True)
+                                       "equal": {"type": "equal"}, "mgda": {"type": "mgda"},
+                                       "rlw": {"type": "rlw", "repeats": 2}}, recommended_static=True)
     ray_before = ray_running()
     assert main(["check", str(path)]) == 0
     out = capsys.readouterr().out
@@ -118,10 +119,11 @@ def test_a_good_problem_gives_its_report(place, capsys):
     assert "  data: train 64, val 32, test 32 items; first batch: x (16, 2), targets (16, 1), (16,)\n" in out
     assert "  GradNorm's W: trunk.2 (Linear, 272 parameters): fast path, one backward pass per step\n" in out
     lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("    ")}
-    assert set(lines) == {"gradnorm", "grid", "equal", "static"}, out
+    assert set(lines) == {"gradnorm", "grid", "equal", "static", "mgda", "rlw"}, out
+    assert " 1 trial(s)" in lines["mgda"] and " 2 trial(s)" in lines["rlw"]
     assert " 3 trial(s) of ~" in lines["gradnorm"] and "(alpha=0.5)" in lines["gradnorm"]  # the range's low end
     assert " 4 trial(s)" in lines["grid"] and " 1 trial(s)" in lines["equal"] and " 1 trial(s)" in lines["static"]
-    assert "estimated compute of the sweep: 9 trials x 2 epochs" in out
+    assert "estimated compute of the sweep: 12 trials x 2 epochs" in out
     assert out.rstrip().endswith(f"no mistake found: gradnorm-tune sweep {path}")
     # it ran in the shipped working_dir, as a worker does; nothing of it is left in this process
     assert f", in {place / 'code'}, device cpu\n" in out and os.getcwd() == str(place) and MODULE not in sys.modules
@@ -184,8 +186,14 @@ MISTAKES = {
         "Rings.task_losses: returned a list; return the 2 losses as one tensor: torch.stack([loss_1, ..., loss_2])"),
     "a target broadcast against its output": (
         {"code": replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)")},
-        "Rings.task_losses: torch warned: Using a target size (torch.Size([16])) that is different to the input size "
-        "(torch.Size([16, 1]))"),
+        "Rings.task_losses: task 'radius': its loss broadcast the target (16,) against the output (16, 1) to (16, 16) "
+        "on the first batch (it compares every output with every target); give the output and its target the same "
+        "shape (e.g. the target as (16, 1)"),
+    "a target broadcast in a loss written by hand": (  # no torch warning here
+        {"code": replaced("F.mse_loss(outputs[0], targets[0])", "((outputs[0] - targets[0]) ** 2).mean()",
+                          replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)"))},
+        "Rings.task_losses: task 'radius': its loss broadcast the target (16,) against the output (16, 1) to (16, 16) "
+        "on the first batch"),
     "a non-finite loss": (
         {"code": replaced("F.mse_loss(outputs[0], targets[0])",
                           "F.mse_loss(outputs[0], targets[0].log() - 1e9 * 1e300)")},
@@ -222,6 +230,14 @@ MISTAKES = {
         "searches.gradnorm: method 'gradnorm': shared_layer: Plain has no last_shared_layer; give shared_layer, the "
         "module path of GradNorm's W in the model (one of: trunk, trunk.0, trunk.1, trunk.2, trunk.3, heads, heads.0, "
         "heads.1)"),
+    "a gradient method on a model without branch=": (
+        {"code": replaced("return MultiHeadNet(trunk, [nn.Linear(16, 1), nn.Linear(16, 4)])",
+                          "return Plain(trunk, [nn.Linear(16, 1), nn.Linear(16, 4)])",
+                          replaced('    shared_layer = "trunk.2"\n', "", PLAIN + RINGS)),
+         "searches": {"upgrad": {"type": "upgrad"}}},
+        "searches.upgrad: method 'upgrad': UPGrad needs a model whose forward takes branch= (MultiHeadNet), got Plain: "
+        "it reads the trunk's output through branch; build the model as a MultiHeadNet or give its forward a branch "
+        "argument"),
 }
 
 
@@ -243,6 +259,15 @@ def test_each_mistake_is_one_line_exit_2_without_ray_or_mlflow(case, place, caps
     assert expected.format(code=place / "code") in err, err
     assert captured.out == ""
     assert ray_running() == ray_before and not (place / "mlflow.db").exists() and MODULE not in sys.modules
+
+
+def test_a_loss_that_reshapes_the_output_itself_is_no_mistake(place, capsys):
+    """Output (B, 1) and target (B,) of other shapes, but a loss that pairs them (as the built-in
+    MultiDigits and QM9 do): the shape check passes it."""
+    code = replaced("F.mse_loss(outputs[0], targets[0])", "F.mse_loss(outputs[0].squeeze(1), targets[0])",
+                    replaced("radius = x.norm(dim=1, keepdim=True)", "radius = x.norm(dim=1)"))
+    assert main(["check", str(write_spec(place, code))]) == 0, capsys.readouterr().err
+    assert "no mistake found" in capsys.readouterr().out
 
 
 def test_verbose_shows_the_traceback_of_the_problems_own_error(place, capsys):

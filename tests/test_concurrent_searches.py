@@ -44,7 +44,7 @@ def test_searches_share_the_slots_and_every_trial_runs_once(small_sweep):
     for run in trials:
         assert run.data.tags[PARENT] == searches[run.data.tags[SEARCH]].info.run_id
         assert run.info.status == "FINISHED"
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "score")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/score")]
         assert steps == list(range(1, EPOCHS + 1))
 
     # trials of different searches ran at the same time

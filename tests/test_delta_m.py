@@ -118,12 +118,12 @@ def test_delta_ms_rows_table_and_csv(tmp_path):
     assert reference_row["best_val_score"] is None and reference_row["best_config"] == "each task alone"
     assert (reference_row["test/digit/accuracy"], reference_row["test/size/mae"]) == (pytest.approx(0.95), 3.0)
     assert "vs_best" not in reference_row
-    text = format_table(rows, metrics)
+    text = format_table(rows, metrics).split("\n\n")[0]  # the headline table
     header = [c.strip() for c in text.splitlines()[0].strip("|").split("|")]
-    assert header[6] == "Δm%"
+    assert header[5] == "Δm%"
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
              for line in text.splitlines()[2:]}
-    assert (cells["good"][6], cells["stl"][6], cells["bad"][6]) == ("-10.00", "0.00", "35.00")
+    assert (cells["good"][5], cells["stl"][5], cells["bad"][5]) == ("-10.00", "0.00", "35.00")
     write_csv(rows, tmp_path / "rows.csv")
     with open(tmp_path / "rows.csv", newline="") as handle:
         back = {row["search"]: row for row in csv.DictReader(handle)}
@@ -143,6 +143,38 @@ def test_primary_metrics_come_from_the_problem_without_its_data():
                                        PrimaryMetric("sum", "sum/rmse", False)]
     qm9 = primary_metrics(make_problem("qm9"))
     assert len(qm9) == 11 and all(p.name == f"{p.task}/mae" and not p.higher_is_better for p in qm9)
+
+
+def test_the_comparison_reads_the_primary_metrics_as_the_trials_recorded_them(capsys):
+    """What a trial records at its first report (trainables' primary_metrics_of) reads back as the
+    problem declares them, with no problem imported; a record that leaves a task out is one line
+    and no Delta m%; a record without any (older) falls back to the spec's problem."""
+    from dataclasses import replace
+
+    from gradnorm_core import make_problem
+    from sweeps.report import recorded_primary_metrics, sweep_primary_metrics
+    from sweeps.spec import parse_spec
+    from trainables.trainable import primary_metrics_of
+
+    digits = make_problem("multidigits", num_train=64, num_val=32, num_test=32)
+    recorded = json.loads(primary_metrics_of(digits))
+    tasks = list(digits.task_names)
+    older = competitor("older", 0.9, 1.0)  # written before trials recorded them: no primary
+    both = competitor("equal", 0.9, 1.0)
+    both.trials = [replace(both.trials[0], primary=recorded)]
+    assert recorded_primary_metrics([older, both], tasks) == primary_metrics(digits)
+    assert recorded_primary_metrics([older], tasks) is None
+
+    partial = competitor("partial", 0.9, 1.0)
+    partial.trials = [replace(partial.trials[0], primary={"left": recorded["left"]})]
+    with pytest.raises(ValueError, match="^the trials' problem gives no primary metric .* for task 'right'; "):
+        recorded_primary_metrics([partial], tasks)
+    spec = parse_spec({"name": "pm", "problem": {"name": "multidigits", "options": {"num_train": 64}},
+                       "training": {"epochs": 1}, "searches": {"equal": "equal"}})
+    assert sweep_primary_metrics([partial], spec) is None
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("Delta m% left out: no primary metric of every task (ValueError: the trials' problem")
+    assert sweep_primary_metrics([older], spec) == primary_metrics(digits)  # the older record: from the problem
 
 
 def test_a_short_sweep_logs_delta_m_for_every_search(local_ray, tmp_path, new_store):

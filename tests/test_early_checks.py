@@ -206,9 +206,22 @@ def test_the_limits_are_the_installed_mlflows():
 
 
 def test_the_comparison_runs_metrics_fit_the_room_kept_for_them():
-    from sweeps.comparison import ROW_METRICS
+    """Every number a search's run (and the comparison run, after ``<search>/``) can carry, in every
+    unit, with a sampled grid and a derived search."""
+    from test_answer import sweep
 
-    assert max(len(key) for key in ROW_METRICS) <= SEARCH_METRIC
+    from sweeps.comparison import search_metrics
+    from sweeps.report import cost_rows
+
+    searches = sweep()
+    for search in searches:
+        for trial in search.trials:
+            trial.gpu_seconds = 1.0
+    searches[1].trials[0].outcome = "stopped"  # (a zero count is not logged)
+    keys = {key for row in cost_rows(searches, []) for key in search_metrics(row)}
+    assert {"full_grid_samples_fraction", "full_grid_gpu_seconds", "to_grid_best_samples", "gpu_with_source_seconds",
+            "samples_with_source", "stopped_compute_seconds", "outcome/failed"} <= keys
+    assert max(len(key) for key in keys) <= SEARCH_METRIC
 
 
 def test_the_longest_names_allowed_work(tmp_path):

@@ -11,15 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.collections import LineCollection
 
 from report_fixtures import all_failed_search, epoch, grid_search, gradnorm_search
 from report_fixtures import trial as make_trial
 from sweeps.report import (
     SearchSummary,
     TrialSummary,
+    alpha_vs_score_figure,
     best_so_far_figure,
     best_trial,
     comparison_figures,
+    grid_cost_figure,
     pareto_figure,
     save_figure,
     weights_figure,
@@ -134,7 +137,8 @@ def test_the_readability_check_fails_on_overlapping_and_cut_off_text():
 @pytest.mark.parametrize("tasks", [2, 3, 5])
 def test_every_plot_reads_with_2_3_and_5_tasks(tasks):
     figures = comparison_figures(sweep(tasks))
-    assert list(figures) == ["best_so_far.png", "pareto.png", "weights_gradnorm.png", "weights_gradnorm_searched.png"]
+    assert list(figures) == ["best_so_far.png", "pareto.png", "alpha_vs_score.png", "grid_cost_by_tasks.png",
+                             "weights_gradnorm.png", "weights_gradnorm_searched.png"]
     for name, figure in figures.items():
         assert_readable(figure)
 
@@ -254,7 +258,10 @@ def test_best_so_far_log_axis_and_nothing_to_plot():
 
 def test_comparison_figures_name_the_weights_of_the_searches_that_recommend_them():
     figures = comparison_figures([gradnorm_search(), grid_search(), all_failed_search()])
-    assert list(figures) == ["best_so_far.png", "pareto.png", "weights_gradnorm.png"]
+    assert list(figures) == ["best_so_far.png", "pareto.png", "alpha_vs_score.png", "grid_cost_by_tasks.png",
+                             "weights_gradnorm.png"]
+    # no alpha search: no alpha plot; no grid with a size: no grid cost plot
+    assert list(comparison_figures([all_failed_search()])) == ["best_so_far.png", "pareto.png"]
 
 
 def assert_png(path: Path) -> None:
@@ -298,3 +305,84 @@ def test_diverged_trials_are_not_drawn():
     grid = SearchSummary("static_grid", "static_grid", 1.0, [trial("static_grid", "g0", 0.5, (0.5, 0.5), names), bad])
     assert bad.outcome == "diverged"
     assert marked_front(pareto_figure([grid]), 2) == {(0, 1): {(0.5, 0.5)}}
+
+
+# ----------------------------------------------------------------------------- the alpha sweep's own view
+
+
+def alpha_trial(search, trial_id, alpha, score, *, rule="first_step", rate=0.025, seed=0, cost=2.0):
+    """A GradNorm trial (its configuration named by its ``trial_id``) with one epoch."""
+    config = {"balancer": {"method": "gradnorm", "alpha": alpha, "lr": rate, "initial_losses": rule},
+              "label": trial_id}
+    record = {"epoch": 1, "score": score, "test/score": score, "compute_seconds": cost, "weight/a": 1.0,
+              "weight/b": 1.0, "weight/c": 1.0, "mean_weight/a": 1.0, "mean_weight/b": 1.0, "mean_weight/c": 1.0}
+    return TrialSummary(search=search, trial_id=f"{trial_id}-{seed}", config=config, status="FINISHED",
+                        compute_seconds=cost, device="cpu", end_time=float(seed), history=[record],
+                        cpu_seconds=cost / 2, samples=100.0)
+
+
+def test_alpha_vs_score_draws_each_configurations_mean_and_spread_by_rule_beside_the_grids_best():
+    gradnorm = SearchSummary("gn", "gradnorm", 1.0, [
+        alpha_trial("gn", "x", 0.5, 0.30, seed=0), alpha_trial("gn", "x", 0.5, 0.34, seed=1),
+        alpha_trial("gn", "y", 1.5, 0.20, rule="chance", seed=0), alpha_trial("gn", "y", 1.5, 0.22, rule="chance", seed=1)],
+        recommends_static=True)
+    grid = SearchSummary("grid", "static_grid", 1.0, [alpha_trial("grid", "g", 0.0, 0.25, seed=k) for k in range(2)],
+                         grid_size=4)
+    figure = alpha_vs_score_figure([gradnorm, grid])
+    axes = figure.axes[0]
+    points = sorted(tuple(map(float, xy)) for c in axes.collections if len(c.get_offsets()) for xy in c.get_offsets()
+                    if not isinstance(c, LineCollection))
+    assert points == [(0.5, pytest.approx(0.32)), (1.5, pytest.approx(0.21))]
+    markers = {c.get_paths()[0].vertices.shape for c in axes.collections
+               if len(c.get_offsets()) and not isinstance(c, LineCollection)}
+    assert len(markers) == 2  # one marker per L(0) rule
+    (errors,) = [c for c in axes.collections if isinstance(c, LineCollection)]
+    spans = sorted(abs(segment[1][1] - segment[0][1]) / 2 for segment in errors.get_segments())
+    assert spans == [pytest.approx(np.std([0.20, 0.22], ddof=1)), pytest.approx(np.std([0.30, 0.34], ddof=1))]
+    (line,) = [line for line in axes.get_lines() if line.get_gid() == "grid's best"]
+    assert line.get_ydata()[0] == pytest.approx(0.25)
+    assert_readable(figure)
+    empty = alpha_vs_score_figure([grid])
+    assert "no GradNorm configuration with a result" in [t.get_text() for t in empty.axes[0].texts]
+
+
+def test_the_grids_cost_by_tasks_is_its_points_times_its_mean_cost_of_a_point():
+    # 2 of 9 points ran (levels [1], [3 levels], [3 levels]: the first task fixed), 2 seeds each
+    trials = [alpha_trial("grid", f"w{point}", 0.0, 0.3, seed=k, cost=3.0 + point) for point in range(2)
+              for k in range(2)]
+    grid = SearchSummary("grid", "static_grid", 1.0, trials, grid_size=9, levels=[1, 3, 3], sampled=True)
+    gradnorm = SearchSummary("gn", "gradnorm", 1.0, [alpha_trial("gn", "x", 1.0, 0.2, cost=5.0)])
+    figure = grid_cost_figure([grid, gradnorm], "cpu")
+    axes = figure.axes[0]
+    per_point = sum(t.cpu_seconds for t in trials) / 2  # a point's seeds together
+    (curve,) = [line for line in axes.get_lines() if line.get_label().startswith("the grid")]
+    assert list(curve.get_xdata()) == list(range(2, 11))
+    assert list(curve.get_ydata()) == pytest.approx([3 ** (tasks - 1) * per_point for tasks in range(2, 11)])
+    (mark,) = [c for c in axes.collections if "this sweep" in c.get_label()]
+    assert tuple(mark.get_offsets()[0]) == (3, pytest.approx(9 * per_point)) and "(projected)" in mark.get_label()
+    (flat,) = [line for line in axes.get_lines() if line.get_label() == "gn, as measured"]
+    assert flat.get_ydata()[0] == pytest.approx(2.5)
+    assert axes.get_yscale() == "log" and axes.get_ylabel() == "CPU time (s)"
+    assert_readable(figure)
+
+
+def test_the_pareto_axes_span_the_grid_and_an_off_scale_best_sits_on_the_edge_with_its_value():
+    names = TASK_NAMES[:2]
+    grid = SearchSummary("static_grid", "static_grid", 1.0, [trial("static_grid", f"g{i}", 0.5, p, names)
+                                                            for i, p in enumerate([(0.1, 0.2), (0.2, 0.1), (0.15, 0.15)])])
+    far = SearchSummary("far", "gradnorm", 1.0, [trial("far", "f", 0.1, (0.12, 40.0), names)])
+    here = SearchSummary("here", "equal", 1.0, [trial("here", "h", 0.2, (0.15, 0.15), names)])  # on a grid point
+    same = SearchSummary("same", "dwa", 1.0, [trial("same", "s", 0.3, (0.15, 0.15), names)])  # on "here"
+    figure = pareto_figure([grid, far, here, same])
+    axes = figure.axes[0]
+    low, high = axes.get_ylim()
+    assert low < 0.1 and 0.2 < high < 1.0  # the grid's span, not the far point's 40
+    (arrow,) = [text for text in axes.texts if text.get_gid() == "off scale"]
+    assert arrow.xy == (pytest.approx(0.12), pytest.approx(high))  # on the top edge, pointing out
+    drawn = [c for c in axes.collections if len(c.get_offsets()) == 1]
+    filled = [len(c.get_facecolors()) > 0 and c.get_facecolors()[0][3] > 0 for c in drawn]
+    assert filled == [True, True, False]  # far, here; then "same", on "here", drawn as a ring
+    handles, labels = axes.get_legend_handles_labels()
+    assert labels[-3:] == [f"far (beyond the axes: {names[1]} 40)", "here", "same"]
+    assert all(handle.get_facecolors()[0][3] > 0 for handle in handles[-3:])  # as drawn where nothing hides them
+    assert_readable(figure)

@@ -89,17 +89,17 @@ def test_rows_table_and_csv_say_a_derived_searchs_cost_with_its_source(sweep):
     assert rows["eq"]["to_grid_best"] is None
     text = format_table(list(rows.values()), [])
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-             for line in text.splitlines()[2:]}
-    assert cells["rec"][2] == "6.0 (26.0 with gn)" and cells["rec"][6] == "0.650"
-    assert (cells["gn"][6], cells["grid"][6], cells["eq"][6]) == ("0.500", "1.000", "never")
+             for line in text.split("\n\n")[0].splitlines()[2:]}
+    assert cells["rec"][2] == "6.0 (26.0 with gn), 65%" and cells["rec"][5] == "65%"
+    assert (cells["gn"][5], cells["grid"][5], cells["eq"][5]) == ("50%", "100%", "never: not within noise")
 
 
 def test_the_best_so_far_plot_starts_a_derived_search_after_its_sources_compute(sweep):
     grid, gradnorm, recommended, never = sweep
     figure = best_so_far_figure([gradnorm, grid, recommended, never])
     lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
-    assert set(lines) == {"gn", "grid", "eq", "rec (after gn's compute)"}
-    assert list(lines["rec (after gn's compute)"].get_xdata()) == [23.0, 26.0]  # 20 s of gn, then 3 + 3
+    assert set(lines) == {"gn", "grid", "eq", "rec (after gn's cost)", "grid's best (grid, 0.41 ± 0.014)"}
+    assert list(lines["rec (after gn's cost)"].get_xdata()) == [23.0, 26.0]  # 20 s of gn, then 3 + 3
     assert list(lines["gn"].get_xdata()) == [5.0, 10.0, 15.0, 20.0]
 
 

@@ -50,7 +50,7 @@ TRIALS = 3
 class Command:
     """``gradnorm-tune sweep|resume`` in a process of its own, its output in files (read while it runs)."""
 
-    def __init__(self, tmp_path: Path, command: str, target: str, uri: str) -> None:
+    def __init__(self, tmp_path: Path, command: str, target: str, uri: str, *flags: str) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]))
         env.pop("RAY_ADDRESS", None)
         count = len(list(tmp_path.glob("*.out")))
@@ -58,7 +58,7 @@ class Command:
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sweeps.cli", command, target, "--tracking-uri", uri,
-                 *(["--storage", str(tmp_path / "runs"), "--checkpoint-seconds", "0"] if command == "sweep" else [])],
+                 *(["--storage", str(tmp_path / "runs")] if command == "sweep" else []), *flags],
                 cwd=tmp_path, env=env, stdout=out, stderr=err)
 
     @property
@@ -103,7 +103,7 @@ def running_with_epochs(client: MlflowClient, experiment: str, count: int, epoch
             return None
         for run in runs:
             if (len(runs) >= count and run.info.status == "RUNNING"
-                    and len(client.get_metric_history(run.info.run_id, "score")) >= epochs):
+                    and len(client.get_metric_history(run.info.run_id, "val/score")) >= epochs):
                 return run
         return None
     return wait_until(found, 240, f"trial {count} running with {epochs} epoch(s) logged", interval=0.2)
@@ -111,14 +111,14 @@ def running_with_epochs(client: MlflowClient, experiment: str, count: int, epoch
 
 def records(client: MlflowClient, experiment: str) -> dict[tuple[str, str], dict]:
     """Every trial run by (search, label): its status and every metric's (epoch, value) points
-    but the compute time (a wall-clock)."""
+    but the clocks (wall-clock and CPU time)."""
     found = {}
     for run in trial_runs(client, experiment):
         key = (run.data.tags[SEARCH], run.data.params["label"])
         assert key not in found, f"trial {key} logged twice"
         found[key] = {"status": run.info.status, "outcome": run.data.tags.get(OUTCOME)} | {
             metric: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-            for metric in run.data.metrics if metric != "compute_seconds"}
+            for metric in run.data.metrics if metric not in ("compute_seconds", "cpu_seconds")}
     return found
 
 
@@ -127,14 +127,14 @@ def everything(client: MlflowClient, experiment: str) -> list:
     return client.search_runs([found.experiment_id], max_results=100)
 
 
-def interrupted(tmp_path: Path, experiment: str, uri: str, hold: list[int], signum: int):
-    """``gradnorm-tune sweep`` whose trials in ``hold`` wait at a gate, and ``signum`` sent while the
-    first of them waits there (it goes on once the sweep says it stops): the command, ended, its
-    exit status and that trial's run."""
+def interrupted(tmp_path: Path, experiment: str, uri: str, hold: list[int], signum: int, *flags: str):
+    """``gradnorm-tune sweep FLAGS`` whose trials in ``hold`` wait at a gate, and ``signum`` sent while
+    the first of them waits there (it goes on once the sweep says it stops): the command, ended,
+    its exit status and that trial's run."""
     gate = Gate(tmp_path / "gate")
     path = tmp_path / "stop.yaml"
     path.write_text(yaml.safe_dump(spec(experiment, gate, hold)))
-    driver = Command(tmp_path, "sweep", str(path), uri)
+    driver = Command(tmp_path, "sweep", str(path), uri, *flags)
     try:
         caught = running_with_epochs(MlflowClient(uri), experiment, hold[0])
         driver.signal(signum)
@@ -146,6 +146,8 @@ def interrupted(tmp_path: Path, experiment: str, uri: str, hold: list[int], sign
 
 
 def test_sigint_during_the_last_trial_then_resume_gives_the_uninterrupted_record(local_ray, tmp_path):
+    """At the default --checkpoint-seconds (10): the trial caught after its first epoch has reported
+    that epoch but not checkpointed it, so resume redoes it, and must not log it twice."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     driver, code, caught = interrupted(tmp_path, "stopped", uri, [TRIALS], signal.SIGINT)  # the last trial
@@ -195,7 +197,8 @@ def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_bo
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     # held: the first trial, and the second (which starts after the first resume)
-    driver, code, caught = interrupted(tmp_path, "terminated", uri, [1, 2], signal.SIGTERM)
+    driver, code, caught = interrupted(tmp_path, "terminated", uri, [1, 2], signal.SIGTERM,
+                                       "--checkpoint-seconds", "0")
     assert code == 143, driver.out[-2000:] + driver.err[-2000:]
     assert client.get_run(caught.info.run_id).info.status == "KILLED"
     assert not [run for run in everything(client, "terminated") if run.info.status == "RUNNING"]
@@ -227,5 +230,5 @@ def test_sigterm_stops_cleanly_and_a_second_signal_at_once_and_resume_repairs_bo
     trials = [run for run in runs if run.data.tags[ROLE] == "trial"]
     assert len(trials) == TRIALS and len({run.data.tags[TRIAL_ID] for run in trials}) == TRIALS
     for run in trials:
-        steps = [m.step for m in client.get_metric_history(run.info.run_id, "score")]
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/score")]
         assert steps == list(range(1, EPOCHS + 1)), steps

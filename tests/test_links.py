@@ -1,6 +1,7 @@
 """The links into the MLflow UI that a sweep's last lines, ``report`` and ``train`` print
 (``sweeps.links``): the UI's address for each kind of tracking URI, never with credentials, and the
-two pages (the experiment's runs, a run's artifacts) in MLflow 3's model-training view. What they
+pages (the experiment's runs, the comparison run's Overview with the answer, its cost table's
+preview) in MLflow 3's model-training view. What they
 show in the UI is checked in headless Chromium by tests/test_dashboard.py."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def test_the_ui_address_of_each_store_without_credentials(uri, base):
     assert runs_link(uri, "7") == f"{base}/#/experiments/7/runs?workflowType=machine_learning"
     assert run_link(uri, "7", "abc") == f"{base}/#/experiments/7/runs/abc/artifacts?workflowType=machine_learning"
     assert run_link(uri, "7", "abc", tab="") == f"{base}/#/experiments/7/runs/abc?workflowType=machine_learning"
+    assert run_link(uri, "7", "abc", tab="artifacts/cost_table.md") == (
+        f"{base}/#/experiments/7/runs/abc/artifacts/cost_table.md?workflowType=machine_learning")
     assert not any("s3cret" in line for line in ui_lines(uri, "7", "abc"))
 
 
@@ -33,10 +36,15 @@ def test_a_local_store_says_how_to_start_its_ui_on_the_address_the_links_use():
         "browse it: mlflow ui --backend-store-uri sqlite:////home/me/mlflow.db --host 127.0.0.1 --port 5000  "
         "then open http://127.0.0.1:5000, or:",
         "  MLflow, the experiment's runs: http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning",
-        "  MLflow, this sweep's comparison (cost table, plots): "
-        "http://127.0.0.1:5000/#/experiments/3/runs/r1/artifacts?workflowType=machine_learning",
+        "  MLflow, this sweep's answer (the comparison run): "
+        "http://127.0.0.1:5000/#/experiments/3/runs/r1?workflowType=machine_learning",
+        "  MLflow, cost_table.md: "
+        "http://127.0.0.1:5000/#/experiments/3/runs/r1/artifacts/cost_table.md?workflowType=machine_learning",
     ]
     assert ui_lines("http://mlflow:5000") == ["browse it: open http://mlflow:5000"]
+    # quoted for the shell: a path with a space pasted into bash stays one argument
+    (line,) = ui_lines("sqlite:////home/me/my runs/mlflow.db")
+    assert "mlflow ui --backend-store-uri 'sqlite:////home/me/my runs/mlflow.db' --host" in line
 
 
 def test_train_prints_the_link_to_its_run(tmp_path, capsys):

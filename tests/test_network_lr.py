@@ -182,6 +182,6 @@ def test_a_short_sweep_trains_each_learning_rate_with_equal_weights(small_sweep)
     for run, config in zip(trials, configs):
         assert run.info.status == "FINISHED" and config["balancer"]["method"] == "equal"
         assert run.data.params[VARIED] == config["label"] == f"lr={config['training']['lr']:.4g}"
-        weights = [value for key, value in run.data.metrics.items() if key.startswith("weight/")]
+        weights = [value for key, value in run.data.metrics.items() if key.startswith("weight/") and key.count("/") == 1]
         assert len(weights) == 3 and all(weight == 1.0 for weight in weights)
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/score")] == [1, 2]

@@ -87,7 +87,9 @@ def test_every_trial_failing_exits_4_with_one_line_per_trial_and_failed_runs(loc
         assert run.data.tags[ERROR_TAG] == "ValueError: faulty: bad targets at step 1"
         assert [a.path for a in client.list_artifacts(run.info.run_id)] == [ERROR_LOG]
     searches = {run.data.tags[SEARCH]: run.info.status for run in grouped["search"]}
-    assert searches == {"gn": "FAILED", "equal": "FAILED", "recommended_static": "KILLED"}
+    assert searches == {"gn": "FAILED", "equal": "FAILED", "recommended_static": "FINISHED"}
+    skipped = next(run for run in grouped["search"] if run.data.tags[SEARCH] == "recommended_static")
+    assert skipped.data.tags[OUTCOME] == "skipped"  # nothing to recommend: skipped, not interrupted
     (comparison,) = grouped["comparison"]
     assert comparison.info.status == "FINISHED" and comparison.data.tags[OUTCOME] == "no_result"
     assert comparison.data.tags["gradnorm_tune.failed_trials"] == "3"
@@ -121,7 +123,7 @@ def faults_sweep(local_ray, empty_store, tmp_path_factory) -> SimpleNamespace:
 
 
 def score_steps(uri: str, run) -> list[int]:
-    return [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "score")]
+    return [m.step for m in MlflowClient(uri).get_metric_history(run.info.run_id, "val/score")]
 
 
 def test_a_repeated_error_is_retried_once_and_a_passing_one_finishes(faults_sweep):
@@ -155,6 +157,13 @@ def test_a_nan_score_diverges_and_sys_exit_fails(fault, faults_sweep):
     assert message in trial.data.tags[ERROR_TAG]
     # what it logged before is kept: epoch 1
     assert score_steps(faults_sweep.uri, trial) == [1]
+    # its log, here and as the run's error.log: what turned non-finite, and the last finite values
+    text = (faults_sweep.state.directory / "logs" / f"{trial.data.tags[TRIAL_ID]}.log").read_text()
+    assert [a.path for a in MlflowClient(faults_sweep.uri).list_artifacts(trial.info.run_id)] == [ERROR_LOG]
+    if fault == "nan_score":
+        assert text.count("diverged, not retried: the validation score is nan at epoch 2") == 1, text
+        first = MlflowClient(faults_sweep.uri).get_metric_history(trial.info.run_id, "score")[0].value
+        assert "the last reported epoch (1): train/low/loss " in text and f"score {first:.6g}" in text, text
 
 
 def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, capsys, new_store):
@@ -169,7 +178,14 @@ def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, caps
     code = main(["sweep", str(path), "--storage", str(tmp_path / "runs"), "--tracking-uri", uri])
     out = capsys.readouterr().out
     assert code == 3, out[-3000:]
-    assert sum("DIVERGED: " in line for line in out.splitlines()) == 4, out
+    diverged = [line for line in out.splitlines() if "DIVERGED: " in line]
+    assert len(diverged) == 4, out
+    for line in diverged:  # which loss, which epoch and step (4 steps an epoch: step 6 is epoch 2's 2nd)
+        assert ("DIVERGED: task 'low': its training loss is nan at epoch 2, step 2 of the epoch; lower training.lr"
+                in line and "(log: " in line), line
+        text = Path(line.rsplit("(log: ", 1)[1].rstrip(")")).read_text()
+        assert "the last finite values: the step before: low " in text and "the last reported epoch (1): " in text
+        assert "NonFiniteLossError" in text, text
     grouped = runs(uri, "diverged")
     assert_nothing_running(grouped)
     outcomes = Counter((run.data.tags[SEARCH], run.data.tags[OUTCOME], run.info.status) for run in grouped["trial"])
@@ -177,8 +193,11 @@ def test_diverged_seeds_are_counted_and_never_selected(local_ray, tmp_path, caps
                         ("equal", "finished", "FINISHED"): 2, ("equal", "diverged", "FAILED"): 1,
                         ("recommended_static", "finished", "FINISHED"): 2,
                         ("recommended_static", "diverged", "FAILED"): 1}
+    client = MlflowClient(uri)
     for run in grouped["trial"]:
         assert (run.data.tags[OUTCOME] == "diverged") == (run.data.params["training.seed"] == "1")
+        if run.data.tags[OUTCOME] == "diverged":  # every diverged trial has its error.log
+            assert [a.path for a in client.list_artifacts(run.info.run_id)] == [ERROR_LOG]
     (comparison,) = grouped["comparison"]
     assert comparison.data.tags[OUTCOME] == "trials_failed" and comparison.data.tags["gradnorm_tune.diverged_trials"] == "4"
 
@@ -212,6 +231,8 @@ def test_a_trial_bigger_than_the_machine_is_refused(tmp_path, capsys):
         training = spec("refused", "none")["training"] | {"device": "auto"}
         err = refused(tmp_path, capsys, change={"resources": {"cpu": 1, "gpu": 1}, "training": training})
         assert "a trial asks for 1 GPU but this machine has 0" in err
+        err = refused(tmp_path, capsys, change={"training": training | {"device": "cuda"}})
+        assert "training.device is 'cuda' but this machine has no GPU, so every trial would fail" in err
 
 
 @pytest.mark.parametrize("flags, expected", [

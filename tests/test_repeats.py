@@ -44,7 +44,7 @@ def test_every_configuration_runs_once_per_seed(local_ray, tmp_path, new_store):
         params = decode_params(run.data.params)
         seeds[(run.data.tags[SEARCH], run.data.params[VARIED])].append(params["training"]["seed"])
         assert run.info.status == "FINISHED"
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "score")] == list(range(1, EPOCHS + 1))
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/score")] == list(range(1, EPOCHS + 1))
         if run.data.tags[SEARCH] == "gn":
             assert params["balancer"]["initial_losses"] == "chance"
     # each configuration (its label) once with seed 5 and once with seed 6

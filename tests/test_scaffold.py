@@ -115,12 +115,13 @@ def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path, monkey
     assert comparison.info.status == "FINISHED"
     artifacts = {artifact.path for artifact in client.list_artifacts(comparison.info.run_id)}
     assert {"cost_table.md", "cost_table.csv", "best_so_far.png", "pareto.png"} <= artifacts, artifacts
-    last = done.stdout.rstrip().splitlines()[-3:]
+    last = done.stdout.rstrip().splitlines()[-4:]
     assert last[0].startswith(f"browse it: mlflow ui --backend-store-uri sqlite:///{tmp_path / 'mlflow.db'} ")
     eid, run_id = experiment.experiment_id, comparison.info.run_id
     assert last[1] == f"  MLflow, the experiment's runs: http://127.0.0.1:5000/#/experiments/{eid}/runs?" \
                       "workflowType=machine_learning"
-    assert last[2].endswith(f"/#/experiments/{eid}/runs/{run_id}/artifacts?workflowType=machine_learning")
+    assert last[2].endswith(f"/#/experiments/{eid}/runs/{run_id}?workflowType=machine_learning")  # the answer
+    assert last[3].endswith(f"/#/experiments/{eid}/runs/{run_id}/artifacts/cost_table.md?workflowType=machine_learning")
 
 
 def test_every_field_of_the_spec_and_the_problem_is_commented(tmp_path, capsys):
@@ -142,6 +143,12 @@ def test_every_field_of_the_spec_and_the_problem_is_commented(tmp_path, capsys):
             above = lines[node.lineno - 4:node.lineno]
             assert any("#" in line for line in above), lines[node.lineno - 1]
     assert "EDIT" in ast.get_docstring(methods[1]) and "EDIT" in ast.get_docstring(methods[2])
+    # the search types its comments name are ones the spec takes (the former equal_lr is not)
+    from sweeps.searches import SEARCH_TYPES
+
+    (listed,) = re.findall(r"# the search's type: ([a-z_, ]+)", spec)
+    named = [name.strip() for name in listed.split(",") if name.strip()]
+    assert len(named) >= 5 and not set(named) - set(SEARCH_TYPES), named
 
 
 EDITED = '''

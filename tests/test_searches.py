@@ -193,6 +193,54 @@ def test_hybrid_imtl():
     assert imtl.trial_points(3, seed=0) == [{}] and label(imtl, {}) == "-" and imtl.trial_count(3) == 1
 
 
+GRADIENT_METHODS = ["mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl", "upgrad", "dualproj"]
+
+
+@pytest.mark.parametrize("kind", [*GRADIENT_METHODS, "rlw"])
+def test_each_gradient_method_and_rlw_is_a_search_with_every_searchs_options(kind):
+    plain = search("s", {"type": kind})
+    assert plain.method == kind and plain.trial_count(3) == 1 and plain.trial_points(3, seed=0) == [{}]
+    assert plain.trial_config(BASE, {}).balancer.options == {} and label(plain, {}) == "-"
+    every = search("s", {"type": kind, "repeats": 2, "lr": {"low": 1e-4, "high": 1e-2}, "num_trials": 3,
+                         "scheduler": {"type": "asha"}})
+    assert every.trial_count(3) == 6 and every.trial_points(3, seed=0) is None
+    config = every.trial_config(BASE, {"lr": 0.003}, repeat=1)
+    assert config.training.lr == 0.003 and config.training.seed == 1 and config.label == "lr=0.003"
+    grid = search("s", {"type": kind, "lr": [0.001, 0.003]})
+    assert grid.trial_points(3, seed=0) == [{"lr": 0.001}, {"lr": 0.003}]
+
+
+@pytest.mark.parametrize("kind", GRADIENT_METHODS)
+def test_a_gradient_methods_jacobian_reaches_its_balancer(kind):
+    rep = search("s", {"type": kind, "jacobian": "representation"})
+    assert rep.balancer_options() == {"jacobian": "representation"} and rep.parent_params(3, 0) == rep.options
+    assert rep.trial_config(BASE, {}).balancer.options == {"jacobian": "representation"}
+    with pytest.raises(SpecError, match=r"searches\.s\.jacobian: unknown jacobian 'output'; choose one of: parameters, representation"):
+        search("s", {"type": kind, "jacobian": "output"})
+
+
+@pytest.mark.parametrize("kind", ["pcgrad", "rlw"])
+def test_a_trials_random_stream_is_seeded_by_its_training_seed(kind):
+    repeated = search("r", {"type": kind, "repeats": 2})
+    built = [repeated.trial_config(BASE, {}, repeat=k).build(data=False)[2] for k in range(2)]
+    assert [balancer.seed for balancer in built] == [0, 1]  # the trainable fills in training.seed
+    assert not (built[0].state_dict()["random_state"] == built[1].state_dict()["random_state"]).all()
+
+
+def test_cagrad_and_nash_mtl_options_reach_their_balancers():
+    cagrad = search("c", {"type": "cagrad", "c": 0.2})
+    assert cagrad.trial_config(BASE, {}).balancer.options == {"c": 0.2}
+    nash = search("n", {"type": "nash_mtl", "update_weights_every": 4, "max_norm": 0, "jacobian": "representation"})
+    assert nash.trial_config(BASE, {}).balancer.options == {"jacobian": "representation", "update_weights_every": 4,
+                                                           "max_norm": 0.0}
+    with pytest.raises(SpecError, match=r"searches\.c\.c: must be >= 0.*give CAGrad's c"):
+        search("c", {"type": "cagrad", "c": -1})
+    with pytest.raises(SpecError, match=r"searches\.n\.update_weights_every: .*whole number >= 1"):
+        search("n", {"type": "nash_mtl", "update_weights_every": 0})
+    with pytest.raises(SpecError, match=r"searches\.r\.c: unknown option 'c' for search type 'rlw'"):
+        search("r", {"type": "rlw", "c": 0.4})
+
+
 def test_static():
     static = StaticSearch(name="recommended_static", type="static", weights=[1.0, 0.5, 2.0])
     assert static.method == "static" and static.options == {"weights": [1.0, 0.5, 2.0]}
@@ -211,14 +259,17 @@ def test_static():
 def test_registry_lists_every_type_from_its_own_module():
     assert set(SEARCH_TYPES) == {
         "gradnorm", "static_grid", "static_optuna", "equal", "uncertainty", "dwa", "static", "scale_invariant",
-        "imtl_l", "imtl", "famo", "single_task",
+        "imtl_l", "imtl", "famo", "single_task", "mgda", "pcgrad", "cagrad", "nash_mtl", "imtl_g", "aligned_mtl",
+        "upgrad", "dualproj", "rlw", "static_pareto", "pbt",
     }
     methods = {kind: cls.method for kind, cls in SEARCH_TYPES.items()}
     assert methods == {
         "gradnorm": "gradnorm", "static_grid": "static", "equal": "equal",
         "uncertainty": "uncertainty", "dwa": "dwa", "static": "static",
         "scale_invariant": "scale_invariant", "imtl_l": "imtl_l", "imtl": "imtl",
-        "famo": "famo", "static_optuna": "static", "single_task": "static",
+        "famo": "famo", "static_optuna": "static", "single_task": "static", "mgda": "mgda", "pcgrad": "pcgrad",
+        "cagrad": "cagrad", "nash_mtl": "nash_mtl", "imtl_g": "imtl_g", "aligned_mtl": "aligned_mtl",
+        "upgrad": "upgrad", "dualproj": "dualproj", "rlw": "rlw", "static_pareto": "static", "pbt": "static",
     }
     for kind, cls in SEARCH_TYPES.items():
         assert issubclass(cls, SearchType) and cls.type_name() == kind

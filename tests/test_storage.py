@@ -5,6 +5,7 @@ that a problem's code reaches the workers (sweeps.shipping)."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import zipfile
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_sweep_state_lives_at_a_uri_and_loads_back(s3_env, bucket):
     loaded = SweepState.load(directory)
     assert loaded.spec == {"name": "demo"} and loaded.job == {"runtime_env": {}} and loaded.directory == directory
     assert loaded.trials_dir == storage.join(directory, "trials") and str(loaded.logs_dir).startswith(f"s3://{bucket}/")
-    assert loaded.resume_command.startswith(f"gradnorm-tune submit --resume {directory}")
+    # quoted for the shell: pasted into bash, the URI's "?...&..." stays one argument
+    assert shlex.split(loaded.resume_command)[:4] == ["gradnorm-tune", "submit", "--resume", directory]
+    assert "&" in directory and shlex.split(loaded.report_command) == ["gradnorm-tune", "report", directory]
     with pytest.raises(SweepError, match="is not a sweep directory"):
         SweepState.load(storage.join(root, "nothing-here"))
 

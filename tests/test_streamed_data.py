@@ -47,7 +47,7 @@ def records(training, count=None):
     out = []
     for record in training:
         row = record.as_dict()
-        row.pop("elapsed_seconds")
+        row.pop("elapsed_seconds"), row.pop("cpu_seconds")
         out.append(row)
         if count is not None and len(out) == count:
             break

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def trial_runs(client: MlflowClient) -> list:
 
 
 def epochs(client: MlflowClient, run) -> list[int]:
-    return [metric.step for metric in client.get_metric_history(run.info.run_id, "score")]
+    return [metric.step for metric in client.get_metric_history(run.info.run_id, "val/score")]
 
 
 def running_on(client: MlflowClient, node: str, at_least: int):
@@ -167,7 +168,8 @@ def test_a_submitted_sweep_survives_a_worker_node_and_a_stop_with_its_state_in_s
     assert code == 143, output[-3000:]
     job_id = re.search(r"submitted job (\S+)", output).group(1)
     directory = re.search(r"sweep waves-s3 in (s3://\S+)", output).group(1)  # streamed from the head
-    assert "stopping job" in output and f"gradnorm-tune submit --resume {directory}" in output
+    # quoted for the shell: the URI's "?...&..." pasted into bash is kept whole
+    assert "stopping job" in output and f"gradnorm-tune submit --resume {shlex.quote(directory)} " in output
     stopped = trial_runs(client)
     assert stopped and all(run.info.status != "RUNNING" for run in stopped), [r.info.status for r in stopped]
 

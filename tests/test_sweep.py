@@ -52,7 +52,7 @@ def check_hierarchy(client: MlflowClient, state: SweepState, epochs: int = EPOCH
         search = trial.data.tags[SEARCH]
         assert trial.data.tags[PARENT] == searches[search].info.run_id
         assert trial.info.status == "FINISHED"
-        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "score")]
+        steps = [m.step for m in client.get_metric_history(trial.info.run_id, "val/score")]
         assert steps == list(range(1, epochs + 1)), f"{search} trial logged epochs {steps}"
         trials_per_search[search] += 1
     assert dict(trials_per_search) == EXPECTED_TRIALS
@@ -88,7 +88,7 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     for search, count in EXPECTED_TRIALS.items():
         trials = [t for t in grouped["trial"] if t.data.tags[SEARCH] == search]
         compute = sum(t.data.metrics["compute_seconds"] for t in trials)
-        best = min(min(m.value for m in client.get_metric_history(t.info.run_id, "score")) for t in trials)
+        best = min(min(m.value for m in client.get_metric_history(t.info.run_id, "val/score")) for t in trials)
         assert metrics[f"{search}/trials"] == count
         assert metrics[f"{search}/compute_seconds"] == pytest.approx(compute)
         assert metrics[f"{search}/best_val_score"] == pytest.approx(best)
@@ -96,9 +96,9 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
 
     # the recommended static weights: time average of the best GradNorm trial's step-mean weights
     gradnorm = [t for t in grouped["trial"] if t.data.tags[SEARCH] == "gradnorm"]
-    best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "score")))
+    best_trial = min(gradnorm, key=lambda t: min(m.value for m in client.get_metric_history(t.info.run_id, "val/score")))
     expected = [
-        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"mean_weight/{task}")) / EPOCHS
+        sum(m.value for m in client.get_metric_history(best_trial.info.run_id, f"weight/{task}/epoch_mean")) / EPOCHS
         for task in ("left", "right", "sum")
     ]
     local = client.download_artifacts(comparison.info.run_id, "recommended_weights_gradnorm.json", str(tmp_path))
@@ -109,7 +109,7 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     # the printed table: every search, the grid's full size, the comparison's numbers
     for search in EXPECTED_TRIALS:
         assert f"| {search}" in out
-    assert "2 of 2" in out
+    assert "2 of 9 (sampled)" in out
     assert f"{metrics['grid/best_val_score']:.4f}" in out
     assert "recommended static weights" in out
 
@@ -121,9 +121,145 @@ def test_sweep_logs_hierarchy_costs_and_table(small_sweep, tmp_path, capsys):
     rebuilt = capsys.readouterr().out
     table = [line for line in out.splitlines() if line.startswith("|")]
     assert [line for line in rebuilt.splitlines() if line.startswith("|")] == table
+    # and the same answer: the paragraph the comparison run's description opens with
+    answer = comparison.data.tags["mlflow.note.content"].split("\n\n")[0]
+    assert answer.endswith(".") and answer in out and answer in rebuilt
     assert rebuilt.rstrip().splitlines()[-1].endswith(  # and links to it in MLflow (sweeps.links)
-        f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts?workflowType=machine_learning")
+        f"/#/experiments/{state.experiment_id}/runs/{state.comparison_run_id}/artifacts/cost_table.md"
+        "?workflowType=machine_learning")
     assert len(client.get_metric_history(state.comparison_run_id, "grid/compute_seconds")) == 1
+
+
+def table_header(text: str) -> list[str]:
+    return [cell.strip() for cell in text.strip().strip("|").split("|")]
+
+
+def test_the_answer_is_where_users_look(small_sweep, tmp_path):
+    """The Must-show of the answer: the comparison run's description states the winner and the alpha
+    search's share of the sampled grid with a %; every search run carries its own numbers and spans
+    its own trials; trial runs are named by their configuration; the alpha sweep's plot and the
+    grid's cost by tasks are logged; the CSV projects the full grid; the headline fits 9 columns."""
+    from sweeps.report import percent
+    from trainables.run_names import trial_run_name
+
+    state, uri, out = small_sweep.state, small_sweep.uri, small_sweep.out
+    client = MlflowClient(uri)
+    grouped = runs_by_role(client, state.experiment_id)
+    comparison = client.get_run(state.comparison_run_id)
+    with open(client.download_artifacts(comparison.info.run_id, "cost_table.csv", str(tmp_path)), newline="") as f:
+        rows = {row["search"]: row for row in csv.DictReader(f)}
+
+    # the answer, from the CSV's numbers: the lowest mean validation score, the alpha search's share
+    paragraph = comparison.data.tags["mlflow.note.content"].split("\n\n")[0]
+    scored = {name: float(row["best_val_score"]) for name, row in rows.items() if row["best_val_score"]}
+    winner = min(scored, key=scored.get)
+    assert paragraph.startswith(f"{winner} found the best validation score (lower is better): "
+                                f"{scored[winner]:.4f}"), paragraph
+    share = percent(float(rows["gradnorm"]["grid_samples_fraction"]))  # (the load does not move samples)
+    full = percent(float(rows["gradnorm"]["full_grid_samples_fraction"]))
+    cpu = percent(float(rows["gradnorm"]["grid_cpu_fraction"]))
+    assert share.endswith("%") and (f"The alpha search gradnorm cost {share} of the sampled grid's samples processed "
+                                    f"({cpu} of its CPU time;" in paragraph), paragraph
+    assert f"{full} of the full grid's (projected: its 9 points at the mean cost of the 2 that ran)" in paragraph
+    assert paragraph in out  # the sweep's last lines say it too
+    line = client.get_experiment(state.experiment_id).tags["mlflow.note.content"]
+    assert line.startswith(f"small: Best validation score: {winner} ") and share in line
+
+    # every search run: its own numbers (the CSV's), from its first trial's start to its last one's end
+    for run in grouped["search"]:
+        search = run.data.tags[SEARCH]
+        trials = [t for t in grouped["trial"] if t.data.tags[PARENT] == run.info.run_id]
+        assert run.info.start_time == min(t.info.start_time for t in trials), search
+        assert 0 <= run.info.end_time - max(t.info.end_time for t in trials) <= 1000, search
+        metrics = run.data.metrics
+        for key in ("best_val_score", "best_test_score", "compute_seconds", "cpu_seconds", "samples",
+                    "wall_seconds", "grid_compute_fraction", "full_grid_compute_fraction", "grid_cpu_fraction"):
+            assert metrics[key] == pytest.approx(float(rows[search][key])), (search, key)
+        assert metrics["trials"] == EXPECTED_TRIALS[search] and metrics["failed"] == 0
+        assert metrics["samples"] == EXPECTED_TRIALS[search] * EPOCHS * SMALL["problem"]["options"]["num_train"]
+    # trial runs say what they are: their search and configuration, rounded (params keep it whole)
+    for run in grouped["trial"]:
+        params = run.data.params
+        assert run.info.run_name == trial_run_name(run.data.tags[SEARCH], params["label"])
+        if run.data.tags[SEARCH] == "gradnorm":
+            assert run.info.run_name == f"gradnorm alpha={float(params['balancer.alpha']):.3g}"
+        if run.data.tags[SEARCH] == "grid":
+            weights = json.loads(params["balancer.weights"])
+            assert run.info.run_name == "grid w=[" + ", ".join(f"{w:g}" for w in weights) + "]"
+
+    artifacts = {item.path for item in client.list_artifacts(comparison.info.run_id)}
+    assert {"alpha_vs_score.png", "grid_cost_by_tasks.png", "cost_table.json"} <= artifacts
+    assert {"path": "cost_table.json", "type": "table"} in json.loads(comparison.data.tags["mlflow.loggedArtifacts"])
+    # the full grid, projected: its 9 points at the mean compute of the 2 that ran
+    grid = rows["grid"]
+    assert grid["full_grid_projected"] == "True" and grid["points_ran"] == "2"
+    assert float(grid["full_grid_compute_seconds"]) == pytest.approx(9 / 2 * float(grid["compute_seconds"]))
+    assert float(grid["full_grid_samples"]) == 9 * EPOCHS * SMALL["problem"]["options"]["num_train"]
+    # the cost table: a first line, then a headline of at most 9 columns
+    table = Path(client.download_artifacts(comparison.info.run_id, "cost_table.md", str(tmp_path))).read_text()
+    first, headline = table.split("\n\n")[:2]
+    assert first.startswith("Scores: lower is better.") and winner in first
+    assert len(table_header(headline.splitlines()[0])) <= 9
+
+
+def test_a_record_written_under_the_earlier_names_is_reported_again(small_sweep, tmp_path):
+    """A sweep recorded before this version: its trial metrics under the earlier names (``score``,
+    ``best_score``, ``mean_weight/<task>``, ``avg_weight/<task>``), no CPU time or samples, no numbers
+    on its search runs, no levels in sweep.json. ``report`` rebuilds the same comparison from it,
+    its costs against the grid in wall-clock seconds, and gives the search runs their numbers."""
+    import shutil
+    import sqlite3
+
+    copy = tmp_path / "copy"  # the store, its artifacts and the sweep's directory, moved
+    shutil.copytree(small_sweep.directory, copy)
+    (directory,) = (copy / "runs").iterdir()
+    data = json.loads((directory / "sweep.json").read_text())
+    for entry in data["searches"].values():
+        entry.pop("levels", None)
+    (directory / "sweep.json").write_text(json.dumps(data))
+    uri = f"sqlite:///{copy / 'mlflow.db'}"
+    roles = {run.info.run_id: run.data.tags[ROLE]
+             for run in MlflowClient(uri).search_runs([small_sweep.state.experiment_id], max_results=100)}
+    with sqlite3.connect(copy / "mlflow.db") as db:
+        moved = (str(small_sweep.directory), str(copy))
+        db.execute("update experiments set artifact_location = replace(artifact_location, ?, ?)", moved)
+        db.execute("update runs set artifact_uri = replace(artifact_uri, ?, ?)", moved)
+        for table in ("metrics", "latest_metrics"):
+            for run_id, role in roles.items():
+                if role != "trial":  # the comparison's and the searches' numbers: written again by report
+                    db.execute(f"delete from {table} where run_uuid = ?", (run_id,))
+            db.execute(f"delete from {table} where key in ('cpu_seconds', 'samples')")
+            db.execute(f"update {table} set key = 'score' where key = 'val/score'")
+            db.execute(f"update {table} set key = 'best_score' where key = 'best_val_score'")
+            db.execute(f"update {table} set key = 'mean_weight/' || substr(key, 8, length(key) - 18) "
+                       "where key like 'weight/%/epoch_mean'")
+            db.execute(f"update {table} set key = 'avg_weight/' || substr(key, 8, length(key) - 20) "
+                       "where key like 'weight/%/time_average'")
+        names = {key for (key,) in db.execute("select distinct key from metrics")}
+    assert {"score", "best_score", "mean_weight/left", "avg_weight/sum", "weight/sum"} <= names
+    assert not names & {"val/score", "best_val_score", "cpu_seconds", "samples", "weight/left/epoch_mean"}
+
+    def cost_table(path: Path) -> dict[str, dict]:
+        with open(path, newline="") as handle:
+            return {row["search"]: row for row in csv.DictReader(handle)}
+
+    run = small_sweep.state.comparison_run_id
+    expected = cost_table(MlflowClient(small_sweep.uri).download_artifacts(run, "cost_table.csv", str(tmp_path)))
+    # the command itself, in a process of its own (MLflow keeps each run's artifact location per process)
+    done = subprocess.run([sys.executable, "-m", "sweeps.cli", "report", str(directory), "--tracking-uri", uri],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = done.stdout
+    rows = cost_table(copy / "mlartifacts" / "small-sweep" / run / "artifacts" / "cost_table.csv")
+    for search, row in expected.items():
+        for key in ("best_val_score", "best_test_score", "best_config", "compute_seconds", "grid_compute_fraction",
+                    "full_grid_compute_seconds", "test/sum/rmse", "front"):
+            assert rows[search].get(key) == row.get(key), (search, key)
+        assert not rows[search].get("cpu_seconds") and not rows[search].get("grid_samples_fraction")
+    assert "of the sampled grid's wall-clock seconds" in printed
+    for run in runs_by_role(MlflowClient(uri), small_sweep.state.experiment_id)["search"]:
+        assert run.data.metrics["best_val_score"] == pytest.approx(float(rows[run.data.tags[SEARCH]]["best_val_score"]))
 
 
 # a real training loop's settings: AdamW, a cosine schedule after a warm-up epoch, clipping, and
@@ -142,7 +278,7 @@ def trial_records(client: MlflowClient, experiment: str) -> dict[tuple[str, str]
         assert key not in records, f"trial {key} logged twice"
         records[key] = {"status": run.info.status} | {
             metric: sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-            for metric in run.data.metrics if metric != "compute_seconds"
+            for metric in run.data.metrics if metric not in ("compute_seconds", "cpu_seconds")
         }
     return records
 
@@ -164,14 +300,14 @@ def test_interrupted_sweep_with_adamw_cosine_and_clipping_resumes_to_the_uninter
     assert len(expected) == LOOP_TRIALS
     for record in expected.values():
         assert record["status"] == "FINISHED"
-        assert [step for step, _ in record["score"]] == [2, 3]  # val_every 2, and the last epoch
+        assert [step for step, _ in record["val/score"]] == [2, 3]  # val_every 2, and the last epoch
         assert [step for step, _ in record["train/left/loss"]] == [1, 2, 3]
         assert {2, 3} >= {step for step, _ in record["test/score"]} >= {3}  # at the best and the last
-        assert [step for step, _ in record["best_score"]] == [2, 3]  # inf at epoch 1: not logged
+        assert [step for step, _ in record["best_val_score"]] == [2, 3]  # inf at epoch 1: not logged
     # the comparison reads the test score at the best validation epoch of the best trial
     metrics = MlflowClient(uri).get_run(state.comparison_run_id).data.metrics
-    best = min((r for (search, _), r in expected.items() if search == "grid"), key=lambda r: min(v for _, v in r["score"]))
-    epoch, score = min(best["score"], key=lambda point: point[1])
+    best = min((r for (search, _), r in expected.items() if search == "grid"), key=lambda r: min(v for _, v in r["val/score"]))
+    epoch, score = min(best["val/score"], key=lambda point: point[1])
     assert metrics["grid/best_val_score"] == pytest.approx(score)
     assert metrics["grid/best_test_score"] == pytest.approx(dict(best["test/score"])[epoch])
 

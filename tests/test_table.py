@@ -30,9 +30,14 @@ def all_failed() -> SearchSummary:
     return all_failed_search()
 
 
-def cells_of(table: str) -> dict[str, list[str]]:
-    return {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-            for line in table.splitlines()[2:]}
+def cells_of(table: str, which: int = 0) -> dict[str, list[str]]:
+    """The cells of each row of the ``which``-th table (0: the headline), by search."""
+    lines = table.split("\n\n")[which].splitlines()
+    return {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+
+
+def header_of(table: str, which: int = 0) -> list[str]:
+    return [c.strip() for c in table.split("\n\n")[which].splitlines()[0].strip("|").split("|")]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -95,27 +100,54 @@ def test_format_table(gradnorm, grid, all_failed):
     unsampled = SearchSummary("full", "static_grid", 3.0, list(grid.trials), grid_size=3, sampled=False)
     rows = cost_rows([gradnorm, grid, all_failed, unsampled], TASK_METRICS)
     text = format_table(rows, TASK_METRICS)
-    lines = text.splitlines()
-    assert len(lines) == 2 + len(rows)
-    header = [c.strip() for c in lines[0].strip("|").split("|")]
-    # every metric says whether it is a validation or a test figure
-    assert header == ["search", "trials", "compute s", "wall s", "val score", "test score", "to grid's best",
-                      "test left/accuracy", "test right/accuracy", "best config"]
-    assert set(lines[1]) <= set("|-:")
-    # padded: every line has the same width and the pipes line up
-    assert len({len(line) for line in lines}) == 1
-    assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in lines}) == 1
-    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
-             for line in lines[2:]}
-    # to grid's best: t_failed (5 s) then t_good (20 s, 0.30 <= the grid's 0.70) over the grid's 6 s
-    assert cells["gradnorm"] == ["gradnorm", "4 (1 failed)", "95.0", "55.5", "0.3000", "0.3500", "4.167", "0.9100",
-                                 "0.8700", "alpha=0.12"]
-    assert cells["grid"][1] == "3 of 27 (sampled)"
-    assert cells["grid"][2:4] == ["6.0", "12.4"]
-    assert cells["grid"][-1] == "weights=[1, 2]"
+    headline, details = text.split("\n\n")
+    for table in (headline, details):
+        lines = table.splitlines()
+        assert len(lines) == 2 + len(rows) and set(lines[1]) <= set("|-:")
+        # padded: every line has the same width and the pipes line up
+        assert len({len(line) for line in lines}) == 1
+        assert len({tuple(i for i, c in enumerate(line) if c == "|") for line in lines}) == 1
+    # the headline: what a preview pane shows uncut; every metric says whether it is validation or test
+    assert header_of(text) == ["search", "trials", "compute s, %", "val score", "test score",
+                               "reached best", "best config"]
+    cells = cells_of(text)
+    # reached: t_failed (5 s) then t_good (20 s, 0.30 <= the grid's 0.70) over the grid's 6 s
+    assert cells["gradnorm"] == ["gradnorm", "4 (1 failed)", "95.0, 1,583%", "0.3000", "0.3500", "417%",
+                                 "alpha=0.12"]
+    assert cells["grid"][1:3] == ["3 of 27", "6.0, 100%"]
+    assert cells["grid"][-2:] == ["100%", "w=[1, 2]"]  # its best, 0.70, came with its last trial
     assert cells["full"][1] == "3 of 3"
-    assert cells["grid"][6] == "1.000"  # its best, 0.70, came with its last trial
-    assert cells["equal"] == ["equal", "2 (2 failed)", "10.0", "9.0", "-", "-", "never", "-", "-", "-"]
+    assert cells["equal"] == ["equal", "2 (2 failed)", "10.0, 167%", "-", "-", "never: no result", "-"]
+    # the rest: every cost, the wall-clock, the shares, the full grid (projected where it is), the task metrics
+    assert header_of(text, 1) == ["search", "trials", "compute s", "wall s", "of grid, compute s",
+                                  "of full grid, compute s", "full grid", "test left/accuracy", "test right/accuracy"]
+    rest = cells_of(text, 1)
+    assert rest["grid"][1:4] == ["3 of 27 (sampled)", "6.0", "12.4"]
+    assert rest["grid"][6] == "27 points, 54.0 compute s (projected)"  # 27 points at 6 s / 3
+    assert rest["full"][6] == "3 points, 6.0 compute s"
+    assert rest["gradnorm"][4:6] == ["1,583%", "176%"]  # 95 s over the grid's 6 and the full grid's 54
+    assert rest["gradnorm"][-2:] == ["0.9100", "0.8700"]
+
+
+def test_the_headline_never_has_more_than_nine_columns_and_says_why_never():
+    """Every optional column at once (Δm%, the reach, vs best): still 9; "never" says why."""
+    seeds = [trial("g", f"g{k}", {"label": "w=1"}, compute=1.0, end=k, history=[epoch(1, 0.5 + 0.01 * k, 0.5)])
+             for k in range(2)]
+    grid = SearchSummary("grid", "static_grid", 1.0, seeds, grid_size=4)
+    worse = SearchSummary("worse", "gradnorm", 1.0, [
+        trial("worse", f"w{k}", {"label": "alpha=1"}, compute=1.0, end=5 + k, history=[epoch(1, 0.9 + 0.01 * k, 0.9)])
+        for k in range(2)])
+    single = SearchSummary("single", "equal", 1.0, [trial("single", "s", {}, end=9, history=[epoch(1, 0.8, 0.8)])])
+    stl = SearchSummary("stl", "single_task", 1.0, [trial("stl", "t", {}, end=9, history=[epoch(1, 0.8, 0.8)])],
+                        reference=True)
+    rows = cost_rows([grid, worse, single, stl], TASK_METRICS)
+    for row in rows:
+        row["delta_m"] = 1.0
+    header = header_of(format_table(rows, TASK_METRICS))
+    assert len(header) == 9 and header[5] == "Δm%" and header[7] == "vs best"
+    cells = cells_of(format_table(rows, TASK_METRICS))
+    assert cells["worse"][6] == "never: not within noise" and cells["single"][6] == "never: 1 seed, worse"
+    assert cells["stl"][6] == "-"
 
 
 def test_format_table_small_and_large_numbers():

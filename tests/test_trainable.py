@@ -137,7 +137,7 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
     assert finished.data.params["balancer.alpha"] == "0.5" and finished.data.params["varied"] == "alpha=0.5"
     assert failed.data.params["varied"] == "alpha=-2"
     assert finished.data.tags["gradnorm_tune.device"] == "cpu"
-    scores = client.get_metric_history(finished.info.run_id, "score")
+    scores = client.get_metric_history(finished.info.run_id, "val/score")
     assert [m.step for m in scores] == [1, 2, 3]
     # the run spans the trial: it started before its first epoch and ended after its last
     assert finished.info.start_time <= scores[0].timestamp <= scores[-1].timestamp <= finished.info.end_time
@@ -154,8 +154,12 @@ def test_each_trial_is_one_mlflow_child_run_and_config_errors_fail_alone(local_r
         checkpoint = None
 
     assert again.run_id(Trial.trial_id, Trial.config) == finished.info.run_id
-    again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0})
-    assert [m.value for m in client.get_metric_history(finished.info.run_id, "score")][-1] != 123.0
+    again.on_trial_result(0, [], Trial, {"epoch": 3, "score": 123.0, "reported_at": 1.0})
+    again.on_trial_result(0, [], Trial, {"epoch": 4, "score": 4.0, "reported_at": 2.0})  # a new one is written
+    again.flush()  # (the writes are on the logger's thread: what it wrote, written)
+    again.close()
+    logged = sorted((m.step, m.value) for m in client.get_metric_history(finished.info.run_id, "val/score"))
+    assert logged == sorted((m.step, m.value) for m in scores) + [(4, 4.0)]  # epoch 3 kept as it was, once
 
 
 @pytest.mark.parametrize("config,message", [
@@ -242,9 +246,9 @@ def test_updates_wait_while_the_server_is_away_and_reconcile_writes_them_from_ch
         for trial_run in logged:
             assert trial_run.info.status == "FINISHED"
             # written late, the run still spans its trial's epochs, not the time of writing
-            scores = client.get_metric_history(trial_run.info.run_id, "score")
+            scores = client.get_metric_history(trial_run.info.run_id, "val/score")
             assert trial_run.info.start_time <= scores[0].timestamp <= scores[-1].timestamp == trial_run.info.end_time
             (result,) = [r for r in results if r.metrics["trial_id"] == trial_run.data.tags[TRIAL_ID]]
-            scores = client.get_metric_history(trial_run.info.run_id, "score")
+            scores = client.get_metric_history(trial_run.info.run_id, "val/score")
             assert [m.step for m in scores] == [1, 2, 3], attempt
             assert [m.value for m in scores] == [m["score"] for m in checkpoint_history(result.checkpoint)]

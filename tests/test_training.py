@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -42,6 +43,54 @@ def test_records_one_per_epoch_with_all_fields(toy):
     assert records[0].train["task0/loss"] > 0
 
 
+def test_cost_units_count_the_samples_and_the_process_cpu_time_and_survive_a_restore(toy):
+    """samples: epochs x the train split's size; cpu_seconds: the process's CPU time inside the
+    epochs (at most what the process spent around them); both carried across a restore, and a
+    state saved before they were counted gives the exact samples and no CPU time."""
+    def start(state=None):
+        model = toy.build_model(seed=1)
+        return fit(toy, make_balancer("equal", toy.num_tasks), model=model, state=state, epochs=3, batch_size=64,
+                   lr=1e-3, seed=1, device="cpu")
+
+    before = time.process_time()
+    records = list(start())
+    spent = time.process_time() - before
+    assert [r.samples for r in records] == [256, 512, 768]
+    assert 0 < records[0].cpu_seconds < records[1].cpu_seconds < records[2].cpu_seconds <= spent
+    assert records[-1].gpu_seconds is None and "gpu_seconds" not in records[-1].flat()  # on CPU
+    assert records[-1].flat()["samples"] == 768
+
+    first = start()
+    head = next(iter(first))
+    resumed = start(state=first.state_dict())
+    tail = list(resumed)
+    assert [r.samples for r in tail] == [512, 768]
+    assert tail[0].cpu_seconds > head.cpu_seconds
+    old = {key: value for key, value in first.state_dict().items() if key not in ("cpu_seconds", "samples")}
+    again = list(start(state=old))
+    assert [r.samples for r in again] == [512, 768] and again[-1].cpu_seconds is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; CI has none")
+def test_a_run_on_cuda_counts_its_gpu_time_within_its_wall_clock_and_across_a_restore(toy):
+    """gpu_seconds: the time between events on the device's stream at each epoch's start and end,
+    so never more than the epoch's wall-clock around it; carried across a restore."""
+    def start(state=None):
+        model = toy.build_model(seed=1)
+        return fit(toy, make_balancer("gradnorm", toy.num_tasks, model=model, alpha=1.0), model=model, state=state,
+                   epochs=3, batch_size=64, lr=1e-3, seed=1, device="cuda")
+
+    records = list(start())
+    assert 0 < records[0].gpu_seconds < records[1].gpu_seconds < records[2].gpu_seconds
+    for record in records:
+        assert record.gpu_seconds <= record.elapsed_seconds + 1e-3
+    assert records[-1].flat()["gpu_seconds"] == records[-1].gpu_seconds
+    first = start()
+    head = next(iter(first))
+    tail = list(start(state=first.state_dict()))
+    assert head.gpu_seconds < tail[0].gpu_seconds <= tail[0].elapsed_seconds + 1e-3
+
+
 def test_training_lowers_the_score():
     problem = MultiDigits(num_train=512, num_val=128, num_test=128, seed=1)
     model = problem.build_model(seed=0)
@@ -72,7 +121,8 @@ def test_resuming_from_a_state_gives_the_same_records(method, options):
     tail = [r.as_dict() for r in resumed]
     assert [r["epoch"] for r in head + tail] == [1, 2, 3, 4]
     for got, expected in zip(head + tail, uninterrupted):
-        got.pop("elapsed_seconds"), expected.pop("elapsed_seconds")
+        for key in ("elapsed_seconds", "cpu_seconds"):  # the clocks; samples must match
+            got.pop(key), expected.pop(key)
         assert got == expected
     assert resumed.elapsed_seconds >= first.elapsed_seconds
 
@@ -142,3 +192,18 @@ def test_mean_weights_are_the_average_of_the_weights_used_at_each_step(toy):
     expected = torch.stack(used).mean(dim=0)
     torch.testing.assert_close(torch.tensor(record.mean_weights, dtype=torch.float64), expected)
     assert record.weights != record.mean_weights
+
+
+def test_the_cpu_clock_is_the_training_threads_when_torch_computes_on_it_alone():
+    """One intra-op thread (a Ray trial with one CPU): the thread's own CPU time, so that the other
+    threads of a Ray worker do not count; several: the process's, torch's threads included."""
+    from gradnorm_core.train_config import cpu_clock_now
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert cpu_clock_now() is time.thread_time
+        torch.set_num_threads(2)
+        assert cpu_clock_now() is time.process_time
+    finally:
+        torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ from gradnorm_core import make_problem, problem_tasks
 from gradnorm_core.problems import Problem, ProblemNameError, resolve_problem
 from sweeps.cli import main
 from sweeps.spec import SpecError, load_spec, parse_spec
-from trainables import ERROR_TAG, ROLE, SEARCH, TRIAL_ID
+from trainables import ERROR_LOG, ERROR_TAG, OUTCOME, PRIMARY_METRICS, ROLE, SEARCH, TRIAL_ID
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,6 +232,9 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     path = specs / "waves.yaml"
     data = spec("user-problems/local", fail_seed=1)
     data["searches"]["gradnorm"]["alpha"] = [1.0]  # 3 trials: GradNorm at one alpha, equal weights at 2 seeds
+    # and a search whose one trial diverges (a network lr of 1e12), and the single-task reference
+    # of Delta m%, whose primary metrics the driver reads as the trials recorded them
+    data["searches"] |= {"wild": {"type": "equal", "lr": [1.0e12]}, "stl": {"type": "single_task"}}
     path.write_text(yaml.safe_dump(data))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     flags = ["--storage", str(tmp_path / "runs"), "--tracking-uri", uri, "--working-dir", str(code)]
@@ -242,22 +245,58 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     assert "runtime_env (working_dir) cannot be applied: Ray is already initialised" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not (tmp_path / "mlflow.db").exists()
 
-    # the CLI starts its own Ray with the runtime_env; the trial of seed 1 hits the user's bug: the
-    # sweep ends with a failed trial (exit 3), every search with a result
+    # the CLI starts its own Ray with the runtime_env; the trial of seed 1 hits the user's bug and
+    # the wild search's trial diverges: the sweep ends with no result for wild (exit 4), one line a
+    # trial, no traceback
     new_store(tmp_path / "mlflow.db")  # an empty store, its tables made
     done = run_cli("sweep", str(path), *flags, "--max-failures", "0", cwd=tmp_path)
-    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
-    runs = trial_runs(MlflowClient(uri), "user-problems/local")
-    assert len(runs) == 3 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
-    failed = [run for run in runs if run.info.status == "FAILED"]
+    assert done.returncode == 4, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr and done.stderr.count("\n") <= 2, done.stderr
+    (verdict,) = [line for line in done.stdout.splitlines() if line.startswith("sweep ended with failures: ")]
+    assert "1 failed, 1 diverged of 6 trials; no result for wild (exit 4" in verdict, verdict
+    client = MlflowClient(uri)
+    runs = trial_runs(client, "user-problems/local")
+    assert len(runs) == 6 and max(Counter(run.data.tags[TRIAL_ID] for run in runs).values()) == 1
+    failed = [run for run in runs if run.data.tags[OUTCOME] == "failed"]
     assert len(failed) == 1 and failed[0].data.tags[SEARCH] == "equal" and failed[0].data.params["repeat"] == "1"
     # the exception's last line, raised by the copy Ray unpacked on the worker
     error = failed[0].data.tags[ERROR_TAG]
     assert error.startswith("RuntimeError: waves: no model for seed 1 (module ") and "_ray_pkg_" in error, error
-    assert all(run.info.status == "FINISHED" for run in runs if run is not failed[0])
+    (wild,) = [run for run in runs if run.data.tags[OUTCOME] == "diverged"]
+    assert wild.info.status == "FAILED" and wild.data.tags[SEARCH] == "wild"
+    assert wild.data.tags[ERROR_TAG].startswith("task 'low': its training loss is inf at epoch 1, step "), wild.data.tags
+    assert [a.path for a in client.list_artifacts(wild.info.run_id)] == [ERROR_LOG]
+    (line,) = [line for line in done.stdout.splitlines() if "DIVERGED: " in line]
+    log = Path(line.rsplit("(log: ", 1)[1].rstrip(")"))  # its log: which loss, where, the last finite values
+    assert "the last finite values: the step before: low " in log.read_text(), log.read_text()
+    assert all(run.info.status == "FINISHED" for run in runs if run not in (failed[0], wild))
     assert Counter(run.data.tags[SEARCH] for run in runs if run.info.status == "FINISHED") == {"gradnorm": 1,
-                                                                                                "equal": 1}
+                                                                                                "equal": 1, "stl": 2}
+    # Delta m% on a shipped problem: its primary metrics as the trials recorded them
+    comparison = next(run for run in client.search_runs([runs[0].info.experiment_id])
+                      if run.data.tags.get(ROLE) == "comparison")
+    assert comparison.info.status == "FINISHED" and comparison.data.tags[OUTCOME] == "no_result"
+    assert "gradnorm/delta_m" in comparison.data.metrics and "stl/delta_m" not in comparison.data.metrics
+    recorded = json.loads(runs[0].data.tags[PRIMARY_METRICS])
+    assert recorded == {"low": {"metric": "low/rmse", "higher_is_better": False},
+                        "high": {"metric": "high/rmse", "higher_is_better": False}}
     (directory,) = (tmp_path / "runs").iterdir()
+    # report rebuilds it here (no Ray), from the record; and from a record without the trials' primary
+    # metrics (written before they recorded them), from the shipped code, as a trial imports it
+    capsys.readouterr()
+    assert main(["report", str(directory), "--tracking-uri", uri]) == 0
+    assert "Δm%" in capsys.readouterr().out  # the table's Delta m% column
+    for run in runs:
+        client.delete_tag(run.info.run_id, PRIMARY_METRICS)
+    assert main(["report", str(directory), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "Δm%" in out and "Delta m% left out" not in out, out
+    # without the shipped code either: one line says what is missing
+    code.rename(tmp_path / "moved")
+    assert main(["report", str(directory), "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "problem.name: cannot import module 'waves_problems'" in err, err
+    (tmp_path / "moved").rename(code)
     saved = json.loads((directory / "sweep.json").read_text())
     assert saved["spec"]["runtime_env"] == {"working_dir": str(code)}  # what a resume hands Ray again
     # a resume reads it back, and refuses this process's Ray too, before touching MLflow
@@ -266,62 +305,64 @@ def test_user_problem_swept_on_a_local_ray_with_its_code_shipped(local_ray, code
     assert "runtime_env (working_dir) cannot be applied" in err and err.count("\n") == 1
 
 
-class FakeRay:
-    """What sweeps.session asks of ray when it starts or reuses a job."""
+#: Run in a process of its own, joined to the session's Ray (cheap: a new job on a running cluster,
+#: not a new cluster): start_ray as a sweep calls it, with runtime_envs whose env_vars a task reads.
+JOINING = """
+import json, os, sys
 
-    def __init__(self, session: str | None = None) -> None:
-        self.session, self.inits, self.shutdowns = session, [], 0
+import ray
 
-    def is_initialized(self) -> bool:
-        return self.session is not None
+from sweeps import session
 
-    def init(self, **options) -> None:
-        self.inits.append(options)
-        self.session = f"session-{len(self.inits)}"
-
-    def shutdown(self) -> None:
-        self.shutdowns += 1
-        self.session = None
-
-    def get_runtime_context(self):
-        ray = self
-
-        class Context:
-            def get_session_name(self) -> str:
-                return ray.session
-
-            def get_job_id(self) -> str:
-                return "01000000"
-
-        return Context()
+address = sys.argv[1]
+one, two = ({"env_vars": {"GRADNORM_TUNE_MARK": mark}} for mark in ("one", "two"))
 
 
-def test_runtime_env_goes_to_the_ray_the_sweep_starts_and_never_to_the_callers(monkeypatch):
+@ray.remote(num_cpus=0)
+def mark():
+    return os.environ.get("GRADNORM_TUNE_MARK")
+
+
+def job():
+    return ray.get_runtime_context().get_job_id()
+
+
+seen = {}
+session.start_ray(address, runtime_env=one)  # a job of its own, with the runtime_env
+seen["first"] = [job(), ray.get(mark.remote())]
+session.start_ray(address, runtime_env=one)  # ours, with this runtime_env: used as it is
+session.start_ray(address)  # a spec without one: used as it is
+seen["same"] = job()
+session.start_ray(address, runtime_env=two)  # ours, with another: a new job with it
+seen["other"] = [job(), ray.get(mark.remote())]
+print(json.dumps(seen))
+"""
+
+
+def test_runtime_env_goes_to_the_ray_the_sweep_starts_and_never_to_the_callers(local_ray, tmp_path):
     from sweeps import session
     from sweeps.state import SweepError
 
-    env = {"working_dir": "/code"}
-    monkeypatch.setattr(session, "_STARTED", {})
-    monkeypatch.setattr(session, "check_ray_address", lambda address: None)
-    for address, expected in ((None, "local"), ("ray://head:10001", "ray://head:10001"), ("head:6379", "head:6379")):
-        fake = FakeRay()
-        monkeypatch.setattr(session, "ray", fake)
-        session.start_ray(address, runtime_env=env)
-        assert [(options["address"], options["runtime_env"]) for options in fake.inits] == [(expected, env)]
-        session.start_ray(address, runtime_env=env)  # ours, with this runtime_env: used as it is
-        session.start_ray(address)  # a spec without one: used as it is
-        assert len(fake.inits) == 1 and fake.shutdowns == 0
-        session.start_ray(address, runtime_env={"working_dir": "/other"})  # ours: restarted with the new one
-        assert fake.shutdowns == 1 and fake.inits[-1]["runtime_env"] == {"working_dir": "/other"}
-    caller = FakeRay(session="the caller's")  # a notebook's ray.init(), or the tests' local_ray
-    monkeypatch.setattr(session, "ray", caller)
+    ray = local_ray
+    address = ray.get_runtime_context().gcs_address
+    script = tmp_path / "joining.py"
+    script.write_text(JOINING)
+    done = subprocess.run([sys.executable, str(script), address], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["first"][1] == "one" and seen["same"] == seen["first"][0]  # applied, then kept
+    assert seen["other"][1] == "two" and seen["other"][0] != seen["first"][0]  # restarted with the new one
+
+    # the caller's Ray (a notebook's ray.init(), here the tests' session Ray): used, never restarted
+    job = ray.get_runtime_context().get_job_id()
     session.start_ray(None)
-    assert caller.inits == [] and caller.shutdowns == 0
+    assert ray.is_initialized() and ray.get_runtime_context().get_job_id() == job
     session.check_runtime_env({})
     with pytest.raises(SweepError, match=r"^runtime_env \(working_dir\) cannot be applied: Ray is already "
                                          r"initialised in this process.*ray\.shutdown\(\) first") as error:
-        session.start_ray(None, runtime_env=env)
-    assert "\n" not in str(error.value) and caller.inits == [] and caller.shutdowns == 0
+        session.start_ray(None, runtime_env={"working_dir": "/code"})
+    assert "\n" not in str(error.value) and ray.get_runtime_context().get_job_id() == job
 
 
 def test_with_runtime_env_overrides_the_spec_and_keeps_it_for_a_resume(tmp_path, monkeypatch):

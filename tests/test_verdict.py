@@ -60,6 +60,12 @@ def test_the_exit_status_and_line_say_what_happened():
     some = verdict(gn=[Outcome.FINISHED, Outcome.DIVERGED], equal=[Outcome.FAILED, Outcome.FINISHED])
     assert some.status == ExitStatus.TRIALS_FAILED == 3 and some.outcome == "trials_failed"
     assert some.line().startswith("sweep ended with failures: 1 failed, 1 diverged of 4 trials (exit 3")
+    # diverged trials alone (no failed one) are failures too: exit 3, the line says diverged only
+    diverged = verdict(gn=[Outcome.FINISHED, Outcome.DIVERGED], equal=[Outcome.FINISHED])
+    assert diverged.status == ExitStatus.TRIALS_FAILED and diverged.outcome == "trials_failed"
+    assert diverged.line().startswith("sweep ended with failures: 1 diverged of 3 trials (exit 3;")
+    killed = verdict(gn=[Outcome.FINISHED, Outcome.KILLED])  # (an interruption says so itself)
+    assert killed.status == ExitStatus.OK
     none = verdict(gn=[Outcome.FINISHED], equal=[Outcome.FAILED, Outcome.DIVERGED], dwa=[])
     assert none.status == ExitStatus.NO_RESULT == 4 and none.without_result == ["equal", "dwa"]
     assert "; no result for equal, dwa (exit 4" in none.line()
@@ -69,3 +75,4 @@ def test_the_exit_status_and_line_say_what_happened():
 def test_signals_map_to_128_plus_their_number():
     assert ExitStatus.interrupted_by(signal.SIGINT) == 130 and ExitStatus.interrupted_by(signal.SIGTERM) == 143
     assert ExitStatus.interrupted_by(None) == 130 and ExitStatus.UNFINISHED == 75 and ExitStatus.BAD_INPUT == 2
+    assert ExitStatus.INTERNAL == 70

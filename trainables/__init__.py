@@ -25,15 +25,21 @@ _EXPORTS = {
     "search_of": "config",
     "weights_of": "config",
     "name_problem": "limits",
+    "error_line": "failures",
+    "user_error": "failures",
     "MlflowTrialLogger": "mlflow_logger",
     "Outcome": "outcome",
     "is_marker": "outcome",
     "outcome_of": "outcome",
     "delete_orphan_trial_runs": "sweep_runs",
+    "describe_comparison": "sweep_runs",
     "end_comparison_run": "sweep_runs",
     "end_search_run": "sweep_runs",
+    "ensure_search_run": "sweep_runs",
     "log_comparison": "sweep_runs",
+    "log_search_metrics": "sweep_runs",
     "log_search_weights": "sweep_runs",
+    "skip_search_run": "sweep_runs",
     "reopen_run": "sweep_runs",
     "DEVICE": "tracking",
     "DIRECTORY": "tracking",
@@ -43,6 +49,7 @@ _EXPORTS = {
     "KIND": "tracking",
     "OUTCOME": "tracking",
     "PARENT": "tracking",
+    "PRIMARY_METRICS": "tracking",
     "RESTARTS": "tracking",
     "ROLE": "tracking",
     "ROLE_TRIAL": "tracking",
@@ -67,15 +74,19 @@ _EXPORTS = {
     "default_tracking_uri": "tracking_store",
     "first_line": "tracking_store",
     "is_local_store": "tracking_store",
+    "reach_tracking_server": "tracking_store",
     "redact": "tracking_store",
     "tracking_client": "tracking_store",
     "checkpoint_history": "trainable",
     "epoch_metrics": "trainable",
+    "task_error_metric": "trainable",
     "train_trial": "trainable",
 }
 
-#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI)
-_MODULES = ("storage",)
+#: modules callers use as a whole: ``storage`` (a sweep's storage, a path or a URI),
+#: ``metric_names`` (a trial's metrics: the record's keys and their MLflow names) and ``run_names``
+#: (a trial's name from its configuration); the last two are pure Python
+_MODULES = ("storage", "metric_names", "run_names")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -31,6 +31,9 @@ REQUIRED = {"gradnorm": ("alpha",)}
 #: Balancer options a trial fills in from its problem when its config leaves them out, for any
 #: method that takes them (by option name, never by method).
 FROM_PROBLEM = {"kinds": lambda problem: list(problem.task_kinds())}
+#: Balancer options a trial fills in from its training when its config leaves them out: the seed of
+#: a method's own random stream (RLW's weights, PCGrad's orders) is the trial's, so repeats differ.
+FROM_TRAINING = {"seed": lambda training: training.seed}
 _DEVICE_FIX = "use 'auto', 'cpu' or 'cuda[:N]'"
 _FIXES = {  # how to fix a bad training value, where TrainConfig's own message says no more
     "epochs": "give a whole number of epochs, e.g. 8", "batch_size": "give a whole batch size, e.g. 64",
@@ -114,10 +117,16 @@ class RunConfig(_Model):
     """How the trial runs, not what it trains: the trainable reads it, the training never sees it.
     ``checkpoint_seconds``: checkpoint at most this often, and at the last epoch (0: every epoch);
     ``logs``: where the trial's log and failure record go, the sweep's logs folder (a path or URI;
-    None: the trial's own directory)."""
+    None: the trial's own directory); ``carried_epochs`` and ``carried_seconds``: the epochs and
+    compute the trial had done when it adopted another trial's checkpoint (set by population based
+    training's exploit; 0 otherwise)."""
 
     checkpoint_seconds: float = Field(0.0, ge=0)
     logs: str | None = Field(None, min_length=1)
+    #: The epochs and compute seconds the trial had done when it took another trial's checkpoint
+    #: over (population based training's exploit); its epochs and compute go on from there.
+    carried_epochs: int = Field(0, ge=0)
+    carried_seconds: float = Field(0.0, ge=0)
 
 
 class _TrainingChecks(_Model):
@@ -228,6 +237,9 @@ class TrialConfig(TrialBase):
             for key, fill in FROM_PROBLEM.items():  # what the method takes from the problem itself
                 if key in METHODS[self.balancer.method] and key not in options:
                     options[key] = fill(problem)
+            for key, get in FROM_TRAINING.items():  # ... and from the trial's training
+                if key in METHODS[self.balancer.method] and key not in options:
+                    options[key] = get(self.training)
             shared_layer = self.problem.shared_layer if self.problem.shared_layer is not None else problem.shared_layer
             balancer = make_balancer(self.balancer.method, problem.num_tasks, model=model,
                                      shared_layer=shared_layer, **options)
@@ -235,10 +247,16 @@ class TrialConfig(TrialBase):
             raise TrialConfigError(str(error).splitlines()[0]) from None
         return problem, model, balancer
 
-    def start(self, state: dict[str, Any] | None = None) -> tuple[Problem, Training]:
-        """Build the problem, model and balancer, and the training run (resumed from ``state``)."""
+    def start(self, state: dict[str, Any] | None = None, adopt: bool = False) -> tuple[Problem, Training]:
+        """Build the problem, model and balancer, and the training run (resumed from ``state``).
+        With ``adopt``, ``state`` is another trial's, continued with this config's weights and
+        learning rate from ``run.carried_epochs`` and ``run.carried_seconds`` (:meth:`Training.adopt`)."""
         problem, model, balancer = self.build()
-        return problem, fit(problem, balancer, model=model, state=state, **self.training.model_dump())
+        if not adopt or state is None:
+            return problem, fit(problem, balancer, model=model, state=state, **self.training.model_dump())
+        training = fit(problem, balancer, model=model, **self.training.model_dump())
+        training.adopt(state, epoch=self.run.carried_epochs, elapsed_seconds=self.run.carried_seconds)
+        return problem, training
 
 
 # -- reading a serialised config (Tune's trial.config, MLflow's decoded params) ----------------

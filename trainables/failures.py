@@ -20,16 +20,40 @@ import traceback
 
 from . import storage
 
-__all__ = ["TrialFailures", "error_line", "signature"]
+__all__ = ["TrialFailures", "error_line", "signature", "user_error"]
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+#: how torch re-raises, in the main process, an exception raised in a DataLoader worker
+_LOADER = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\s*\nOriginal Traceback")
+
+
+def user_error(error: BaseException) -> tuple[str, str]:
+    """The exception as the user raised it: its type's name and its message. Through the
+    wrappers that carry it to us: Ray's (a ``RayTaskError`` from a Ray worker, whose ``cause`` it
+    is) and torch's (an exception raised in a DataLoader worker is raised again in the main
+    process as ``Caught <Type> in DataLoader worker process <n>.`` followed by the worker's
+    traceback, whose last line of that type is the user's)."""
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException) and type(error).__module__.startswith("ray."):
+        return user_error(cause)
+    text = str(error).strip()
+    match = _LOADER.match(text)
+    if match:
+        name = match.group(1)
+        shape = re.compile(rf"(?:[\w.]+\.)?{re.escape(name)}(?::\s?(.*))?$")
+        said = [shape.match(line) for line in text.splitlines()[2:] if not line.startswith(" ")]
+        said = [found for found in said if found]
+        if said:
+            return name, (said[-1].group(1) or "").strip()
+    return type(error).__name__, text
 
 
 def error_line(error: BaseException) -> str:
-    """``Type: first line of the message`` (at most 300 characters), or the type alone."""
-    text = str(error).strip()
+    """``Type: first line of the message`` (at most 300 characters), or the type alone, of the
+    exception as the user raised it (:func:`user_error`)."""
+    name, text = user_error(error)
     message = text.splitlines()[0] if text else ""
-    return f"{type(error).__name__}: {message}"[:300] if message else type(error).__name__
+    return f"{name}: {message}"[:300] if message else name
 
 
 def signature(error: BaseException, epoch: int) -> dict:
@@ -37,7 +61,7 @@ def signature(error: BaseException, epoch: int) -> dict:
     left out), the innermost source line it came from, and the epoch it happened in."""
     frames = traceback.extract_tb(error.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    message = _ADDRESS.sub("0x?", (str(error).strip().splitlines() or [""])[0])
+    message = _ADDRESS.sub("0x?", (user_error(error)[1].splitlines() or [""])[0])
     return {"type": f"{type(error).__module__}.{type(error).__qualname__}", "message": message, "where": where,
             "epoch": int(epoch)}
 

@@ -41,7 +41,7 @@ _DERIVED: dict[str, tuple[tuple[str, int, str], ...]] = {
     ),
     "search": (
         ("{}/" + "m" * SEARCH_METRIC, MAX_KEY, "the comparison run's metric keys <search>/<metric>"),
-        ("{}-" + "t" * TRIAL_ID, MAX_KEY, "its trial runs' names <search>-<trial id>"),
+        ("{} " + "t" * TRIAL_ID, MAX_KEY, "its trial runs' names <search> <configuration>"),
         ("recommended_weights_{}.json", MAX_FILE_NAME, "its artifact files' names"),
     ),
     "experiment": (

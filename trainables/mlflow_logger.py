@@ -9,7 +9,10 @@ every ``retry_seconds`` while the trials go on; the experiment's end waits up to
 ``patience_seconds`` for the server (the buffer and its writer thread are
 :class:`~trainables.write_queue.WriteQueue`). Every write is idempotent (a run is found by its tag before
 one is created; a metric point carries its report time, so writing it twice stores it once), so
-a write whose answer was lost can be retried safely. :meth:`MlflowTrialLogger.reconcile` finally
+a write whose answer was lost can be retried safely. A search's run is created when the first of
+its trials' starts is written, started then (:func:`~trainables.sweep_runs.ensure_search_run`),
+and its own writes (its end, the recommended static's weights) wait in the same queue, after its
+trials'. :meth:`MlflowTrialLogger.reconcile` finally
 compares every trial's runs with its checkpointed history and writes what is missing: the
 checkpoints, not the buffer, are the record. A run's start and end are the trial's own, however
 late they are written. The record's format is :mod:`trainables.tracking`'s.
@@ -44,7 +47,8 @@ from .tracking import (
     log_epoch,
 )
 from .tracking_store import first_line
-from .updates import TrialUpdate, last_line, tune_error_text
+from .sweep_runs import end_search_run, ensure_search_run, log_search_weights
+from .updates import SearchUpdate, TrialUpdate, last_line, tune_error_text
 from .write_queue import WriteQueue
 
 
@@ -53,15 +57,20 @@ class MlflowTrialLogger(tune.Callback):
     trial of a sweep under the run of the trial's search (``config["search"]``).
 
     ``parents`` maps each search's name to its MLflow run id; the logger keeps this very dict
-    (``logger.parents``), so a search added while the experiment runs is added to it.
+    (``logger.parents``), so a search added while the experiment runs is added to it. ``plans``
+    maps a search without a run yet to ``(its type, its run's params)``: its run is created under
+    ``comparison_run_id`` when its first trial's start is written, and added to ``parents``.
     """
 
     def __init__(self, tracking_uri: str, experiment_id: str, parents: dict[str, str], sweep_id: str,
-                 retry_seconds: float = 2.0, patience_seconds: float = 300.0, logs: str | None = None):
+                 retry_seconds: float = 2.0, patience_seconds: float = 300.0, logs: str | None = None,
+                 comparison_run_id: str | None = None, plans: dict[str, tuple[str, dict[str, Any]]] | None = None):
         self.tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
         self.experiment_id = experiment_id
         self.parents = parents
+        self.comparison_run_id = comparison_run_id
+        self.plans = plans if plans is not None else {}
         self.sweep_id = sweep_id
         self.retry_seconds = retry_seconds
         self.patience_seconds = patience_seconds
@@ -69,7 +78,7 @@ class MlflowTrialLogger(tune.Callback):
         self._runs: dict[str, str] = {}
         self._status: dict[str, str] = {}
         self._last_epoch: dict[str, int] = {}
-        self._writes: WriteQueue[TrialUpdate] = WriteQueue(self._write, retry_seconds, patience_seconds)
+        self._writes: WriteQueue[TrialUpdate | SearchUpdate] = WriteQueue(self._write, retry_seconds, patience_seconds)
 
     @property
     def client(self) -> MlflowClient:
@@ -102,9 +111,9 @@ class MlflowTrialLogger(tune.Callback):
         self._writes = WriteQueue(self._write, self.retry_seconds, self.patience_seconds)
 
     def search_of(self, config: dict[str, Any]) -> str:
-        """The trial's search, which must have a run in ``parents``."""
+        """The trial's search, which must have a run in ``parents``, or one planned (``plans``)."""
         search = search_of(config)
-        if search not in self.parents:
+        if search not in self.parents and search not in self.plans:
             known = ", ".join(sorted(self.parents)) or "none"
             raise ValueError(f"trial config's search {search!r} has no MLflow run in MlflowTrialLogger.parents "
                              f"(known: {known}); add it before the search's trials start")
@@ -116,7 +125,7 @@ class MlflowTrialLogger(tune.Callback):
         if trial_id in self._runs:
             return self._runs[trial_id]
         search = self.search_of(config)
-        parent = self.parents[search]
+        parent = self.search_run(search, started)
         run = find_trial_run(self.client, self.experiment_id, parent, trial_id)
         if run is None:
             run = create_trial_run(self.client, self.experiment_id, parent, trial_id, search, self.sweep_id,
@@ -131,6 +140,23 @@ class MlflowTrialLogger(tune.Callback):
         self._status[trial_id] = run.info.status
         self._last_epoch[trial_id] = last
         return run.info.run_id
+
+    def search_run(self, search: str, started: float | None = None) -> str:
+        """The search's run: from ``parents``, else found by its tags or created, started at
+        ``started`` (unix seconds; its first trial's start), from its ``plans`` entry."""
+        if search not in self.parents:
+            kind, params = self.plans[search]
+            self.parents[search] = ensure_search_run(self.client, self.experiment_id, self.comparison_run_id,
+                                                     self.sweep_id, search, kind, params, start_time=started)
+        return self.parents[search]
+
+    def end_search(self, search: str, status: str, ended: float) -> None:
+        """Queue the end of the search's run (after its trials' updates)."""
+        self._writes.put(SearchUpdate(search, status=status, ended=ended))
+
+    def search_weights(self, search: str, weights: list[float]) -> None:
+        """Queue the recommended static search's weights, as its run's ``weights`` param."""
+        self._writes.put(SearchUpdate(search, weights=weights))
 
     # Tune's callbacks: each queues an update, then writes what it can
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -182,12 +208,15 @@ class MlflowTrialLogger(tune.Callback):
         failures.append(text)
         return failures.log
 
-    def reconcile(self, results, statuses: dict[str, str]) -> None:
+    def reconcile(self, results, statuses: dict[str, str], configs: dict[str, dict[str, Any]] | None = None) -> None:
         """Make every trial's run match its checkpointed history and its end (``results``, a Tune
         ResultGrid; ``statuses``, each trial's Tune status at the experiment's end, as callbacks
-        saw it). A trial that ended gets its outcome's status; one cut off by an interruption
-        (neither TERMINATED nor ERROR) ends KILLED at its last checkpointed epoch, for ``resume``
-        to continue. A trial this logger has already written whole, end included, is not read again."""
+        saw it; ``configs``, each trial's config as Tune's trials hold it, for a trial that never
+        reported, whose result holds no config). A trial that ended gets its outcome's status; one
+        cut off by an interruption (neither TERMINATED nor ERROR) ends KILLED at its last
+        checkpointed epoch, for ``resume`` to continue; one that never started and never reported
+        has no run and gets none. A trial this logger has already written whole, end included, is
+        not read again."""
         self.flush()  # what is queued first: then only what is still missing is read back
         updates = []
         for result in results:
@@ -195,9 +224,12 @@ class MlflowTrialLogger(tune.Callback):
             trial_id = metrics.get("trial_id")
             if not trial_id:
                 continue
-            config = dict(result.config or {})
-            self.search_of(config)
             status = statuses.get(trial_id)
+            config = dict(result.config or (configs or {}).get(trial_id) or {})
+            if "epoch" not in metrics and (search_of(config) not in self.parents
+                                           or trial_id not in self._runs and status in (None, "PENDING")):
+                continue  # never reported, and never started (or of no known search): no run to end
+            self.search_of(config)
             errored = status == "ERROR" or result.error is not None
             update = self.ending(trial_id, config, metrics, errored=errored, ended=errored or status == "TERMINATED")
             if (self._status.get(trial_id) == update.outcome.run_status
@@ -228,7 +260,14 @@ class MlflowTrialLogger(tune.Callback):
         self.search_of(update.config)
         self._writes.put(update)
 
-    def _write(self, update: TrialUpdate) -> None:
+    def _write(self, update: TrialUpdate | SearchUpdate) -> None:
+        if isinstance(update, SearchUpdate):
+            run_id = self.search_run(update.search, update.ended)
+            if update.weights is not None:
+                log_search_weights(self.client, run_id, update.weights)
+            if update.status is not None:
+                end_search_run(self.client, run_id, update.status, update.ended)
+            return
         trial_id = update.trial_id
         run_id = self.run_id(trial_id, update.config, update.start_time())
         last = self._last_epoch[trial_id]

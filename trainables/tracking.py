@@ -24,6 +24,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from .config import method_of
+from .run_names import trial_run_name
+from .metric_names import BEST_SCORE, BEST_TEST_SCORE, COST_KEYS, SCORE, mlflow_name, record_key
 from .tracking_store import TrackingError, is_local_store
 
 TAG_PREFIX = "gradnorm_tune."
@@ -43,6 +45,10 @@ STOPPED_EARLY = TAG_PREFIX + "stopped_early"
 # how the run's trial ended (trainables.outcome), or the comparison's verdict (trainables.sweep_runs)
 OUTCOME = TAG_PREFIX + "outcome"
 ERROR_LOG = "error.log"  # the artifact of a failed trial's run: its full traceback(s)
+#: the keys of an epoch's record (trainables.epoch_metrics) that its run keeps as tags
+#: ``gradnorm_tune.<key>``: where it ran, and (the first epoch) its problem's primary metrics
+RECORD_TAGS = ("device", "node", "primary_metrics")
+PRIMARY_METRICS = TAG_PREFIX + "primary_metrics"  # JSON {task: {"metric": ..., "higher_is_better": ...}}
 PARENT = "mlflow.parentRunId"
 EXPERIMENT_KIND = "mlflow.experimentKind"
 
@@ -52,7 +58,8 @@ ROLE_TRIAL = "trial"
 ROLE_TRAIN = "train"
 
 VARIED = "varied"  # the param beside a trial's config that says what its search varied: config["label"]
-METRIC_KEYS = ("score", "best_score", "best_test_score", "compute_seconds")  # and every "<split>/<name>"
+#: the keys of an epoch record logged as metrics besides every "<split>/<name>" and "weight/..."
+METRIC_KEYS = (SCORE, BEST_SCORE, BEST_TEST_SCORE, *COST_KEYS)
 MAX_BATCH_METRICS = 1000  # MLflow's limit per log_batch
 MAX_PARAM_LENGTH = 6000  # MLflow's limit per param value
 MAX_TAG_LENGTH = 5000
@@ -181,11 +188,12 @@ def create_comparison_run(client: MlflowClient, experiment_id: str, name: str, s
 
 def create_search_run(client: MlflowClient, experiment_id: str, comparison_run_id: str, sweep_id: str,
                       search: str, search_type: str, params: dict[str, Any], *,
-                      run_name: str | None = None) -> str:
-    """One search's run under the comparison run, named ``run_name`` or else the search's name;
-    ``params`` (its options, grid size, ...) as JSON."""
+                      run_name: str | None = None, start_time: float | None = None) -> str:
+    """One search's run under the comparison run, named ``run_name`` or else the search's name,
+    started at ``start_time`` (unix seconds; default now); ``params`` (its options, grid size,
+    ...) as JSON."""
     run = client.create_run(
-        experiment_id, run_name=run_name or search,
+        experiment_id, run_name=run_name or search, start_time=_ms(start_time),
         tags={PARENT: comparison_run_id, ROLE: ROLE_SEARCH, SEARCH: search, SWEEP: sweep_id, KIND: search_type},
     )
     _log_params(client, run.info.run_id, {key: json.dumps(value) for key, value in params.items()})
@@ -211,10 +219,12 @@ def trial_params(config: dict[str, Any]) -> dict[str, str]:
 
 def create_trial_run(client: MlflowClient, experiment_id: str, parent_run_id: str, trial_id: str, search: str,
                      sweep_id: str, config: dict[str, Any], start_time: float | None = None) -> Run:
-    """A new run for the trial (``<search>-<trial_id>``) with its params; ``start_time`` in unix
-    seconds (default: now). Look for one first (:func:`find_trial_run`): this always creates."""
+    """A new run for the trial, named by its search and configuration
+    (:func:`trainables.run_names.trial_run_name`: ``"gradnorm alpha=1.27 wlr=0.054"``), with its
+    params; ``start_time`` in unix seconds (default: now). Look for one first
+    (:func:`find_trial_run`): this always creates."""
     run = client.create_run(
-        experiment_id, start_time=_ms(start_time), run_name=f"{search}-{trial_id}",
+        experiment_id, start_time=_ms(start_time), run_name=trial_run_name(search, config.get("label")),
         tags={PARENT: parent_run_id, TRIAL_ID: trial_id, ROLE: ROLE_TRIAL, SEARCH: search, SWEEP: sweep_id},
     )
     _log_params(client, run.info.run_id, trial_params(config))
@@ -244,11 +254,16 @@ def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> 
 
 
 def metric_history(client: MlflowClient, run: Run, wanted: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
-    """The run's epochs, rebuilt from its metrics (those ``wanted`` says yes to; default all):
-    ``[{"epoch": 1, "score": ..., ...}, ...]``. One request per metric: ask only for what you use."""
+    """The run's epochs as epoch records, rebuilt from its metrics (those whose record key
+    ``wanted`` says yes to; default all): ``[{"epoch": 1, "score": ..., ...}, ...]``, under the
+    record's keys whatever names the run was written under (:func:`trainables.metric_names.record_key`).
+    One request per metric: ask only for what you use."""
     by_step: dict[int, dict[str, Any]] = {}
-    for key in filter(wanted, run.data.metrics):
-        for metric in client.get_metric_history(run.info.run_id, key):
+    for name in run.data.metrics:
+        key = record_key(name)
+        if wanted is not None and not wanted(key):
+            continue
+        for metric in client.get_metric_history(run.info.run_id, name):
             by_step.setdefault(metric.step, {"epoch": metric.step})[key] = metric.value
     return [by_step[step] for step in sorted(by_step)]
 
@@ -258,16 +273,18 @@ def _is_number(value: Any) -> bool:
 
 
 def log_epoch(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None:
-    """One epoch's record (``trainables.epoch_metrics``) as metrics at step = epoch, and its device
-    and node as tags. The points carry the record's ``reported_at`` time: written twice, stored once."""
+    """One epoch's record (``trainables.epoch_metrics``) as metrics at step = epoch, under their
+    MLflow names (:func:`trainables.metric_names.mlflow_name`), and its device and node (and the
+    first epoch's primary metrics) as tags (:data:`RECORD_TAGS`). The points carry the record's
+    ``reported_at`` time: written twice, stored once."""
     step = int(record["epoch"])
     timestamp = int(float(record.get("reported_at", record.get("timestamp", 0))) * 1000)
     metrics = [
-        Metric(key, float(value), timestamp, step)
+        Metric(mlflow_name(key), float(value), timestamp, step)
         for key, value in record.items()
         if (key in METRIC_KEYS or "/" in key) and _is_number(value)
     ]
-    tags = [RunTag(TAG_PREFIX + key, str(record[key])) for key in ("device", "node") if key in record]
+    tags = [RunTag(TAG_PREFIX + key, str(record[key])[:MAX_TAG_LENGTH]) for key in RECORD_TAGS if key in record]
     for start in range(0, max(len(metrics), 1), MAX_BATCH_METRICS):
         client.log_batch(run_id, metrics=metrics[start:start + MAX_BATCH_METRICS], tags=tags)
 

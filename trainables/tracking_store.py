@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +74,31 @@ def _refused(error: BaseException) -> bool:
     from mlflow.exceptions import MlflowException
 
     return isinstance(error, MlflowException) and error.get_http_status_code() in (401, 403)
+
+
+def reach_tracking_server(uri: str, timeout: float = 5.0) -> None:
+    """For a tracking server (``http(s)://``), that its host answers on its port, in at most
+    ``timeout`` seconds: one TCP connection, no request and no MLflow import (a sweep checks it
+    before Ray starts; :func:`check_tracking_server` then makes the first request). A local store
+    (SQLite, a folder) or another scheme is left to :func:`check_tracking_server`."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        where = f"{parts.hostname}:{port}"
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        if isinstance(error, ConnectionRefusedError):
+            reason = f"nothing listens on {where}"
+        elif isinstance(error, TimeoutError):
+            reason = f"no answer from {where} in {timeout:g} s"
+        elif isinstance(error, socket.gaierror):
+            reason = f"unknown host {parts.hostname!r}"
+        else:
+            reason = getattr(error, "strerror", None) or first_line(error)
+        raise TrackingError(f"tracking server {redact(uri)} is unreachable ({reason}); start it or pass "
+                            "--tracking-uri") from None
 
 
 def check_tracking_server(uri: str) -> MlflowClient:

@@ -1,5 +1,5 @@
-"""What the trial logger writes, one update at a time: :class:`TrialUpdate`, and the error text
-Tune keeps for a trial it gave up on."""
+"""What the trial logger writes, one update at a time: :class:`TrialUpdate` and
+:class:`SearchUpdate`, and the error text Tune keeps for a trial it gave up on."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from .outcome import Outcome
 
-__all__ = ["TrialUpdate", "last_line", "tune_error_text"]
+__all__ = ["SearchUpdate", "TrialUpdate", "last_line", "tune_error_text"]
 
 
 @dataclass
@@ -35,6 +35,17 @@ class TrialUpdate:
             if "reported_at" in record:
                 return float(record["reported_at"]) - float(record.get("compute_seconds", 0.0))
         return time.time()
+
+
+@dataclass
+class SearchUpdate:
+    """What one search's run needs next: the weights it trains (the recommended static's), or
+    its end (``status`` at ``ended``, unix seconds)."""
+
+    search: str
+    weights: list[float] | None = None
+    status: str | None = None
+    ended: float | None = None
 
 
 def tune_error_text(trial) -> str:

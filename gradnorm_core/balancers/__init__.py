@@ -15,12 +15,33 @@ from .scale_invariant import ScaleInvariant
 from .imtl_l import IMTLL
 from .imtl import IMTL
 from .famo import FAMO
+from .mgda import MGDA
+from .pcgrad import PCGrad
+from .cagrad import CAGrad
+from .nash_mtl import NashMTL
+from .imtl_g import IMTLG
+from .aligned_mtl import AlignedMTL
+from .upgrad import UPGrad
+from .dualproj import DualProj
+from .rlw import RandomLossWeighting
+from .jacobian import JACOBIANS, JacobianBalancer
 from .initial_losses import INITIAL_LOSS_RULES, resolve_initial_losses
 from .shared_layer import resolve_shared_layer
 
 __all__ = [
+    "AlignedMTL",
     "BALANCERS",
+    "CAGrad",
+    "DualProj",
     "INITIAL_LOSS_RULES",
+    "IMTLG",
+    "JACOBIANS",
+    "JacobianBalancer",
+    "MGDA",
+    "NashMTL",
+    "PCGrad",
+    "RandomLossWeighting",
+    "UPGrad",
     "METHODS",
     "Balancer",
     "BalancerOptionError",

@@ -13,7 +13,13 @@ if TYPE_CHECKING:
 
 
 class NonFiniteLossError(ValueError):
-    """A task loss was NaN or infinite; the balancer's state was left untouched."""
+    """A task loss was NaN or infinite; the balancer's state was left untouched. ``task``: its
+    index, ``value``: the loss, ``step``: the balancer's step count (None where not known)."""
+
+    def __init__(self, message: str, *, task: int | None = None, value: float | None = None,
+                 step: int | None = None) -> None:
+        super().__init__(message)
+        self.task, self.value, self.step = task, value, step
 
 
 class Balancer(ABC):
@@ -139,7 +145,7 @@ class Balancer(ABC):
             raise NonFiniteLossError(
                 f"{where}losses[{task}] is {value} {when} step {self.step_count}: task {task}'s loss is "
                 f"not finite; the balancer's state is unchanged (lower the learning rate or check "
-                f"that task's data)"
+                f"that task's data)", task=task, value=value, step=self.step_count
             )
 
 

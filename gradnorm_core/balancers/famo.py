@@ -131,7 +131,7 @@ class FAMO(Balancer):
             raise NonFiniteLossError(
                 f"{where}losses[{task}] is {values[task]} at step {self.step_count}: at or below "
                 f"min_losses[{task}] = {self.min_losses[task]} with eps 0, its gap has no log (raise eps); "
-                f"the balancer's state is unchanged"
+                f"the balancer's state is unchanged", task=task, value=float(values[task]), step=self.step_count
             )
         return [math.log(gap) for gap in gaps]
 
@@ -169,7 +169,7 @@ class FAMO(Balancer):
                 raise NonFiniteLossError(
                     f"losses[{task}] is {values[task]} at step {self.step_count}: its FAMO weight is "
                     f"not finite (its gap to min_losses[{task}] is too small; raise eps); the "
-                    f"balancer's state is unchanged"
+                    f"balancer's state is unchanged", task=task, value=float(values[task]), step=self.step_count
                 )
             dtype = torch.promote_types(losses.dtype, torch.float32)
             applied = torch.tensor([s / total for s in scaled], dtype=dtype, device=losses.device)

@@ -14,6 +14,7 @@ from .multidigits import MultiDigits
 from .multimnist import MultiMNIST
 from .qm9 import QM9
 from .registry import ENTRY_POINT_GROUP, ProblemNameError, build_problem, resolve_problem, user_problem_tasks
+from .shapes import TargetShapeError, check_target_shapes
 from .toy import ToyRegression
 
 __all__ = [
@@ -33,7 +34,9 @@ __all__ = [
     "ProblemNameError",
     "QM9",
     "Split",
+    "TargetShapeError",
     "ToyRegression",
+    "check_target_shapes",
     "higher_is_better",
     "make_problem",
     "problem_tasks",

@@ -16,7 +16,9 @@ finite score) are selected from or averaged; a configuration still knows its oth
 The grid's best is what every search is measured against (:func:`grid_search`, :func:`reaches`):
 :func:`compute_to_reach` says at what compute a search first came within noise of it, and
 :func:`with_source` counts a derived search's cost with its source's (the recommended static's
-weights come from its GradNorm search, which it cannot be had without).
+weights come from its GradNorm search, which it cannot be had without). Each counts the cost in
+one of :data:`.summaries.COST_UNITS` (``unit``; wall-clock ``compute`` seconds by default), and
+gives ``None`` where a trial's cost in that unit is unknown.
 
 Pure functions over :mod:`.summaries` data.
 """
@@ -28,7 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .summaries import GRID_KIND, RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
+from .summaries import GRID_KIND, MEAN_WEIGHT, RESULT_OUTCOMES, SearchSummary, TrialSummary, history_keys
 
 
 def config_label(config: dict[str, Any]) -> str | None:
@@ -127,11 +129,11 @@ def within_noise(a: ConfigResult, b: ConfigResult) -> bool | None:
     return abs(a.mean - b.mean) <= math.hypot(a.std, b.std)
 
 
-def best_so_far(search: SearchSummary) -> list[tuple[float, float]]:
-    """Points ``(cumulative compute seconds, best validation score so far)``.
+def best_so_far(search: SearchSummary, unit: str = "compute") -> list[tuple[float, float]]:
+    """Points ``(cumulative cost in unit, best validation score so far)``.
 
-    Trials are taken in order of ``end_time`` (stable for ties). Every trial adds its
-    ``compute_seconds`` to the running total (failed and diverged ones too: the compute was
+    Trials are taken in order of ``end_time`` (stable for ties). Every trial adds its cost in
+    ``unit`` (0 where unknown) to the running total (failed and diverged ones too: the compute was
     spent); only trials with a result contribute their best-epoch ``"score"``, to their
     configuration's mean over the seeds that have ended so far (without repeats, the trial's own
     score). One point per trial, starting at the first trial that gives a score (before that there
@@ -142,7 +144,7 @@ def best_so_far(search: SearchSummary) -> list[tuple[float, float]]:
     compute = 0.0
     scores: dict[str, list[float]] = {}
     for trial in sorted(search.trials, key=lambda t: t.end_time):
-        compute += trial.compute_seconds
+        compute += trial.cost(unit) or 0.0
         if trial.has_result:
             scores.setdefault(label_of(trial), []).append(trial.best_epoch["score"])
         if scores:
@@ -157,7 +159,7 @@ def time_averaged_weights(trial: TrialSummary) -> list[float]:
 
     Raises ValueError (one line) when the trial has no such entries, or an epoch lacks one.
     """
-    keys = history_keys(trial, "mean_weight/")
+    keys = history_keys(trial, MEAN_WEIGHT)
     for record in trial.history:
         missing = [k for k in keys if k not in record]
         if missing:
@@ -193,16 +195,19 @@ def reaches(config: ConfigResult, target: ConfigResult) -> bool:
     return config.mean <= target.mean or within_noise(config, target) is True
 
 
-def compute_to_reach(search: SearchSummary, target: ConfigResult) -> float | None:
-    """The search's cumulative compute (its trials in the order they ended, every outcome
+def compute_to_reach(search: SearchSummary, target: ConfigResult, unit: str = "compute") -> float | None:
+    """The search's cumulative cost in ``unit`` (its trials in the order they ended, every outcome
     counted) when a configuration first :func:`reaches` ``target`` with all its trials ended (all
-    its seeds, so that its mean is the one the table shows); ``None`` if none does."""
+    its seeds, so that its mean is the one the table shows); ``None`` if none does, or a trial's
+    cost in ``unit`` is unknown."""
+    if search.cost(unit) is None:
+        return None
     totals: dict[str, int] = {}
     for trial in search.trials:
         totals[label_of(trial)] = totals.get(label_of(trial), 0) + 1
     compute, seen, results = 0.0, {}, {}
     for trial in sorted(search.trials, key=lambda t: t.end_time):
-        compute += trial.compute_seconds
+        compute += trial.cost(unit)
         label = label_of(trial)
         seen[label] = seen.get(label, 0) + 1
         if trial.has_result:
@@ -212,30 +217,35 @@ def compute_to_reach(search: SearchSummary, target: ConfigResult) -> float | Non
     return None
 
 
-def source_compute(search: SearchSummary, searches: list[SearchSummary]) -> float:
-    """The compute of the search that ``search`` derives from (its ``source``), 0 without one."""
+def source_compute(search: SearchSummary, searches: list[SearchSummary], unit: str = "compute") -> float | None:
+    """The cost in ``unit`` of the search that ``search`` derives from (its ``source``), 0
+    without one; ``None`` when unknown."""
     source = next((s for s in searches if s.name == search.source), None) if search.source else None
-    return source.compute_seconds if source is not None else 0.0
+    return source.cost(unit) if source is not None else 0.0
 
 
-def with_source(search: SearchSummary, searches: list[SearchSummary]) -> float:
-    """The search's compute with its source's included: what it cost to have its result."""
-    return search.compute_seconds + source_compute(search, searches)
+def with_source(search: SearchSummary, searches: list[SearchSummary], unit: str = "compute") -> float | None:
+    """The search's cost in ``unit`` with its source's included: what it cost to have its
+    result; ``None`` when unknown."""
+    own, source = search.cost(unit), source_compute(search, searches, unit)
+    return None if own is None or source is None else own + source
 
 
-def grid_reach(searches: list[SearchSummary]) -> dict[str, float | None]:
-    """``{search name: the fraction of the grid's compute at which it first came within noise of
-    the grid's best}`` (:func:`compute_to_reach`, a derived search's source counted in full before
-    its own trials; ``None``: never), for every search but the single-task reference. Empty
-    without a grid (:func:`grid_search`) or when the grid spent no compute."""
+def grid_reach(searches: list[SearchSummary], unit: str = "compute") -> dict[str, float | None]:
+    """``{search name: the fraction of the grid's cost in unit at which it first came within noise
+    of the grid's best}`` (:func:`compute_to_reach`, a derived search's source counted in full
+    before its own trials; ``None``: never, or its cost in ``unit`` is unknown), for every search but
+    the single-task reference. Empty without a grid (:func:`grid_search`), when the grid spent
+    nothing, or its cost in ``unit`` is unknown."""
     grid = grid_search(searches)
     target = best_config(grid) if grid is not None else None
-    if target is None or grid.compute_seconds <= 0:
+    total = grid.cost(unit) if target is not None else None
+    if target is None or not total or total <= 0:
         return {}
     out: dict[str, float | None] = {}
     for search in searches:
         if search.reference:
             continue
-        reached = compute_to_reach(search, target)
-        out[search.name] = None if reached is None else (reached + source_compute(search, searches)) / grid.compute_seconds
+        reached, source = compute_to_reach(search, target, unit), source_compute(search, searches, unit)
+        out[search.name] = None if reached is None or source is None else (reached + source) / total
     return out

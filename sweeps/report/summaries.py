@@ -18,12 +18,14 @@ Only ``finished`` and ``stopped`` trials have a result (:attr:`TrialSummary.has_
 alone feed selection, means, fronts, the best-so-far curve and the recommended weights. Every
 trial's compute counts in its search's cost.
 
-Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are read from
-the problem without its data (:func:`primary_metrics`), so the report never needs the data either.
+Each task's primary metric and its direction (:class:`PrimaryMetric`, for Delta m%) are what
+each trial recorded at its first report (:attr:`TrialSummary.primary`); :mod:`.primaries` reads
+them for the comparison.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,13 +36,21 @@ if TYPE_CHECKING:
     from ..spec import SweepSpec
     from ..state import SweepState
 
-from trainables import Outcome
+from trainables import Outcome, metric_names, run_names
 
 # the outcome words are trainables.Outcome's
 FINISHED, STOPPED, FAILED, DIVERGED, KILLED = (outcome.value for outcome in Outcome)
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 GRID_KIND = "static_grid"  # the kind of the searches that make the static grid (its front, its best)
 RESULT_OUTCOMES = tuple(outcome.value for outcome in Outcome if outcome.selectable)  # whose epochs are results
+short_label = run_names.short_label  # a configuration's label shortened for reading (the trial runs' names)
+WEIGHT, MEAN_WEIGHT = metric_names.WEIGHT, metric_names.MEAN_WEIGHT  # "weight/<task>", "mean_weight/<task>"
+ALPHA_KIND = "gradnorm"  # the kind of the alpha searches (GradNorm's): what the answer weighs against the grid
+#: what a trial's cost is counted in: {unit: its TrialSummary attribute (and its record's key)}. Wall-clock
+#: ``compute`` moves with whatever else loads the machine; the trial's own ``cpu`` time (``gpu`` on a GPU)
+#: far less, and ``samples`` (training items processed) not at all (see :mod:`.costs`)
+COST_UNITS = {"compute": metric_names.COMPUTE_SECONDS, "cpu": metric_names.CPU_SECONDS,
+              "gpu": metric_names.GPU_SECONDS, "samples": metric_names.SAMPLES}
 
 
 def outcome_from_status(status: str, stopped_early: bool = False) -> str:
@@ -68,7 +78,12 @@ class TrialSummary:
     validation score, lower is better; only on epochs that validated), ``"test/score"`` and
     ``"test/<task>/<metric>"`` (at least at the best and the last epoch),
     ``"weight/<task>"`` (weights at the end of the epoch) and ``"mean_weight/<task>"`` (weights
-    averaged over the epoch's steps), and ``"compute_seconds"`` (cumulative).
+    averaged over the epoch's steps), and ``"compute_seconds"`` (cumulative); the keys of
+    :mod:`trainables.metric_names`.
+
+    Its cost, in each of :data:`COST_UNITS`: ``compute_seconds`` (wall-clock), ``cpu_seconds`` (its
+    own CPU time), ``gpu_seconds`` (on a GPU) and ``samples`` (training items processed); ``None``
+    where its record does not have the unit (a trial logged before it was counted; no GPU).
 
     ``outcome`` is one of :data:`OUTCOMES`; left empty, it is derived from ``status``
     (:func:`outcome_from_status`). A trial said to be finished or stopped whose history holds a
@@ -87,6 +102,12 @@ class TrialSummary:
     error: str | None = None
     start_time: float = 0.0  # unix seconds when the trial started
     outcome: str = ""
+    cpu_seconds: float | None = None
+    gpu_seconds: float | None = None
+    samples: float | None = None
+    #: its problem's primary metric of each task, as it recorded it at its first report
+    #: (``{task: {"metric": name, "higher_is_better": bool}}``); None in records written before
+    primary: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.outcome and self.outcome not in OUTCOMES:
@@ -96,6 +117,11 @@ class TrialSummary:
         if self.outcome in RESULT_OUTCOMES and any(diverges(key, value) for record in self.history
                                                    for key, value in record.items()):
             self.outcome = DIVERGED
+
+    def cost(self, unit: str) -> float | None:
+        """What the trial cost in ``unit`` (one of :data:`COST_UNITS`), ``None`` when unknown."""
+        value = getattr(self, COST_UNITS[unit])
+        return None if value is None else float(value)
 
     @property
     def has_result(self) -> bool:
@@ -123,15 +149,24 @@ class SearchSummary:
     wall_seconds: float
     trials: list[TrialSummary]
     grid_size: int | None = None  # full combinatorial size of a static grid
+    levels: list[int] | None = None  # a static grid's number of weight levels per task (None: not recorded)
     sampled: bool = False  # whether the grid was sampled at random under a trial cap
     recommends_static: bool = False  # its best trial's mean weights become the recommended static weights
     reference: bool = False  # its trials train one task each: Delta m%'s single-task reference, no competitor
     source: str | None = None  # the search its configuration comes from (the recommended static's GradNorm)
+    maps_front: bool = False  # it searches the trade-off front: the Pareto view draws its non-dominated points
+    schedules_weights: bool = False  # its trials' weights change as they train: its best trial's are plotted
 
     @property
     def compute_seconds(self) -> float:
         """The compute of all its trials, whatever their outcome."""
         return float(sum(trial.compute_seconds for trial in self.trials))
+
+    def cost(self, unit: str) -> float | None:
+        """What all its trials cost in ``unit`` (whatever their outcome); ``None`` when a trial's
+        cost in it is unknown."""
+        costs = [trial.cost(unit) for trial in self.trials]
+        return None if None in costs else float(sum(costs))
 
 
 @dataclass(frozen=True)
@@ -160,14 +195,6 @@ def primary_metrics(problem: Any, task_names: list[str] | None = None) -> list[P
     return out
 
 
-def spec_primary_metrics(spec: SweepSpec) -> list[PrimaryMetric]:
-    """:func:`primary_metrics` of the spec's problem, built from its name and options (no data:
-    the driver builds it only to read what it declares)."""
-    from gradnorm_core import make_problem
-
-    return primary_metrics(make_problem(spec.problem.name, **spec.problem.options), spec.task_names)
-
-
 def history_keys(trial: TrialSummary, prefix: str) -> list[str]:
     """Keys of the trial's first history record that start with ``prefix`` (``"weight/"``), in
     record order; a one-line ValueError when there are none."""
@@ -182,7 +209,8 @@ def history_keys(trial: TrialSummary, prefix: str) -> list[str]:
 def reads_metric(key: str) -> bool:
     """Whether the report reads this metric of a trial's history (the rest need not be fetched);
     of the validation metrics only ``val/<task>/normalized_error`` (the Pareto view's)."""
-    return (key in ("score", "compute_seconds") or key.startswith(("test/", "weight/", "mean_weight/"))
+    return (key == metric_names.SCORE or key in COST_UNITS.values()
+            or key.startswith(("test/", metric_names.WEIGHT, metric_names.MEAN_WEIGHT))
             or (key.startswith("val/") and key.endswith("/normalized_error")))
 
 
@@ -221,30 +249,44 @@ def search_summary(client: MlflowClient, state: SweepState, name: str, kind: str
     is the span from its first trial's start to its last trial's end (searches overlap). A
     trial's outcome is its run's ``gradnorm_tune.outcome`` tag, or without one its status
     (:func:`outcome_from_status`, with the ``stopped_early`` tag)."""
-    from trainables import (DEVICE, ERROR_TAG, OUTCOME, STOPPED_EARLY, TRIAL_ID, decode_params, metric_history,
-                            trial_runs)
+    from trainables import (DEVICE, ERROR_TAG, OUTCOME, PRIMARY_METRICS, STOPPED_EARLY, TRIAL_ID, decode_params,
+                            metric_history, trial_runs)
 
     from ..searches import SEARCH_TYPES
 
     entry = state.searches[name]
     trials = []
-    for run in trial_runs(client, state.experiment_id, entry["parent_run_id"]):
+    runs = trial_runs(client, state.experiment_id, entry["parent_run_id"]) if entry.get("parent_run_id") else []
+    for run in runs:
         history = metric_history(client, run, reads_metric)
         tags = run.data.tags
         outcome = tags.get(OUTCOME) or outcome_from_status(
             run.info.status, tags.get(STOPPED_EARLY) == "true")
+        last = history[-1] if history else {}
         trials.append(TrialSummary(
             search=name, trial_id=tags.get(TRIAL_ID, run.info.run_id),
             config=decode_params(run.data.params), status=run.info.status,
-            compute_seconds=history[-1].get("compute_seconds", 0.0) if history else 0.0,
+            compute_seconds=last.get(metric_names.COMPUTE_SECONDS, 0.0),
             device=tags.get(DEVICE, "?"), end_time=(run.info.end_time or run.info.start_time) / 1000,
             history=history, error=tags.get(ERROR_TAG), start_time=run.info.start_time / 1000,
             outcome=outcome if outcome in OUTCOMES else FAILED,
+            cpu_seconds=last.get(metric_names.CPU_SECONDS), gpu_seconds=last.get(metric_names.GPU_SECONDS),
+            samples=last.get(metric_names.SAMPLES), primary=_json(tags.get(PRIMARY_METRICS)),
         ))
     return SearchSummary(name=name, kind=kind, wall_seconds=span(trials), trials=trials,
-                         grid_size=entry.get("grid_size"), sampled=bool(entry.get("sampled", False)),
+                         grid_size=entry.get("grid_size"), levels=entry.get("levels"),
+                         sampled=bool(entry.get("sampled", False)),
                          recommends_static=getattr(SEARCH_TYPES.get(kind), "recommends_static", False),
-                         reference=getattr(SEARCH_TYPES.get(kind), "reference", False))
+                         reference=getattr(SEARCH_TYPES.get(kind), "reference", False),
+                         maps_front=getattr(SEARCH_TYPES.get(kind), "maps_front", False),
+                         schedules_weights=getattr(SEARCH_TYPES.get(kind), "schedules_weights", False))
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return None
 
 
 def sweep_summaries(client: MlflowClient, state: SweepState, spec: SweepSpec) -> list[SearchSummary]:

@@ -1,26 +1,44 @@
-"""The cost table of a comparison: what each search cost and what it found, as rows, as a
-Markdown table and as CSV.
+"""The cost table of a comparison: what each search cost and what it found, as rows and as CSV
+(the Markdown tables are :mod:`.markdown`'s).
 
-Pure functions over :mod:`.summaries` data: the best configuration, the compute to the grid's
-best and a derived search's cost with its source's come from :mod:`.selection`, Delta m% from
-:mod:`.delta`, a search's place against the grid's front from :mod:`.fronts`.
+Pure functions over :mod:`.summaries` data: the best configuration and a derived search's cost
+with its source's come from :mod:`.selection`, the fractions of the grid's cost and the full
+grid's projection from :mod:`.costs`, Delta m% from :mod:`.delta`, a search's place against the
+grid's front from :mod:`.fronts`.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import os
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .costs import full_grid_cost, grid_fractions, points_ran, projected
 from .delta import delta_ms, reference_search, single_task_reference
-from .selection import ConfigResult, best_config, config_label, grid_reach, grid_search, with_source, within_noise
-from .summaries import OUTCOMES, RESULT_OUTCOMES, STOPPED, PrimaryMetric, SearchSummary
+from .hypervolume import hypervolumes
+from .selection import ConfigResult, best_config, config_label, with_source, within_noise
+from .summaries import COST_UNITS, OUTCOMES, RESULT_OUTCOMES, STOPPED, PrimaryMetric, SearchSummary
 
 OUTCOME_FIELDS = tuple(f"outcome/{outcome}" for outcome in OUTCOMES)  # one count column per outcome
 NO_RESULT = tuple(outcome for outcome in OUTCOMES if outcome not in RESULT_OUTCOMES)  # failed, diverged, killed
+
+
+def cost_key(unit: str) -> str:
+    """A row's key of a search's own cost in ``unit``: ``compute_seconds``, ``cpu_seconds``, ..."""
+    return COST_UNITS[unit]
+
+
+def with_source_key(unit: str) -> str:
+    """A derived search's row key of its cost in ``unit`` with its source's:
+    ``compute_with_source_seconds``, ``cpu_with_source_seconds``, ..., ``samples_with_source``."""
+    return "samples_with_source" if unit == "samples" else f"{unit}_with_source_seconds"
+
+
+def full_grid_key(unit: str) -> str:
+    """A grid's row key of the full grid's cost in ``unit``: ``full_grid_compute_seconds``, ..."""
+    return f"full_grid_{COST_UNITS[unit]}"
 
 
 def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
@@ -40,7 +58,12 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     ``best_config`` (its label), ``best_left_out`` (``"1 of 3 diverged"``: the best configuration's
     trials without a result, which its means leave out; ``None`` when there are none), then
     ``"test/<name>"`` for each name in ``task_metrics`` (means at those epochs; ``None`` when
-    missing), then ``grid_size`` and ``sampled`` when the search has a grid size. When the best
+    missing), then ``grid_size`` and ``sampled`` when the search has a grid size, with
+    ``points_ran`` (its configurations that ran), ``full_grid_projected`` (fewer ran than it has)
+    and the full grid's cost in every known unit (``full_grid_compute_seconds``,
+    ``full_grid_cpu_seconds``, ``full_grid_samples``, ...: :func:`.costs.full_grid_cost`). Besides
+    ``compute_seconds`` (wall-clock), a search's cost in every other unit its trials all have:
+    ``cpu_seconds``, ``gpu_seconds``, ``samples`` (:data:`.summaries.COST_UNITS`). When the best
     configuration ran with several seeds, also ``seeds``, ``best_val_std`` and ``best_test_std``
     (sample std over the seeds with a result), and ``vs_best``: ``"best"`` for the row with the
     lowest mean, ``"within noise"`` when its mean differs from the best row's by less than their
@@ -48,14 +71,21 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
     without a trial with a result.
 
     A search derived from another (``source``: the recommended static) also has ``source`` and
-    ``compute_with_source_seconds`` (its compute and its source's: :func:`.selection.with_source`).
-    With a grid (:func:`.selection.grid_search`), every row has ``grid_compute_fraction`` (its
-    compute, a derived search's with its source's, over the grid's) and ``to_grid_best`` (the
-    fraction of the grid's compute at which it first came within noise of the grid's best:
-    :func:`.selection.grid_reach`; ``None``: never). With a single-task reference search and
+    ``compute_with_source_seconds`` (its compute and its source's: :func:`.selection.with_source`),
+    and the same in every other known unit (:func:`with_source_key`). With a grid
+    (:func:`.selection.grid_search`), every row has, in every unit both costs are known in,
+    ``grid_<unit>_fraction`` (its cost, a derived search's with its source's, over the grid's),
+    ``full_grid_<unit>_fraction`` (over the full grid's) and ``to_grid_best`` / ``to_grid_best_<unit>``
+    (the fraction of the grid's cost at which it first came within noise of the grid's best;
+    ``None``: never): :func:`.costs.grid_fractions`. With a single-task reference search and
     ``primaries``, every row has ``delta_m`` (:func:`.delta.delta_ms`); the reference's own row
     has no scores (its trials each train one task) and its ``test/<name>`` are the reference
-    values M_stl. With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
+    values M_stl; it has ``reference`` (true). A search whose weights change as it trains (``pbt``:
+    :attr:`SearchSummary.schedules_weights`) has ``final_weights``, its best trial's weights at its
+    last epoch. When some trial has every task's normalized validation error, every row has
+    ``hypervolume`` and ``hypervolume_per_compute_second`` (the front the search found against the
+    sweep's reference point, and that over its compute with its source's:
+    :func:`.hypervolume.hypervolumes`; ``None`` for the reference and a search without a point). With ``fronts`` (``{search name: status}``, see :func:`.fronts.front_statuses`),
     every row ends with ``front`` (``None`` when absent).
     """
     searches = list(searches)
@@ -71,6 +101,8 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
                                   None if noise is None else "within noise" if noise else "worse")
     reference = reference_search(searches)
     for search, row in zip(searches, rows):
+        if search.reference:
+            row["reference"] = True
         if search.reference and primaries:
             row["best_config"] = "each task alone"
             for name, value in single_task_reference(search, primaries).items():
@@ -78,16 +110,24 @@ def cost_rows(searches: Sequence[SearchSummary], task_metrics: Sequence[str],
                     row[f"test/{name}"] = value
         if search.source is not None:
             row["source"] = search.source
-            row["compute_with_source_seconds"] = with_source(search, searches)
-    grid, reach = grid_search(searches), grid_reach(searches)
-    if grid is not None and reach:
-        for search, row in zip(searches, rows):
-            row["grid_compute_fraction"] = with_source(search, searches) / grid.compute_seconds
-            if search.name in reach:  # (not the single-task reference: no competitor)
-                row["to_grid_best"] = reach[search.name]
+            for unit in COST_UNITS:
+                cost = with_source(search, searches, unit)
+                if cost is not None:
+                    row[with_source_key(unit)] = cost
+    fractions = grid_fractions(searches)
+    for search, row in zip(searches, rows):
+        row.update(fractions.get(search.name, {}))
     deltas = delta_ms(searches, primaries or []) if reference is not None else {}
     for row in rows if deltas else ():
         row["delta_m"] = deltas.get(row["search"])
+    for search, row, config in zip(searches, rows, configs):
+        last = config.best_trial.history[-1] if search.schedules_weights and config is not None else {}
+        if any(key.startswith("weight/") for key in last):  # a schedule's end: the weights it trained to
+            row["final_weights"] = [last[key] for key in last if key.startswith("weight/")]
+    volumes = hypervolumes(searches)
+    for row in rows if any(volumes.values()) else ():
+        volume, per_second = volumes.get(row["search"]) or (None, None)
+        row["hypervolume"], row["hypervolume_per_compute_second"] = volume, per_second
     if fronts is not None:
         for row in rows:
             row["front"] = fronts.get(row["search"])
@@ -114,6 +154,8 @@ def _cost_row(search: SearchSummary, config: ConfigResult | None, task_metrics: 
         "stopped_early": outcomes.count(STOPPED),
         **{field: outcomes.count(outcome) for field, outcome in zip(OUTCOME_FIELDS, OUTCOMES)},
         "compute_seconds": float(sum(t.compute_seconds for t in search.trials)),
+        **{cost_key(unit): search.cost(unit) for unit in COST_UNITS
+           if unit != "compute" and search.trials and search.cost(unit) is not None},
         "stopped_compute_seconds": float(sum(t.compute_seconds for t in search.trials if t.outcome == STOPPED)),
         "wall_seconds": search.wall_seconds,
     }
@@ -128,117 +170,18 @@ def _cost_row(search: SearchSummary, config: ConfigResult | None, task_metrics: 
     if search.grid_size is not None:
         row["grid_size"] = search.grid_size
         row["sampled"] = search.sampled
+        row["points_ran"] = points_ran(search)
+        row["full_grid_projected"] = projected(search)
+        for unit in COST_UNITS:
+            full = full_grid_cost(search, unit)
+            if full is not None:
+                row[full_grid_key(unit)] = full
     if config is not None and config.seeds > 1:
         tests = config.values("test/score")
         row["seeds"] = config.seeds
         row["best_val_std"] = config.std
         row["best_test_std"] = statistics.stdev(tests) if len(tests) > 1 else None
     return row
-
-
-def trials_cell(row: dict) -> str:
-    """The trials column: ``"10 of 27 (sampled)"`` for a sampled grid, ``"27 of 27"`` for a full
-    one, the bare count otherwise; with several seeds per configuration ``"81 = 27 of 27 x 3
-    seeds"``; then the trials that did not finish as planned, e.g. ``" (12 stopped early, 2
-    failed)"``."""
-    ended = [f"{row['stopped_early']} stopped early"] if row.get("stopped_early") else []
-    ended += [f"{row[f'outcome/{outcome}']} {outcome}" for outcome in NO_RESULT if row.get(f"outcome/{outcome}")]
-    suffix = f" ({', '.join(ended)})" if ended else ""
-    seeds = row.get("seeds") or 1
-    if row.get("grid_size") is None:
-        return f"{row['trials']}{suffix}"
-    points = row["trials"] // seeds
-    text = f"{points} of {row['grid_size']}" + (" (sampled)" if row.get("sampled") else "")
-    if seeds > 1:
-        text = f"{row['trials']} = {text} x {seeds} seeds"
-    return text + suffix
-
-
-def format_table(rows: Sequence[dict], task_metrics: Sequence[str]) -> str:
-    """A GitHub-style Markdown table, padded so it also reads as plain text in a terminal.
-
-    Columns: search | trials | compute s | wall s | val score | test score | Δm% | to grid's best |
-    test <each task metric> | best config, and ``vs best`` when some search ran several seeds
-    (then the scores read ``mean ± std``), and ``grid front`` last when the rows carry ``front``
-    (see :func:`cost_rows`). ``Δm%`` only when the rows carry ``delta_m`` (a single-task reference
-    ran), ``to grid's best`` (a fraction of the grid's compute, or ``never``) only when they carry
-    ``to_grid_best``. A derived search's compute reads ``23.5 (251.2 with gradnorm)``. The val
-    score names the best configuration's trials without a result (``0.1520 ± 0.0040 (1 of 3
-    diverged)``). Scores and metrics show 4 decimals (scientific below 1e-3), Δm% 2, fractions
-    of the grid 3, seconds 1 decimal with thousands separators, missing values ``-``.
-    """
-    seeds = any("vs_best" in row for row in rows)
-    front = any("front" in row for row in rows)
-    delta = any("delta_m" in row for row in rows)
-    reach = any("to_grid_best" in row for row in rows)
-    columns: list[tuple[str, bool, Any]] = [  # (header, right-aligned, cell of a row)
-        ("search", False, lambda row: str(row["search"])),
-        ("trials", True, trials_cell),
-        ("compute s", True, _compute_cell),
-        ("wall s", True, lambda row: _seconds(row["wall_seconds"])),
-        ("val score", True, _val_cell),
-        ("test score", True, lambda row: _spread(row["best_test_score"], row.get("best_test_std"))),
-        *([("Δm%", True, lambda row: _fixed(row.get("delta_m"), 2))] if delta else []),
-        *([("to grid's best", True, _reach_cell)] if reach else []),
-        *[(f"test {name}", True, lambda row, name=name: _number(row.get(f"test/{name}"))) for name in task_metrics],
-        ("best config", False, lambda row: row["best_config"] or "-"),
-        *([("vs best", False, lambda row: row.get("vs_best") or "-")] if seeds else []),
-        *([("grid front", False, lambda row: row.get("front") or "-")] if front else []),
-    ]
-    header = [title for title, _, _ in columns]
-    right = [aligned for _, aligned, _ in columns]
-    body = [[cell(row) for _, _, cell in columns] for row in rows]
-    cells = [[c.replace("|", "\\|") for c in line] for line in [header, *body]]
-    widths = [max(3, *(len(line[i]) for line in cells)) for i in range(len(header))]
-
-    def render(line: list[str]) -> str:
-        padded = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(line, widths, right)]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = "|" + "|".join(("-" * (w + 1) + ":") if r else ("-" * (w + 2))
-                          for w, r in zip(widths, right)) + "|"
-    return "\n".join([render(cells[0]), rule, *(render(line) for line in cells[1:])])
-
-
-def _compute_cell(row: dict) -> str:
-    own = _seconds(row["compute_seconds"])
-    if row.get("source") is None:
-        return own
-    return f"{own} ({_seconds(row.get('compute_with_source_seconds'))} with {row['source']})"
-
-
-def _reach_cell(row: dict) -> str:
-    if "to_grid_best" not in row:
-        return "-"
-    return "never" if row["to_grid_best"] is None else _fixed(row["to_grid_best"], 3)
-
-
-def _fixed(value: float | None, decimals: int) -> str:
-    return "-" if value is None else f"{float(value):.{decimals}f}"
-
-
-def _val_cell(row: dict) -> str:
-    text = _spread(row["best_val_score"], row.get("best_val_std"))
-    return f"{text} ({row['best_left_out']})" if row.get("best_left_out") else text
-
-
-def _spread(value: float | None, std: float | None) -> str:
-    return _number(value) if std is None or value is None else f"{_number(value)} ± {_number(std)}"
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return "-"
-    value = float(value)
-    if not math.isfinite(value):
-        return str(value)
-    if value != 0 and abs(value) < 1e-3:
-        return f"{value:.3e}"
-    return f"{value:.4f}"
-
-
-def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{float(value):,.1f}"
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> None:

@@ -22,31 +22,53 @@ from .famo import FamoSearch
 from .gradnorm import AlphaRange, GradNormSearch
 from .imtl import ImtlSearch
 from .imtl_l import ImtlLSearch
+from .pbt import PbtSearch
 from .scale_invariant import ScaleInvariantSearch
 from .single_task import SingleTaskSearch
 from .static import StaticSearch
 from .static_grid import StaticGridSearch, static_grid_points
 from .static_optuna import StaticOptunaSearch, WeightRange, normalised_weights
+from .static_pareto import StaticParetoSearch
 from .uncertainty import UncertaintySearch
+from .mgda import MgdaSearch
+from .pcgrad import PcgradSearch
+from .cagrad import CagradSearch
+from .nash_mtl import NashMtlSearch
+from .imtl_g import ImtlGSearch
+from .aligned_mtl import AlignedMtlSearch
+from .upgrad import UpgradSearch
+from .dualproj import DualprojSearch
+from .rlw import RlwSearch
 
 __all__ = [
     "SEARCH_TYPES",
+    "AlignedMtlSearch",
     "AlphaRange",
+    "CagradSearch",
+    "DualprojSearch",
     "DwaSearch",
     "EqualSearch",
     "FamoSearch",
     "GradNormSearch",
     "ImtlLSearch",
+    "ImtlGSearch",
     "ImtlSearch",
+    "MgdaSearch",
+    "NashMtlSearch",
+    "PbtSearch",
+    "PcgradSearch",
     "RENAMED_TYPES",
+    "RlwSearch",
     "ScaleInvariantSearch",
     "Search",
     "SearchType",
     "SingleTaskSearch",
     "StaticGridSearch",
     "StaticOptunaSearch",
+    "StaticParetoSearch",
     "StaticSearch",
     "UncertaintySearch",
+    "UpgradSearch",
     "WeightRange",
     "build_search",
     "label_for_method",
@@ -60,7 +82,9 @@ __all__ = [
 SEARCH_TYPES: dict[str, type[SearchType]] = {
     cls.type_name(): cls
     for cls in (GradNormSearch, StaticGridSearch, StaticOptunaSearch, EqualSearch, UncertaintySearch, DwaSearch,
-                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, SingleTaskSearch)
+                StaticSearch, ScaleInvariantSearch, ImtlLSearch, ImtlSearch, FamoSearch, MgdaSearch, PcgradSearch,
+                CagradSearch, NashMtlSearch, ImtlGSearch, AlignedMtlSearch, UpgradSearch, DualprojSearch, RlwSearch,
+                SingleTaskSearch, StaticParetoSearch, PbtSearch)
 }
 
 #: former search types -> the one that replaced them and how to rewrite a search of it

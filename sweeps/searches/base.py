@@ -70,6 +70,13 @@ class SearchType(SpecModel):
     recommends_static: ClassVar[bool] = False
     #: Whether its trials are the single-task reference of Delta m% (not a competitor).
     reference: ClassVar[bool] = False
+    #: Whether its trials map a trade-off front (the report draws its non-dominated points).
+    maps_front: ClassVar[bool] = False
+    #: Whether its trials train together (a population): the sweep starts them all at once.
+    trains_together: ClassVar[bool] = False
+    #: Whether its trials' weights change as they train (a schedule): the report plots its best
+    #: trial's weights per epoch and gives their last values.
+    schedules_weights: ClassVar[bool] = False
 
     name: Annotated[Name, Fix(NAME_FIX, noun="search name")]
     type: str
@@ -243,6 +250,17 @@ class SearchType(SpecModel):
         if isinstance(self.lr, LearningRateRange):
             space["lr"] = tune.loguniform(self.lr.low, self.lr.high)
         return optuna_searcher(space, seed, metric, mode)
+
+    def sweep_problem(self, training: Mapping[str, Any],
+                      max_concurrent: int | None) -> tuple[str, str, tuple[str, ...]] | None:
+        """``(what, fix, field)`` when the search does not fit the sweep's ``training`` (its
+        ``epochs``, ``val_every``) and ``resources.max_concurrent``; ``None`` when it does."""
+        return None
+
+    def objectives(self, task_names: Sequence[str]) -> list[str] | None:
+        """The metrics its searcher is told of each trial, one objective each, read at the trial's
+        best epoch (lowest validation ``score``); ``None``: the sweep's one metric."""
+        return None
 
     def trial_config(self, base: TrialBase, point: Mapping[str, Any], repeat: int = 0) -> TrialConfig:
         """The config of one trial: the sweep's problem, training and run (``base``), a balancer

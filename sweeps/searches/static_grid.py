@@ -115,7 +115,8 @@ class StaticGridSearch(SearchType):
 
     def parent_params(self, num_tasks: int, seed: int) -> dict[str, Any]:
         _, size, sampled = static_grid_points(self, num_tasks, seed)
-        return {**self.options, "grid_size": size, "grid_sampled": sampled}
+        levels = [len(task_levels) for task_levels in self.levels_per_task(num_tasks)]
+        return {**self.options, "grid_size": size, "grid_sampled": sampled, "grid_levels": levels}
 
 
 def static_grid_points(

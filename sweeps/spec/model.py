@@ -174,9 +174,12 @@ class SweepSpec(SpecModel):
 
     @model_validator(mode="after")
     def _schedulers_fit(self) -> SweepSpec:
-        """A search's early stopping fits the training's epochs and has trials to compare."""
+        """A search fits the training's epochs and the trials at once (:meth:`SearchType.sweep_problem`);
+        its early stopping fits the epochs and has trials to compare."""
         epochs = int(self.training["epochs"])
         for search in self.searches:
+            if (found := search.sweep_problem(self.training, self.resources.max_concurrent)) is not None:
+                raise problem(found[0], found[1], ("searches", search.name, *found[2]))
             if search.scheduler is None:
                 continue
             at = ("searches", search.name, "scheduler")

@@ -15,6 +15,9 @@ import textwrap
 from collections.abc import Sequence
 
 MARKERS = ("*", "D", "^", "v", "P", "X", "s", "p", "h", "<", ">", "8")
+#: an axis' label for a cost in each unit (:data:`..summaries.COST_UNITS`)
+UNIT_AXES = {"compute": "compute (wall-clock s)", "cpu": "CPU time (s)", "gpu": "GPU time (s)",
+             "samples": "samples processed"}
 LEGEND_FONT = 8
 TITLE_FONT = 11
 DPI = 100

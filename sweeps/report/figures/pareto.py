@@ -9,8 +9,15 @@ search's best trial, for 1 to 8 tasks and more.
 - 1 task, or 5 and more: parallel coordinates (one faint polyline per grid trial, front
   polylines in black, best trials bold).
 
-Searches are told apart by marker and color, named in one legend beside the panels. An axis is
-logarithmic when its values span more than two decades (symlog when one of them is 0).
+A search that maps a front itself (``static_pareto``; :attr:`SearchSummary.maps_front`) has its
+non-dominated configurations (:func:`.hypervolume.search_front`) drawn as one more layer beside
+the grid's: small markers in its color, joined by a dashed staircase with two tasks.
+
+Searches are told apart by marker and color, named in one legend beside the panels. In the
+scatter and the panels the axes span the grid's points: a search's best trial beyond them is
+drawn on the edge with an arrow pointing out, its value in the legend, and one that would hide
+another is drawn as a ring around it. An axis is logarithmic when its values span more than two decades (symlog when
+one of them is 0).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..fronts import GRID_KIND, ParetoView, Point, pareto_view
+from ..hypervolume import search_front
 from ..summaries import SearchSummary
 from .base import LEGEND_FONT, legend_beside, new_figure, note, set_scale, set_title, style, unique_handles
 
@@ -25,6 +33,7 @@ AXIS_LABEL = "normalized val error (lower is better)"
 MAX_PANEL_TASKS = 4  # pairwise panels up to this many tasks, parallel coordinates beyond
 FRONT = "grid front"  # the legend's label, and the gid of the artists that mark the front
 GRID = "static grid trial"
+OFF_SCALE = "off scale"  # the gid of the arrows that point out from a best trial beyond the grid's span
 
 
 def pareto_figure(summaries: Sequence[SearchSummary]):
@@ -33,11 +42,12 @@ def pareto_figure(summaries: Sequence[SearchSummary]):
     view = pareto_view(summaries)
     others = {s.name for s in summaries if s.kind != GRID_KIND}
     bests = [(name, point) for name, point in view.bests if name in others and point is not None]
+    mapped = {s.name: search_front(s, view.tasks) for s in summaries if s.maps_front}
     count = len(view.tasks)
     if 3 <= count <= MAX_PANEL_TASKS:
-        figure = _triangle(view, bests)  # its legend fills the empty upper triangle
+        figure = _triangle(view, bests, mapped)  # its legend fills the empty upper triangle
     else:
-        figure, axes = _scatter(view, bests) if count == 2 else _parallel(view, bests)
+        figure, axes = _scatter(view, bests, mapped) if count == 2 else _parallel(view, bests, mapped)
         legend_beside(figure, *unique_handles(axes))
     set_title(figure, _title(view))
     return figure
@@ -53,13 +63,32 @@ def _title(view: ParetoView) -> str:
     return f"{title}; {len(view.front)} of {len(view.grid)} grid trials on the front (non-dominated in {tasks})"
 
 
-def _task_values(view: ParetoView, bests, task: int) -> list[float]:
-    return [p[task] for p in view.grid] + [p[task] for _, p in bests]
+def _task_values(view: ParetoView, bests, task: int, mapped=None) -> list[float]:
+    """What an axis spans: the grid's points and the mapped fronts' (a best trial beyond them is
+    drawn on the edge), or without either the best trials'."""
+    static = [p[task] for p in view.grid] + [p[task] for front in (mapped or {}).values() for p in front]
+    return static or [p[task] for _, p in bests]
 
 
-def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> None:
-    """Task ``i`` (x) against task ``j`` (y): grid points, the front ringed (a staircase with
-    two tasks), each search's best trial."""
+def _mapped_layer(axes, i: int, j: int, view: ParetoView, bests, mapped: dict[str, list[Point]]) -> None:
+    """The fronts the searches that map one found (task ``i`` against ``j``), each in its search's
+    style: small markers, a dashed staircase with two tasks."""
+    order = [name for name, _ in bests]
+    for name, front in mapped.items():
+        if not front:
+            continue
+        look = style(order.index(name) if name in order else len(order))
+        ordered = sorted(front, key=lambda p: (p[i], p[j]))
+        axes.scatter([p[i] for p in ordered], [p[j] for p in ordered], s=36, marker=look.get("marker", "o"),
+                     color=look.get("color"), alpha=0.8, zorder=2, label=f"{name} front", gid=f"{name} front")
+        if len(view.tasks) == 2:
+            axes.step([p[i] for p in ordered], [p[j] for p in ordered], where="post", color=look.get("color"),
+                      linestyle="--", linewidth=1.0)
+
+
+def _panel(axes, i: int, j: int, view: ParetoView, bests=(), mapped=None) -> None:
+    """Task ``i`` (x) against task ``j`` (y): the grid's points, the front ringed (a staircase with
+    two tasks), the fronts of the searches that map one."""
     grid, front = view.grid, view.front_points
     if grid:
         axes.scatter([p[i] for p in grid], [p[j] for p in grid], s=14, color="0.6", alpha=0.6, label=GRID)
@@ -69,25 +98,72 @@ def _panel(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]
         if len(view.tasks) == 2:
             axes.step([p[i] for p in ordered], [p[j] for p in ordered], where="post", color="black",
                       linewidth=1.2)
-    for k, (name, point) in enumerate(bests):
-        axes.scatter([point[i]], [point[j]], s=110, edgecolors="black", linewidths=0.6, zorder=3,
-                     label=name, **style(k))
+    _mapped_layer(axes, i, j, view, bests, mapped or {})
     axes.margins(0.08)
     axes.grid(True, alpha=0.3)
 
 
-def _scatter(view: ParetoView, bests):
+def _freeze(axes) -> None:
+    """Fix the axes' limits where they are now (the grid's points and their margins)."""
+    axes.autoscale_view()
+    axes.set_xlim(axes.get_xlim())
+    axes.set_ylim(axes.get_ylim())
+    axes.set_autoscale_on(False)
+
+
+def _bests(axes, i: int, j: int, view: ParetoView, bests: list[tuple[str, Point]]) -> dict[str, dict[str, float]]:
+    """Each search's best trial, task ``i`` against task ``j``, on axes whose limits span the grid's
+    points: a point beyond them is drawn on the edge with an arrow pointing out (gid
+    :data:`OFF_SCALE`), and returned as ``{search: {task: value}}`` for the legend to give its value;
+    a point within 12 px of one drawn before it is drawn as a larger ring, so that both show."""
+    drawn: list[tuple[float, float]] = []
+    beyond: dict[str, dict[str, float]] = {}
+    (x0, x1), (y0, y1) = sorted(axes.get_xlim()), sorted(axes.get_ylim())
+    for k, (name, point) in enumerate(bests):
+        x, y = min(max(point[i], x0), x1), min(max(point[j], y0), y1)
+        at = axes.transData.transform((x, y))
+        ring = any(abs(at[0] - a) < 12 and abs(at[1] - b) < 12 for a, b in drawn)
+        look = style(k)
+        options = ({"facecolors": "none", "edgecolors": look["color"], "linewidths": 2.0, "s": 220} if ring else
+                   {"color": look["color"], "edgecolors": "black", "linewidths": 0.6, "s": 110})
+        axes.scatter([x], [y], marker=look["marker"], zorder=3, clip_on=False, **options)
+        drawn.append(tuple(at))
+        away = (0 if x == point[i] else (-1 if x == x0 else 1), 0 if y == point[j] else (-1 if y == y0 else 1))
+        if away != (0, 0):
+            axes.annotate("", xy=(x, y), xytext=(-18 * away[0], -18 * away[1]), textcoords="offset points",
+                          gid=OFF_SCALE, zorder=4, annotation_clip=False,
+                          arrowprops={"arrowstyle": "->", "color": look["color"], "linewidth": 1.6})
+            for task, moved in ((i, away[0]), (j, away[1])):
+                if moved:
+                    beyond.setdefault(name, {})[view.tasks[task]] = point[task]
+    return beyond
+
+
+def _legend_entries(axes, bests: list[tuple[str, Point]], beyond: dict[str, dict[str, float]]) -> None:
+    """One legend entry per search: its marker as drawn where nothing hides it, and the values of
+    its best trial that lie beyond the axes."""
+    for k, (name, _) in enumerate(bests):
+        look = style(k)
+        values = ", ".join(f"{task} {value:.3g}" for task, value in beyond.get(name, {}).items())
+        axes.scatter([], [], marker=look["marker"], color=look["color"], edgecolors="black", linewidths=0.6, s=110,
+                     label=f"{name} (beyond the axes: {values})" if values else name)
+
+
+def _scatter(view: ParetoView, bests, mapped):
     figure = new_figure(8.5, 6.0)
     axes = figure.add_subplot(1, 1, 1)
-    _panel(axes, 0, 1, view, bests)
-    set_scale(axes, "x", _task_values(view, bests, 0))
-    set_scale(axes, "y", _task_values(view, bests, 1))
+    _panel(axes, 0, 1, view, bests, mapped)
+    set_scale(axes, "x", _task_values(view, bests, 0, mapped))
+    set_scale(axes, "y", _task_values(view, bests, 1, mapped))
+    if view.grid or any(mapped.values()):
+        _freeze(axes)
+    _legend_entries(axes, bests, _bests(axes, 0, 1, view, bests))
     axes.set_xlabel(f"{view.tasks[0]}: {AXIS_LABEL}")
     axes.set_ylabel(f"{view.tasks[1]}: {AXIS_LABEL}")
     return figure, axes
 
 
-def _triangle(view: ParetoView, bests):
+def _triangle(view: ParetoView, bests, mapped):
     """Panel (row r, column c) for c <= r holds task c (x) against task r + 1 (y)."""
     n = len(view.tasks) - 1
     figure = new_figure(3.0 * n + 2.5, 3.0 * n + 0.8)
@@ -96,21 +172,28 @@ def _triangle(view: ParetoView, bests):
     for r in range(n):
         for c in range(r + 1):
             axes = figure.add_subplot(layout[r, c], sharex=columns.get(c), sharey=rows.get(r))
-            _panel(axes, c, r + 1, view, bests)
+            _panel(axes, c, r + 1, view, bests, mapped)
             if c not in columns:
                 columns[c] = axes
-                set_scale(axes, "x", _task_values(view, bests, c))
+                set_scale(axes, "x", _task_values(view, bests, c, mapped))
             if r not in rows:
                 rows[r] = axes
-                set_scale(axes, "y", _task_values(view, bests, r + 1))
+                set_scale(axes, "y", _task_values(view, bests, r + 1, mapped))
             axes.set_xlabel(view.tasks[c])
             axes.set_ylabel(view.tasks[r + 1])
             axes.tick_params(labelsize=8)
             axes.label_outer()  # tick and axis labels on the bottom row and the left column only
-            panels.append(axes)
+            panels.append((axes, c, r + 1))
+    beyond: dict[str, dict[str, float]] = {}
+    for axes, c, r in panels:
+        if view.grid or any(mapped.values()):
+            _freeze(axes)
+        for name, values in _bests(axes, c, r, view, bests).items():
+            beyond.setdefault(name, {}).update(values)
+    _legend_entries(panels[0][0], bests, beyond)
     figure.supxlabel(AXIS_LABEL, fontsize=10)
     figure.supylabel(AXIS_LABEL, fontsize=10)
-    handles, labels = unique_handles(*panels)
+    handles, labels = unique_handles(*(axes for axes, _, _ in panels))
     if handles:
         key = figure.add_subplot(layout[0, 1:])
         key.axis("off")
@@ -118,7 +201,7 @@ def _triangle(view: ParetoView, bests):
     return figure
 
 
-def _parallel(view: ParetoView, bests):
+def _parallel(view: ParetoView, bests, mapped):
     count = len(view.tasks)
     figure = new_figure(max(7.0, 1.1 * count + 3.5), 5.5)
     axes = figure.add_subplot(1, 1, 1)
@@ -132,6 +215,12 @@ def _parallel(view: ParetoView, bests):
     for k, point in enumerate(view.front_points):
         axes.plot(xs, point, color="black", alpha=0.7, linewidth=1.2, marker="o", markersize=4,
                   label=FRONT if k == 0 else None, gid=FRONT)
+    order = [name for name, _ in bests]
+    for name, front in mapped.items():
+        look = style(order.index(name) if name in order else len(order))
+        for k, point in enumerate(front):
+            axes.plot(xs, point, color=look.get("color"), alpha=0.6, linewidth=1.0, linestyle="--",
+                      label=f"{name} front" if k == 0 else None, gid=f"{name} front")
     for k, (name, point) in enumerate(bests):
         axes.plot(xs, point, linewidth=2.8, markersize=10, markeredgecolor="black", zorder=3,
                   label=name, **style(k))
