@@ -277,7 +277,7 @@ def test_the_links_shown_are_the_lines_a_sweep_prints():
                 continue
             start = next(i for i, line in enumerate(lines) if line.startswith("browse it: "))
             uri = re.search(r"--backend-store-uri (\S+)", lines[start]).group(1)
-            experiment, run = re.search(r"/#/experiments/(\d+)/runs/([^/]+)/artifacts", lines[start + 2]).groups()
-            assert lines[start:start + 3] == ui_lines(uri, experiment, run), path.name
+            experiment, run = re.search(r"/#/experiments/(\d+)/runs/([^/?]+)\?", lines[start + 2]).groups()
+            assert lines[start:start + 4] == ui_lines(uri, experiment, run), path.name
             shown += 1
     assert shown == 2
