@@ -18,12 +18,12 @@ from .optim import check_options
 class TrainConfig:
     """Settings of one training run. ``device="auto"`` takes CUDA when there is one."""
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"
+    epochs: int = 10  # passes over the train split
+    batch_size: int = 128  # items per optimizer step
+    lr: float = 1e-3  # the network's learning rate (a balancer's own is its option)
+    weight_decay: float = 0.0  # L2 for "adam" and "sgd", decoupled for "adamw"
+    seed: int = 0  # the model's initial weights and the order of the batches
+    device: str = "auto"  # "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...
     num_workers: int = 0  # DataLoader worker processes for a split that is not a Split
     # optimisation, precision and evaluation cadence: see gradnorm_core.optim for each one
     optimizer: str = "adam"  # "adam", "adamw" or "sgd"

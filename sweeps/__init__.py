@@ -37,6 +37,8 @@ _EXPORTS = {
     "write_project": "scaffold",
     "runs_link": "links",
     "run_link": "links",
+    "ExitStatus": "verdict",
+    "Verdict": "verdict",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -9,7 +9,8 @@ outcome tag, all from how each trial ended (:class:`trainables.Outcome`).
 | 4 | at least one search has no result at all: all its trials failed or diverged |
 | 70 | a finishing step (the comparison, its plots) failed on an internal error: the trials' record is whole, the traceback is in the sweep's ``logs/comparison.log``, ``gradnorm-tune report`` rebuilds it |
 | 75 | the sweep stopped unfinished for a passing reason (the tracking server stayed away): resume it |
-| 130 | interrupted by SIGINT (Ctrl-C); 143: by SIGTERM; resume it |
+| 130 | interrupted by SIGINT (Ctrl-C): resume it |
+| 143 | interrupted by SIGTERM (e.g. from a job scheduler): resume it |
 """
 
 from __future__ import annotations

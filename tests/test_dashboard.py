@@ -15,7 +15,7 @@ API answer 401.
 
 The test keeps its screenshots in ``tmp_path`` (and in ``$GRADNORM_TUNE_SHOTS``, a folder, when it
 is set); with ``GRADNORM_TUNE_UPDATE_SCREENSHOT=1`` it also writes ``docs/mlflow_comparison.png``
-(the comparison run's Overview, shown in the README).
+(the comparison run's Overview, shown in docs/mlflow.md).
 
 Needs Debian's Chromium (``apt-get install chromium chromium-driver``): Playwright cannot download
 its own browser here, so it is pointed at ``/usr/bin/chromium``.

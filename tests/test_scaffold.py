@@ -1,7 +1,8 @@
 """``gradnorm-tune init NAME``: a new user's problem and sweep from the templates, and the README's
 walk-through (init, check, sweep) run as written, through the command line: init and check through
-its entry point in this process, the sweep as the installed ``gradnorm-tune`` command, on the local
-Ray it starts with the spec's runtime_env, shrunk to 2 trials.
+its entry point in this process (the check's report as docs/own-model.md shows it), the sweep as
+the installed ``gradnorm-tune`` command, on the local Ray it starts with the spec's runtime_env,
+shrunk to 2 trials.
 """
 
 from __future__ import annotations
@@ -88,8 +89,9 @@ def test_the_readme_walk_through_init_check_and_a_2_trial_sweep(tmp_path, monkey
 
     code, out, err = run_here(check, capsys)
     assert code == 0, out[-3000:] + err[-3000:]
-    shown = re.findall(r"```text\n(check of .*?)```", readme_section(), flags=re.DOTALL)[0]
-    assert normalized(out) == normalized(shown), out  # the README's report, but for the numbers
+    page = (ROOT / "docs" / "own-model.md").read_text()
+    shown = re.findall(r"```text\n(check of .*?)```", page, flags=re.DOTALL)[0]
+    assert normalized(out) == normalized(shown), out  # the report the docs show, but for the numbers
     assert f"  ran on: host {os.uname().nodename}, pid {os.getpid()}, " in out
     assert f", in {tmp_path / name}, device cpu" in out  # in the shipped working_dir
     assert name not in sys.modules  # the check imported the user's module as a worker would, and forgot it

@@ -21,6 +21,8 @@ class JacobianSearch(SearchType):
     method's own options as optional fields named as its balancer names them; each one given is
     passed on (and checked by the balancer's registry before Ray starts)."""
 
+    #: where J is taken: `parameters` (left out: the trunk's parameters, T backward passes per step)
+    #: or `representation` (the trunk's output, one backward pass)
     jacobian: Annotated[Literal["parameters", "representation"] | None, Fix(noun="jacobian")] = None
 
     def balancer_options(self) -> dict[str, Any]:
