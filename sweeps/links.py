@@ -1,8 +1,8 @@
 """Where a sweep opens in the MLflow UI: the links its last lines, ``report`` and ``train`` print.
 
-MLflow 3.17's UI opens every experiment in its GenAI view (traces, latency, token usage), whatever
-the experiment's ``mlflow.experimentKind`` tag says; the runs table, with the comparison run and
-its searches nested under it, shows only in its "Model training" view. Both links below ask for
+MLflow 3.17 and later (3.18 here) open every experiment in its GenAI view (traces, latency, token
+usage), whatever the experiment's ``mlflow.experimentKind`` tag says; the runs table, with the comparison run and
+its searches nested under it, shows only in its "Model training" view. The links below ask for
 that view (``?workflowType=machine_learning``; checked in headless Chromium by
 ``tests/test_dashboard.py``): the experiment's runs; the comparison run's Overview, whose
 description is the sweep's answer; and its ``cost_table.md``, opened in the artifacts' preview
