@@ -36,7 +36,8 @@ def test_the_demo_output_shown_is_the_demo_spec_and_the_verdict_format():
     from sweeps.spec import load_spec, spec_path
 
     text = README.read_text()
-    (shown,) = re.findall(r"## What it answers\n.*?```text\n(.*?)```", text, flags=re.DOTALL)
+    (section,) = re.findall(r"## What it answers\n(.*?)\n## ", text, flags=re.DOTALL)
+    shown = "".join(re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL))  # the table, then the last lines
     rows = [line.split("|")[1].strip() for line in shown.splitlines() if line.startswith("| ")][1:]
     spec = load_spec(spec_path("demo"))
     assert rows == [s.name for s in spec.searches] + ["recommended_static"]
