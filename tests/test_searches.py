@@ -123,6 +123,7 @@ def test_static_grid_sampled_trials_and_parent_params():
     assert grid.trial_points(3, seed=8) != grid.trial_points(3, seed=7)
     assert grid.parent_params(3, seed=7) == {
         "levels": [0.5, 1.0, 2.0, 4.0], "max_trials": 5, "grid_size": 64, "grid_sampled": True,
+        "grid_levels": [4, 4, 4],  # levels per task: the full grid's points by number of tasks
     }
     full = search("full", {"type": "static_grid", "levels": [1, 2]})
     assert full.parent_params(3, seed=0) | {"grid_size": 8, "grid_sampled": False} == full.parent_params(3, seed=0)
