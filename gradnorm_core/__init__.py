@@ -37,7 +37,8 @@ from .problems import TASK_KINDS, TargetShapeError, check_target_shapes, higher_
 from .problems.base import chance_binary_cross_entropy, chance_cross_entropy, chance_mse, seeded_init
 from .problems.data import iterate_batches
 from .train_config import TrainConfig, resolve_device
-from .training import EpochRecord, Training, fit
+from .records import EpochRecord
+from .training import Training, fit
 
 __all__ = [
     "BALANCERS",

@@ -124,7 +124,7 @@ def test_without_branch_it_says_what_to_do():
     net, x, targets = tiny_net()
     balancer = IMTL(3)
     losses = task_losses(net(x), targets)
-    with pytest.raises(RuntimeError, match=r"heads to read imtl.branch\(features\)") as info:
+    with pytest.raises(RuntimeError, match=r"IMTL needs the heads to read balancer.branch\(features\)") as info:
         balancer.backward(losses)
     assert "\n" not in str(info.value) and balancer.step_count == 0
     with torch.no_grad():  # evaluation: the representation itself, nothing recorded

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import torch
 
 from ..problems.models import accepts_branch
+from .branch_views import BranchViews
 from .log_scales import LearnedLogScales
 from .registry import register
 
@@ -32,7 +33,7 @@ def imtl_g_alphas(grads: torch.Tensor) -> torch.Tensor | None:
 
 
 @register("imtl")
-class IMTL(LearnedLogScales):
+class IMTL(BranchViews, LearnedLogScales):
     r"""Hybrid IMTL (Liu, Li, Kuang, Xue, Chen, Yang, Liao & Zhang, "Towards Impartial Multi-task
     Learning", ICLR 2021), as LibMTL implements it (``weighting/IMTL.py`` with ``rep_grad``).
 
@@ -103,28 +104,10 @@ class IMTL(LearnedLogScales):
         super().__init__(num_tasks, lr, optimizer)
         self._alphas = [1.0 / num_tasks] * num_tasks
         self.fallback_steps = 0
-        self._features: torch.Tensor | None = None
-        self._views: list[torch.Tensor] | None = None
-
-    def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
-        """One detached view of the trunk's output ``features`` per head (``[features] * T``
-        outside autograd, e.g. in evaluation)."""
-        if not torch.is_grad_enabled():
-            return [features] * self.num_tasks
-        self._features = features
-        self._views = [features.detach().requires_grad_() for _ in range(self.num_tasks)]
-        return list(self._views)
 
     def backward(self, losses: torch.Tensor) -> None:
         self.check_losses(losses)
-        if self._views is None or self._features is None:
-            raise RuntimeError(
-                "IMTL needs the heads to read imtl.branch(features) in this forward pass: "
-                "outputs = [head(f) for head, f in zip(heads, imtl.branch(trunk(x)))] "
-                "(MultiHeadNet: model(x, branch=imtl.branch))"
-            )
-        features, views = self._features, self._views
-        self._features = self._views = None
+        features, views = self.take_views()
         self._place(losses.device, torch.promote_types(losses.dtype, torch.float32))
         (self._scales(self._s) * losses).sum().backward()  # the heads, and each G_t at its view
         per_sample = torch.stack([v.grad if v.grad is not None else torch.zeros_like(v) for v in views])

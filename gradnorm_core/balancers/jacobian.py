@@ -16,6 +16,7 @@ import torch
 
 from ..problems.models import accepts_branch
 from .base import Balancer
+from .branch_views import BranchViews
 
 __all__ = ["JACOBIANS", "Jacobian", "JacobianBalancer", "RandomStream", "check_count", "check_seed"]
 
@@ -70,7 +71,7 @@ def _accumulate(param: torch.Tensor, grad: torch.Tensor) -> None:
         param.grad += grad
 
 
-class JacobianBalancer(Balancer):
+class JacobianBalancer(BranchViews, Balancer):
     r"""A gradient-aggregation method: the shared trunk's gradient is a combination
     :math:`\sum_t w_t J_t` of the task gradients, with weights :math:`w` that the method (a TorchJD
     ``Weighting``) extracts from the Gramian :math:`J J^\top` of the task Jacobian :math:`J` (Nash-MTL
@@ -141,31 +142,14 @@ class JacobianBalancer(Balancer):
                              "(params=model.parameters(), or make_balancer(..., model=model))")
         self._weights64 = [1.0 / num_tasks] * num_tasks
         self._dtype, self._device = torch.float32, torch.device("cpu")
-        self._features: torch.Tensor | None = None
-        self._views: list[torch.Tensor] | None = None
 
     def shared_parameters(self) -> list[torch.Tensor]:
         """The model's parameters this method was built on (the trunk's are found among them)."""
         return list(self._params)
 
-    def branch(self, features: torch.Tensor) -> list[torch.Tensor]:
-        """One detached view of the trunk's output ``features`` per head (``[features] * T``
-        outside autograd, e.g. in evaluation)."""
-        if not torch.is_grad_enabled():
-            return [features] * self.num_tasks
-        self._features = features
-        self._views = [features.detach().requires_grad_() for _ in range(self.num_tasks)]
-        return list(self._views)
-
     def backward(self, losses: torch.Tensor) -> None:
         self.check_losses(losses)
-        if self._views is None or self._features is None:
-            raise RuntimeError(
-                f"{type(self).__name__} needs the heads to read balancer.branch(features) in this forward pass: "
-                "outputs = [head(f) for head, f in zip(heads, balancer.branch(trunk(x)))] "
-                "(MultiHeadNet: model(x, branch=balancer.branch))")
-        features, views = self._features, self._views
-        self._features = self._views = None
+        features, views = self.take_views()
         # one backward through the heads: each G_t at its view, each head its own loss's gradient
         found = torch.autograd.grad(losses.sum(), [*views, *self._params], allow_unused=True)
         at_z = torch.stack([g if g is not None else torch.zeros_like(v) for g, v in zip(found, views)])
