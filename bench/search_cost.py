@@ -49,10 +49,12 @@ ALPHA_TRIALS, LR_TRIALS = 10, 6
 PBT_POPULATION = 2  # a population trains at once: at most the sweep's 2 trial slots
 
 
-def searches(static_grid: dict, lr: float, epochs: int, repeats: int, balancers: tuple[str, ...] = BALANCERS) -> dict:
+def searches(static_grid: dict, lr: float, epochs: int, repeats: int, balancers: tuple[str, ...] = BALANCERS,
+             at_sweep_lr_only: tuple[str, ...] = ()) -> dict:
     """The same searches for every problem; only the grid and the learning rate differ. A searched
     network lr is drawn log-uniform over two decades around the sweep's. ``balancers``: which of
-    :data:`BALANCERS` run (each at the sweep's lr and with the lr searched)."""
+    :data:`BALANCERS` run (each at the sweep's lr and with the lr searched); ``at_sweep_lr_only``: which
+    of them run at the sweep's lr only (a costly step: Nash-MTL on many tasks)."""
     alpha, rates = {"low": 0.0, "high": 3.0}, {"low": lr / 10, "high": lr * 10}
     asha = {"type": "asha", "grace_period": max(1, epochs // 5), "reduction_factor": 3}
     searched = {"type": "gradnorm", "alpha": alpha, "num_trials": ALPHA_TRIALS, "weight_lr": {"low": 0.005, "high": 0.2},
@@ -70,14 +72,16 @@ def searches(static_grid: dict, lr: float, epochs: int, repeats: int, balancers:
         "pbt": {"type": "pbt", "population": PBT_POPULATION, "perturb": ["weights", "lr"], "lr": rates,
                 "quantile_fraction": 0.5},
         **{name: {"type": name} for name in balancers + AT_SWEEP_LR_ONLY},
-        **{f"{name}_lr": {"type": name, "lr": rates, "num_trials": LR_TRIALS} for name in balancers},
+        **{f"{name}_lr": {"type": name, "lr": rates, "num_trials": LR_TRIALS}
+           for name in balancers if name not in at_sweep_lr_only},
         "single_task": {"type": "single_task"},
     }
     # a pbt search trains one population (its members share the seed): no repeats
     return {name: search if search["type"] == "pbt" else {**search, "repeats": repeats} for name, search in found.items()}
 
 
-def problem_spec(problem: str, scale: float, repeats: int, balancers: tuple[str, ...] = BALANCERS) -> dict:
+def problem_spec(problem: str, scale: float, repeats: int, balancers: tuple[str, ...] = BALANCERS,
+                 at_sweep_lr_only: tuple[str, ...] = ()) -> dict:
     """The sweep of one problem, sized for 2 CPU cores at scale 1."""
     def size(n: int) -> int:
         return int(n * scale)
@@ -87,7 +91,7 @@ def problem_spec(problem: str, scale: float, repeats: int, balancers: tuple[str,
         return {
             "problem": {"name": "multidigits", "options": {"num_train": size(4000), "num_val": 1000, "num_test": 1000}},
             "training": {"epochs": epochs, "batch_size": 64, "lr": 0.002},
-            "searches": searches({"levels": [0.5, 1, 2]}, 0.002, epochs, repeats, balancers),  # 3 levels per task: 27 runs
+            "searches": searches({"levels": [0.5, 1, 2]}, 0.002, epochs, repeats, balancers, at_sweep_lr_only),  # 3 levels per task: 27 runs
         }
     if problem == "multimnist":
         epochs = max(1, size(10))
@@ -95,7 +99,7 @@ def problem_spec(problem: str, scale: float, repeats: int, balancers: tuple[str,
             "problem": {"name": "multimnist", "options": {"num_train": size(10000), "num_val": 2000, "num_test": 2000}},
             "training": {"epochs": epochs, "batch_size": 128, "lr": 0.002},
             # the first task's weight fixed, 5 levels for the second
-            "searches": searches({"levels": [[1], [0.25, 0.5, 1, 2, 4]]}, 0.002, epochs, repeats, balancers),
+            "searches": searches({"levels": [[1], [0.25, 0.5, 1, 2, 4]]}, 0.002, epochs, repeats, balancers, at_sweep_lr_only),
         }
     if problem == "qm9":
         epochs = max(1, size(10))
@@ -105,7 +109,7 @@ def problem_spec(problem: str, scale: float, repeats: int, balancers: tuple[str,
             "training": {"epochs": epochs, "batch_size": 256, "lr": 0.001},
             # the first target fixed, 3 levels for the other ten: 3^10 = 59,049 points, sampled
             "searches": searches({"levels": [[1]] + [[0.1, 1, 10]] * 10, "max_trials": max(8, size(24))}, 0.001,
-                                 epochs, repeats, balancers),
+                                 epochs, repeats, balancers, at_sweep_lr_only),
         }
     raise SystemExit(f"unknown problem {problem!r}; choose multidigits, multimnist or qm9")
 
@@ -230,15 +234,21 @@ def main() -> None:
     parser.add_argument("--balancers", default=",".join(BALANCERS),
                         help="comma-separated one-configuration balancers to run, each at the sweep's lr and with the "
                              "lr searched (default: all of them; Nash-MTL costs 15x to 75x an equal-weights step)")
+    parser.add_argument("--at-sweep-lr-only", default="",
+                        help="comma-separated balancers (of --balancers) run at the sweep's lr only, without the "
+                             "lr-searched search (e.g. nash_mtl on QM9's 11 tasks)")
     args = parser.parse_args()
     balancers = tuple(name.strip() for name in args.balancers.split(",") if name.strip())
-    unknown = sorted(set(balancers) - set(BALANCERS))
-    if unknown:
-        parser.error(f"--balancers: unknown {', '.join(unknown)}; choose from {', '.join(BALANCERS)}")
+    only = tuple(name.strip() for name in args.at_sweep_lr_only.split(",") if name.strip())
+    for flag, names in (("--balancers", balancers), ("--at-sweep-lr-only", only)):
+        unknown = sorted(set(names) - set(balancers if flag != "--balancers" else BALANCERS))
+        if unknown:
+            parser.error(f"{flag}: unknown {', '.join(unknown)}; choose from "
+                         f"{', '.join(balancers if flag != '--balancers' else BALANCERS)}")
 
     data = {"name": f"search-cost-{args.problem}", "experiment": f"search-cost-{args.problem}",
             "resources": {"cpu": 1, "max_concurrent": 2}, "recommended_static": True,
-            **problem_spec(args.problem, args.scale, args.repeats, balancers)}
+            **problem_spec(args.problem, args.scale, args.repeats, balancers, only)}
     data["training"] |= {"seed": 0, "device": "auto"}
     spec = parse_spec(data, f"bench {args.problem}")
     sampler = LoadSampler()
@@ -260,7 +270,8 @@ def main() -> None:
     nice = os.nice(0)
     command = (f"{'nice -n ' + str(nice) + ' ' if nice else ''}python bench/search_cost.py {args.problem} "
                f"--scale {args.scale:g} --repeats {args.repeats}"
-               + (f" --balancers {','.join(balancers)}" if balancers != BALANCERS else ""))
+               + (f" --balancers {','.join(balancers)}" if balancers != BALANCERS else "")
+               + (f" --at-sweep-lr-only {','.join(only)}" if only else ""))
     options = spec.problem.options
     lines = [
         f"# Search cost on {args.problem}", "",
