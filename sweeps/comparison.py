@@ -53,10 +53,8 @@ def search_metrics(row: dict, unit: str = "compute") -> dict[str, float]:
     size and points that ran, the outcome counts, a derived search's costs with its source's.
     ``failed`` counts the trials that failed or diverged. Missing and non-numeric values are left
     out, and so are zero counts of trials that did not end as planned (``failed`` excepted: every
-    search run carries it) and the single-task reference's own ``delta_m`` (0 by construction)."""
+    search run carries it)."""
     values = dict(row, failed=row.get("outcome/failed", 0) + row.get("outcome/diverged", 0))
-    if row.get("reference"):
-        values.pop("delta_m", None)  # the reference's own: 0 by construction, not a result beside the others
     if "full_grid_projected" in row:
         values["full_grid_projected"] = int(bool(row["full_grid_projected"]))
     out = {}
