@@ -200,6 +200,10 @@ def test_the_sweep_scheduler_gives_each_pbt_its_own_members():
 # -- a real sweep ---------------------------------------------------------------------------------
 
 
+# Async PBT ranks a member against the other's last report: whether an exploit happens in 3
+# perturbation points depends on the order the two report in (seen once, in a clean-clone CI run: no
+# exploit at all). A stop-gap until a per-epoch gate makes both report before either goes on.
+@pytest.mark.flaky(reruns=2)
 def test_a_sweep_whose_members_exploit_keeps_each_members_weight_schedule(local_ray, tmp_path, new_store):
     """Two members ranked after each of epochs 1 to 3 of 4 (quantile 0.5: the lower takes the
     upper's checkpoint over), with static_pareto beside them: one sweep for both new search types."""
